@@ -1,0 +1,22 @@
+"""BoostMIS for scikit-learn: semi-supervised learning with adaptive
+pseudo-labeling and informative active annotation (Zhang et al., CVPR 2022)."""
+
+from .augment import FeatureDropoutNoise, GaussianFeatureNoise
+from .classifier import BoostMISClassifier
+from .engine import BoostMISNet
+from .modules import MLPClassifierModule
+from .scoring import make_labeled_scorer
+from .thresholds import AdaptiveThreshold, FixedThreshold
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AdaptiveThreshold",
+    "BoostMISClassifier",
+    "BoostMISNet",
+    "FeatureDropoutNoise",
+    "FixedThreshold",
+    "GaussianFeatureNoise",
+    "MLPClassifierModule",
+    "make_labeled_scorer",
+]

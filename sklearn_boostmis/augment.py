@@ -1,0 +1,117 @@
+"""Feature-vector augmentations (METHOD.md, "Augmentations").
+
+Image operations do not exist for feature vectors, so the weak and strong views
+are made with noise scaled per feature and feature dropout. This is a documented
+deviation from the paper; any callable ``x -> x`` can be passed instead.
+
+An augmentation object is *fitted* once per ``fit`` on the training rows (it
+learns the per-feature standard deviation sigma_j) and given the engine's
+seeded :class:`torch.Generator`, so augmentations are batched torch operations on
+the model's device and bit-for-bit repeatable on the CPU.
+"""
+
+import torch
+from sklearn.base import BaseEstimator
+
+from ._tensor_state import TensorStateMixin
+
+
+class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
+    def fit(self, X, generator=None):
+        """Learn sigma_j from the training rows ``X`` (a 2-D tensor)."""
+        if X.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__} augments feature vectors (n_samples, "
+                f"n_features); got an array with shape {tuple(X.shape)}"
+            )
+        std = X.std(dim=0, unbiased=False) if len(X) > 1 else torch.zeros_like(X[0])
+        self.scale_ = std.to(X.dtype)
+        self.generator_ = generator
+        return self
+
+    def _noise(self, x, relative_std):
+        noise = torch.randn(
+            x.shape, generator=self.generator_, device=x.device, dtype=x.dtype
+        )
+        return noise * (relative_std * self.scale_)
+
+
+class GaussianFeatureNoise(_FeatureAugmentation):
+    """Weak view: ``x + N(0, (noise * sigma_j)^2)`` per feature.
+
+    Parameters
+    ----------
+    noise : float, default=0.01
+        Noise standard deviation relative to each feature's standard deviation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    >>> weak = GaussianFeatureNoise(0.01).fit(X, torch.Generator().manual_seed(0))
+    >>> weak(X).shape
+    torch.Size([100, 3])
+    """
+
+    def __init__(self, noise=0.01):
+        self.noise = noise
+
+    def __call__(self, x):
+        return x + self._noise(x, self.noise)
+
+
+class FeatureDropoutNoise(_FeatureAugmentation):
+    """Strong view: feature dropout, then ``N(0, (noise * sigma_j)^2)`` noise.
+
+    Dropped features are set to 0 and the kept ones are *not* rescaled: the
+    view must stay in the data's units, unlike dropout inside a network.
+
+    Parameters
+    ----------
+    dropout : float, default=0.3
+        Probability of zeroing each feature of each sample.
+    noise : float, default=0.1
+        Noise standard deviation relative to each feature's standard deviation.
+    """
+
+    def __init__(self, dropout=0.3, noise=0.1):
+        self.dropout = dropout
+        self.noise = noise
+
+    def __call__(self, x):
+        keep = (
+            torch.rand(x.shape, generator=self.generator_, device=x.device)
+            >= self.dropout
+        )
+        return x * keep + self._noise(x, self.noise)
+
+
+def make_augmentation(augment, default):
+    """Resolve the estimator's ``weak_augment``/``strong_augment`` parameter.
+
+    ``"auto"`` gives ``default``; ``None`` the identity; an object with ``fit``
+    is cloned (it will be fitted on the training rows); any other callable is
+    used as it is.
+    """
+    from sklearn.base import clone
+
+    if isinstance(augment, str):
+        if augment != "auto":
+            raise ValueError(
+                f"augmentations must be 'auto', None or a callable, got {augment!r}"
+            )
+        return clone(default)
+    if augment is None:
+        return _identity
+    if not callable(augment):
+        raise TypeError(
+            f"augmentations must be 'auto', None or a callable, got "
+            f"{type(augment).__name__}"
+        )
+    if hasattr(augment, "get_params") and hasattr(augment, "fit"):
+        return clone(augment)
+    return augment
+
+
+def _identity(x):
+    return x

@@ -1,0 +1,413 @@
+"""BoostMISClassifier: the scikit-learn face of the method."""
+
+import copy
+import inspect
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .data import SemiSupervisedDataset
+from .engine import BoostMISNet
+from .modules import MLPClassifierModule, resolve_device
+from .thresholds import make_threshold
+
+UNLABELED = -1
+
+
+class BoostMISClassifier(ClassifierMixin, BaseEstimator):
+    """Semi-supervised neural classifier with BoostMIS adaptive pseudo-labeling.
+
+    Trains a network on the labeled rows and, through a FixMatch-style
+    consistency loss, on the unlabeled rows (``y == -1``) whose weak-view
+    pseudo-label passes the paper's adaptive threshold eps_t. Prediction uses
+    the exponential moving average (EMA) of the weights. Training runs on a
+    :class:`skorch.NeuralNetClassifier` engine kept as ``net_``.
+
+    Parameters
+    ----------
+    module : None, torch.nn.Module class or instance, default=None
+        The network. None builds :class:`~sklearn_boostmis.modules.MLPClassifierModule`
+        for 2-D ``X``. A class is instantiated with ``module_params`` plus
+        ``n_features`` and ``n_classes`` when its ``__init__`` accepts them. An
+        instance is copied, never trained in place. Its ``forward`` must return
+        logits; expose ``embed``/``head`` for representation-space queries.
+    module_params : dict, default=None
+        Keyword arguments for the module class (e.g. ``{"hidden_units": (512,)}``).
+    optimizer : torch optimizer class, default=torch.optim.SGD
+        With SGD, ``momentum`` and Nesterov momentum are used.
+    lr : float, default=0.03
+        Initial learning rate, decayed per step as ``lr cos(7 pi k / 16 K)``.
+    momentum : float, default=0.9
+        SGD momentum (ignored by other optimizers).
+    weight_decay : float, default=5e-4
+        Weight decay on weights only (not on biases and normalisation layers).
+    max_epochs : int, default=100
+        Passes over the unlabeled rows (one step = a labeled batch of
+        ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
+    batch_size : int, default=64
+        Labeled rows per step (B).
+    mu : int, default=2
+        Ratio of unlabeled to labeled rows per step.
+    lambda_u : float, default=1.0
+        Weight of the unsupervised loss; 0 trains on the labels only with the
+        same steps.
+    threshold : {"adaptive", "fixed"} or threshold object, default="adaptive"
+        ``"adaptive"``: the paper's eps_t
+        (:class:`~sklearn_boostmis.thresholds.AdaptiveThreshold`); ``"fixed"``:
+        FixMatch at ``alpha + beta``; or any object with ``start``, ``__call__``
+        and ``end_pass`` (see :mod:`sklearn_boostmis.thresholds`).
+    alpha : float, default=0.9
+        eps_t's learning-status weight.
+    beta : float, default=0.05
+        eps_t's annotation weight; ``alpha + beta`` is the settled threshold.
+    t_max : int, default=None
+        Epoch from which eps_t = alpha + beta; None = ``max_epochs // 2``.
+    ema_decay : float, default=0.999
+        Decay of the EMA teacher, with a warm-up for short runs
+        (:func:`~sklearn_boostmis.ema.effective_decay`).
+    weak_augment, strong_augment : "auto", None or callable, default="auto"
+        ``"auto"``: :class:`~sklearn_boostmis.augment.GaussianFeatureNoise` (weak)
+        and :class:`~sklearn_boostmis.augment.FeatureDropoutNoise` (strong);
+        None: no augmentation; a callable maps a batch tensor to a batch tensor.
+    unsup_normalizer : {"batch", "selected"}, default="batch"
+        Divide L_u by the unlabeled batch size (FixMatch) or the selected count.
+    callbacks : list of skorch callbacks, default=None
+        Passed to the skorch engine.
+    net_params : dict, default=None
+        Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
+    device : str or torch.device, default="auto"
+        ``"auto"`` = CUDA when available, else CPU.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights and EMA teacher (each
+        annotation cycle): the optimizer state and LR schedule are reset.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, data order, augmentations and dropout:
+        the same value gives identical results on the CPU.
+    verbose : int, default=0
+        Print skorch's per-epoch log when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (never -1).
+    n_features_in_ : int
+    net_ : BoostMISNet
+        The fitted skorch engine; ``net_.module_`` is the student network and
+        ``net_.ema_module_`` the EMA teacher used for prediction.
+    history_ : skorch.History
+        Per epoch and per batch (``sup_loss``, ``unsup_loss``, ``mask_ratio``,
+        ``threshold``) records.
+    transduction_ : ndarray of shape (n_samples,)
+        The given labels, and for unlabeled rows the last pseudo-label if its
+        last visit passed the threshold, else -1.
+    labeled_iter_ : ndarray of shape (n_samples,)
+        0 for given labels, the epoch (1-based) since which an unlabeled row's
+        pseudo-label has passed the threshold, -1 otherwise.
+    threshold_history_ : ndarray of shape (n_iter_,)
+        eps_t at the end of each epoch.
+    n_iter_ : int
+        Epochs run by the last fit.
+
+    See Also
+    --------
+    sklearn.semi_supervised.SelfTrainingClassifier : wrapper self-training.
+    sklearn.semi_supervised.LabelSpreading : graph-based label propagation.
+
+    References
+    ----------
+    Zhang et al., "BoostMIS: Boosting Medical Image Semi-supervised Learning with
+    Adaptive Pseudo Labeling and Informative Active Annotation", CVPR 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import scale
+    >>> from sklearn_boostmis import BoostMISClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = scale(X)
+    >>> rng = np.random.RandomState(0)
+    >>> y_partial = np.copy(y)
+    >>> y_partial[rng.rand(len(y)) < 0.7] = -1
+    >>> clf = BoostMISClassifier(max_epochs=20, random_state=0).fit(X, y_partial)
+    >>> clf.classes_
+    array([0, 1, 2])
+    >>> bool(clf.score(X, y) > 0.8)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "module": [None, type, torch.nn.Module],
+        "module_params": [None, dict],
+        "optimizer": [type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "mu": [Interval(Integral, 1, None, closed="left")],
+        "lambda_u": [Interval(Real, 0, None, closed="left")],
+        "threshold": [StrOptions({"adaptive", "fixed"}), HasMethods(["start", "end_pass"])],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "beta": [Interval(Real, 0, 1, closed="both")],
+        "t_max": [None, Interval(Integral, 0, None, closed="left")],
+        "ema_decay": [Interval(Real, 0, 1, closed="both")],
+        "weak_augment": [StrOptions({"auto"}), None, callable],
+        "strong_augment": [StrOptions({"auto"}), None, callable],
+        "unsup_normalizer": [StrOptions({"batch", "selected"})],
+        "callbacks": [None, list],
+        "net_params": [None, dict],
+        "device": [str, torch.device],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        module_params=None,
+        optimizer=torch.optim.SGD,
+        lr=0.03,
+        momentum=0.9,
+        weight_decay=5e-4,
+        max_epochs=100,
+        batch_size=64,
+        mu=2,
+        lambda_u=1.0,
+        threshold="adaptive",
+        alpha=0.9,
+        beta=0.05,
+        t_max=None,
+        ema_decay=0.999,
+        weak_augment="auto",
+        strong_augment="auto",
+        unsup_normalizer="batch",
+        callbacks=None,
+        net_params=None,
+        device="auto",
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        self.module = module
+        self.module_params = module_params
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.mu = mu
+        self.lambda_u = lambda_u
+        self.threshold = threshold
+        self.alpha = alpha
+        self.beta = beta
+        self.t_max = t_max
+        self.ema_decay = ema_decay
+        self.weak_augment = weak_augment
+        self.strong_augment = strong_augment
+        self.unsup_normalizer = unsup_normalizer
+        self.callbacks = callbacks
+        self.net_params = net_params
+        self.device = device
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- fitting -----------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit on labeled rows and unlabeled rows (``y == -1``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels of any type; -1 marks an unlabeled row. String labels need
+            object dtype so that -1 can stand beside them.
+
+        Returns
+        -------
+        self : BoostMISClassifier
+        """
+        warm = self.warm_start and hasattr(self, "net_")
+        X, y = validate_data(
+            self, X, y, dtype=np.float32, reset=not warm, ensure_min_samples=2
+        )
+        labeled = self._check_labels(y)
+        classes = np.unique(y[labeled])
+        if warm and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True needs the same classes as the previous fit: "
+                f"{self.classes_.tolist()} then {classes.tolist()}"
+            )
+        self.classes_ = classes
+        encoded = np.searchsorted(self.classes_, y[labeled])
+
+        device = resolve_device(self.device)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        fork_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            dataset = SemiSupervisedDataset(X[labeled], encoded, X[~labeled], device)
+            if warm:
+                net = self.net_
+                net.set_params(seed=seed, threshold=self._threshold())
+                net._initialize_optimizer()
+                n_before = len(net.history)
+                net.partial_fit(dataset, None)
+            else:
+                net = self._make_net(device, seed)
+                n_before = 0
+                net.fit(dataset, None)
+        self.net_ = net
+        self.n_iter_ = len(net.history) - n_before
+        self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
+        self._set_transduction(y, labeled)
+        return self
+
+    def _check_labels(self, y):
+        if y.dtype.kind in "US":
+            raise ValueError(
+                "y has dtype string. If you wish to predict on string targets, use "
+                "dtype object, and use -1 as the label for unlabeled samples."
+            )
+        labeled = np.asarray(y != UNLABELED, dtype=bool)
+        if labeled.all():
+            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=3)
+        if not labeled.any():
+            raise ValueError(
+                "y contains no labeled samples: at least two classes must be labeled "
+                "(-1 marks unlabeled rows)"
+            )
+        check_classification_targets(y[labeled])
+        n_classes = len(np.unique(y[labeled]))
+        if n_classes < 2:
+            raise ValueError(
+                f"y must contain at least 2 labeled classes; got {n_classes} class "
+                "among the labeled rows (-1 marks unlabeled rows)"
+            )
+        return labeled
+
+    def _threshold(self):
+        return make_threshold(self.threshold, self.alpha, self.beta, self.t_max)
+
+    def _make_module(self):
+        n_features, n_classes = self.n_features_in_, len(self.classes_)
+        params = dict(self.module_params or {})
+        if self.module is None:
+            return MLPClassifierModule, {
+                "n_features": n_features, "n_classes": n_classes, **params
+            }
+        if isinstance(self.module, torch.nn.Module):
+            if params:
+                raise ValueError("module_params only apply when module is a class")
+            return copy.deepcopy(self.module), {}
+        accepted = inspect.signature(self.module).parameters
+        for name, value in (("n_features", n_features), ("n_classes", n_classes)):
+            if name in accepted and name not in params:
+                params[name] = value
+        return self.module, params
+
+    def _make_net(self, device, seed):
+        module, module_kwargs = self._make_module()
+        optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
+        if issubclass(self.optimizer, torch.optim.SGD):
+            optimizer_kwargs.update(
+                optimizer__momentum=self.momentum,
+                optimizer__nesterov=self.momentum > 0,
+            )
+        net_kwargs = {
+            "iterator_valid__batch_size": max(self.batch_size, 1024),
+            **{f"module__{k}": v for k, v in module_kwargs.items()},
+            **optimizer_kwargs,
+            **(self.net_params or {}),
+        }
+        return BoostMISNet(
+            module,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            mu=self.mu,
+            lambda_u=self.lambda_u,
+            threshold=self._threshold(),
+            ema_decay=self.ema_decay,
+            weak_augment=self.weak_augment,
+            strong_augment=self.strong_augment,
+            unsup_normalizer=self.unsup_normalizer,
+            classes=list(range(len(self.classes_))),
+            callbacks=copy.deepcopy(self.callbacks),
+            device=device,
+            seed=seed,
+            verbose=self.verbose,
+            **net_kwargs,
+        )
+
+    def _set_transduction(self, y, labeled):
+        pseudo, since = self.net_.memory_.transduction()
+        unlabeled_pos = np.flatnonzero(~labeled)
+        self.transduction_ = np.array(y, copy=True)
+        self.labeled_iter_ = np.where(labeled, 0, -1)
+        passed = pseudo >= 0
+        self.transduction_[unlabeled_pos[passed]] = self.classes_[pseudo[passed]]
+        self.labeled_iter_[unlabeled_pos[passed]] = since[passed]
+
+    # -- prediction ---------------------------------------------------------
+    @property
+    def history_(self):
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+    def predict_proba(self, X):
+        """Class probabilities of the EMA teacher.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self.net_.predict_proba(X)
+
+    def predict(self, X):
+        """Predicted class labels (elements of ``classes_``)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on the labeled rows; rows with ``y == -1`` are ignored.
+
+        This keeps cross-validation on partially labeled data meaningful.
+        """
+        from .scoring import labeled_mask
+
+        mask = labeled_mask(y)
+        weights = None if sample_weight is None else np.asarray(sample_weight)[mask]
+        return super().score(_take(X, mask), np.asarray(y)[mask], weights)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.target_tags.required = True
+        return tags
+
+
+def _take(X, mask):
+    if hasattr(X, "iloc"):
+        return X.iloc[np.flatnonzero(mask)]
+    return np.asarray(X)[mask] if not hasattr(X, "shape") else X[mask]

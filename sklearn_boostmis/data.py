@@ -1,0 +1,120 @@
+"""Labeled and unlabeled batches for one training step (METHOD.md, "Losses").
+
+An epoch is one pass over the unlabeled rows in batches of ``mu * B``, each
+drawn with a labeled batch of ``B`` rows from a stream of reshuffled passes over
+the labeled rows. With no unlabeled rows an epoch is one pass over the labeled
+rows. The arrays are moved to the model's device once, so a step only indexes
+device tensors: no per-sample collation and no host-to-device copy per batch.
+"""
+
+import torch
+from torch.utils.data import Dataset
+
+
+class SemiSupervisedDataset(Dataset):
+    """Labeled rows, their encoded labels (0..C-1) and unlabeled rows.
+
+    Parameters
+    ----------
+    X_labeled : array-like of shape (n_labeled, ...)
+    y_labeled : array-like of shape (n_labeled,)
+        Encoded labels 0..C-1; never -1.
+    X_unlabeled : array-like of shape (n_unlabeled, ...)
+    device : str or torch.device, default="cpu"
+    """
+
+    def __init__(self, X_labeled, y_labeled, X_unlabeled, device="cpu"):
+        self.X_labeled = torch.as_tensor(X_labeled, dtype=torch.float32, device=device)
+        self.y_labeled = torch.as_tensor(y_labeled, dtype=torch.long, device=device)
+        self.X_unlabeled = torch.as_tensor(
+            X_unlabeled, dtype=torch.float32, device=device
+        )
+        if len(self.X_labeled) == 0:
+            raise ValueError("SemiSupervisedDataset needs at least one labeled row")
+        if len(self.X_labeled) != len(self.y_labeled):
+            raise ValueError("X_labeled and y_labeled have different lengths")
+        if self.y_labeled.min() < 0:
+            raise ValueError("encoded labels must be >= 0; -1 marks unlabeled rows")
+
+    @property
+    def n_labeled(self):
+        return len(self.X_labeled)
+
+    @property
+    def n_unlabeled(self):
+        return len(self.X_unlabeled)
+
+    def __len__(self):
+        return self.n_unlabeled or self.n_labeled
+
+    def __getitem__(self, i):  # only for tools that inspect a Dataset
+        if self.n_unlabeled:
+            return self.X_unlabeled[i], torch.tensor(-1)
+        return self.X_labeled[i], self.y_labeled[i]
+
+
+def _chunks(n, size):
+    """Boundaries of batches of ``size`` over ``n`` rows, never leaving a batch of
+    one row (BatchNorm cannot train on it) unless ``n == 1``."""
+    starts = list(range(0, n, size))
+    bounds = [(s, min(s + size, n)) for s in starts]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2] = (bounds[-2][0], n)
+        bounds.pop()
+    return bounds
+
+
+class SemiSupervisedBatches:
+    """Iterable of training steps ``(x_labeled, y_labeled, x_unlabeled, idx)``.
+
+    ``x_unlabeled`` and ``idx`` are None when there are no unlabeled rows.
+    All randomness comes from ``generator``.
+    """
+
+    def __init__(self, dataset, batch_size, mu, generator):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.mu = int(mu)
+        self.generator = generator
+        self._labeled_order = torch.empty(0, dtype=torch.long, device=self._device)
+        self._cursor = 0
+
+    @property
+    def _device(self):
+        return self.dataset.X_labeled.device
+
+    def __len__(self):
+        ds = self.dataset
+        if ds.n_unlabeled:
+            return len(_chunks(ds.n_unlabeled, self.mu * self.batch_size))
+        return len(_chunks(ds.n_labeled, self.batch_size))
+
+    def _permutation(self, n):
+        return torch.randperm(n, generator=self.generator, device=self._device)
+
+    def _next_labeled(self, size):
+        """``size`` labeled positions from successive reshuffled passes."""
+        parts = []
+        while size > 0:
+            if self._cursor >= len(self._labeled_order):
+                self._labeled_order = self._permutation(self.dataset.n_labeled)
+                self._cursor = 0
+            take = self._labeled_order[self._cursor : self._cursor + size]
+            self._cursor += len(take)
+            size -= len(take)
+            parts.append(take)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def __iter__(self):
+        ds = self.dataset
+        if not ds.n_unlabeled:
+            order = self._permutation(ds.n_labeled)
+            for start, stop in _chunks(ds.n_labeled, self.batch_size):
+                idx = order[start:stop]
+                yield ds.X_labeled[idx], ds.y_labeled[idx], None, None
+            return
+        order = self._permutation(ds.n_unlabeled)
+        for start, stop in _chunks(ds.n_unlabeled, self.mu * self.batch_size):
+            idx_u = order[start:stop]
+            idx_l = self._next_labeled(self.batch_size)
+            yield ds.X_labeled[idx_l], ds.y_labeled[idx_l], ds.X_unlabeled[idx_u], idx_u

@@ -1,0 +1,32 @@
+"""The BoostMIS/FixMatch losses of one training step (METHOD.md, "Losses")."""
+
+import torch.nn.functional as F
+
+
+def supervised_loss(logits, targets):
+    """L_s: mean cross-entropy over the labeled batch."""
+    return F.cross_entropy(logits, targets)
+
+
+def masked_consistency_loss(logits_strong, pseudo_labels, mask, normalizer="batch"):
+    """L_u = (1 / mu B) sum_i m_i CE(yhat_i, p(A_s(u_i))).
+
+    Parameters
+    ----------
+    logits_strong : torch.Tensor of shape (n, n_classes)
+        Logits of the strong views.
+    pseudo_labels : torch.LongTensor of shape (n,)
+        Hard pseudo-labels from the weak views.
+    mask : torch.BoolTensor of shape (n,)
+        Which pseudo-labels passed the threshold.
+    normalizer : {"batch", "selected"}, default="batch"
+        Divide by the unlabeled batch size (FixMatch, T7) or by the number of
+        selected rows (at least 1).
+    """
+    per_row = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
+    total = (per_row * mask).sum()
+    if normalizer == "batch":
+        return total / len(per_row)
+    if normalizer == "selected":
+        return total / mask.sum().clamp_min(1)
+    raise ValueError(f"normalizer must be 'batch' or 'selected', got {normalizer!r}")

@@ -1,0 +1,34 @@
+"""Per-row pseudo-label memory of the unlabeled set, kept on the device."""
+
+import torch
+
+from ._tensor_state import TensorStateMixin
+
+
+class PseudoLabelMemory(TensorStateMixin):
+    """Last pseudo-label of each unlabeled row and the pass since which it has
+    passed the threshold at every visit (-1 when its last visit did not pass).
+
+    Updates cost O(batch); the arrays give ``transduction_`` and
+    ``labeled_iter_`` of the estimator after ``fit``.
+    """
+
+    def __init__(self, n_unlabeled, device="cpu"):
+        self.labels = torch.full((n_unlabeled,), -1, dtype=torch.long, device=device)
+        self.since = torch.full((n_unlabeled,), -1, dtype=torch.long, device=device)
+
+    def update(self, idx, pseudo_labels, mask, current_pass):
+        """Record a batch; ``current_pass`` is 1-based."""
+        previous = self.since[idx]
+        kept = mask & (previous >= 0) & (self.labels[idx] == pseudo_labels)
+        self.since[idx] = torch.where(
+            mask,
+            torch.where(kept, previous, torch.full_like(previous, current_pass)),
+            torch.full_like(previous, -1),
+        )
+        self.labels[idx] = pseudo_labels
+
+    def transduction(self):
+        """Pseudo-labels of rows whose last visit passed the threshold, else -1."""
+        labels = torch.where(self.since >= 0, self.labels, -1)
+        return labels.cpu().numpy(), self.since.cpu().numpy()

@@ -1,0 +1,101 @@
+"""Built-in networks that follow the module protocol of ``STYLE.md``.
+
+A module usable for representation-space AUS exposes ``embed(X) -> Z`` and
+``head(Z) -> logits`` with ``forward(X) == head(embed(X))``.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class MLPClassifierModule(nn.Module):
+    """Multi-layer perceptron for feature vectors, with ``embed`` and ``head``.
+
+    Each hidden block is ``Linear -> BatchNorm1d -> ReLU -> Dropout``; the head is
+    one ``Linear`` layer on the last hidden representation, so ``embed`` returns
+    the penultimate representation that the adversarial selector perturbs.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features.
+    n_classes : int
+        Number of classes (size of the logits).
+    hidden_units : sequence of int, default=(256,)
+        Width of each hidden block.
+    dropout : float, default=0.0
+        Dropout probability after each hidden block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> module = MLPClassifierModule(n_features=4, n_classes=3).eval()
+    >>> x = torch.zeros(2, 4)
+    >>> torch.equal(module(x), module.head(module.embed(x)))
+    True
+    """
+
+    def __init__(self, n_features, n_classes, hidden_units=(256,), dropout=0.0):
+        super().__init__()
+        if isinstance(hidden_units, int):
+            hidden_units = (hidden_units,)
+        if not isinstance(hidden_units, Sequence) or not hidden_units:
+            raise ValueError(
+                f"hidden_units must be a non-empty sequence of ints, got {hidden_units!r}"
+            )
+        layers = []
+        width = int(n_features)
+        for units in hidden_units:
+            layers += [
+                nn.Linear(width, int(units)),
+                nn.BatchNorm1d(int(units)),
+                nn.ReLU(),
+            ]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = int(units)
+        self.encoder = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, int(n_classes))
+
+    def embed(self, X):
+        """Return the penultimate representation ``z = f(X)``."""
+        return self.encoder(X)
+
+    def head(self, Z):
+        """Return the logits ``h(z)``."""
+        return self.classifier(Z)
+
+    def forward(self, X):
+        return self.head(self.embed(X))
+
+
+def supports_embedding(module):
+    """Whether ``module`` exposes the ``embed``/``head`` protocol."""
+    return callable(getattr(module, "embed", None)) and callable(
+        getattr(module, "head", None)
+    )
+
+
+def no_weight_decay_names(module):
+    """Names of parameters exempt from weight decay: biases and normalisation layers.
+
+    The authors' configuration applies weight decay to weights only (METHOD.md,
+    "Training details").
+    """
+    norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    names = set()
+    for module_name, sub in module.named_modules():
+        for param_name, _ in sub.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if isinstance(sub, norm_types) or param_name == "bias":
+                names.add(full)
+    return names
+
+
+def resolve_device(device):
+    """Map ``"auto"`` to ``"cuda"`` when available, else ``"cpu"``."""
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)

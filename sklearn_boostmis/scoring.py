@@ -1,0 +1,55 @@
+"""Scoring that ignores unlabeled rows (``y == -1``)."""
+
+import numpy as np
+from sklearn.metrics import get_scorer
+
+
+def labeled_mask(y):
+    """Boolean mask of the rows whose label is not -1."""
+    y = np.asarray(y)
+    if y.dtype.kind in "US":
+        return np.ones(len(y), dtype=bool)
+    return np.asarray(y != -1, dtype=bool).reshape(len(y))
+
+
+class _LabeledRowsScorer:
+    """Wraps a scikit-learn scorer to evaluate only the labeled rows."""
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+
+    def __call__(self, estimator, X, y, **kwargs):
+        mask = labeled_mask(y)
+        if not mask.any():
+            raise ValueError("cannot score: every row of y is unlabeled (-1)")
+        X_labeled = X.iloc[np.flatnonzero(mask)] if hasattr(X, "iloc") else X[mask]
+        return self.scorer(estimator, X_labeled, np.asarray(y)[mask], **kwargs)
+
+    def __repr__(self):
+        return f"make_labeled_scorer({self.scorer!r})"
+
+
+def make_labeled_scorer(scoring):
+    """A scorer that ignores rows with ``y == -1``.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        A scikit-learn scorer name (``"f1_macro"``, ``"balanced_accuracy"``,
+        ...) or a scorer callable ``scorer(estimator, X, y)``.
+
+    Returns
+    -------
+    scorer : callable
+        Usable as ``scoring=`` in ``GridSearchCV`` or ``cross_val_score``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> X = np.zeros((4, 1)); y = np.array([0, 1, 1, -1])
+    >>> clf = DummyClassifier(strategy="constant", constant=1).fit(X[:3], y[:3])
+    >>> make_labeled_scorer("accuracy")(clf, X, y)  # the -1 row is ignored
+    0.666...
+    """
+    return _LabeledRowsScorer(get_scorer(scoring))

@@ -1,0 +1,216 @@
+"""Pseudo-label threshold policies (METHOD.md, "Adaptive threshold").
+
+A policy is a small swappable object. The engine calls, in this order,
+
+- ``start(n_unlabeled, n_passes, device)`` once per ``fit``;
+- ``__call__(proba_weak, idx)`` on every training step, with the weak-view class
+  probabilities of a batch of unlabeled rows and their positions in the
+  unlabeled set; it returns ``(mask, pseudo_labels)`` and updates its state;
+- ``end_pass()`` after each pass over the unlabeled set.
+
+``FixedThreshold`` is FixMatch; ``AdaptiveThreshold`` is the paper's eps_t.
+All state lives in tensors on the model's device: no host synchronisation
+happens in a training step.
+"""
+
+import copy
+
+import torch
+from sklearn.base import BaseEstimator, clone
+
+from ._tensor_state import TensorStateMixin
+
+
+class BaseThreshold(TensorStateMixin, BaseEstimator):
+    """Common part of the threshold policies.
+
+    Subclasses implement :meth:`current_threshold` (the current eps as a 0-d tensor)
+    and may override :meth:`start`, :meth:`observe` and :meth:`end_pass`.
+    """
+
+    def start(self, n_unlabeled, n_passes, device="cpu"):
+        """Reset the state for a new ``fit`` of ``n_passes`` passes over U."""
+        self.pass_ = 0
+        self.n_passes_ = int(n_passes)
+        self.device_ = torch.device(device)
+        return self
+
+    def current_threshold(self):
+        """Current threshold eps_t as a 0-d float tensor on the device."""
+        raise NotImplementedError
+
+    def observe(self, max_proba, idx):
+        """Update per-sample state from a batch (after the mask was taken)."""
+
+    def end_pass(self):
+        """Advance t after a full pass over the unlabeled set (T2)."""
+        self.pass_ += 1
+
+    def __call__(self, proba_weak, idx):
+        """Pseudo-labels and mask for a batch of weak-view probabilities.
+
+        Parameters
+        ----------
+        proba_weak : torch.Tensor of shape (n, n_classes)
+            Class probabilities of the weak view, computed without gradient.
+        idx : torch.LongTensor of shape (n,)
+            Positions of the rows in the unlabeled set.
+
+        Returns
+        -------
+        mask : torch.Tensor of shape (n,), bool
+            ``max_c q_c >= eps_t`` (T6: ``>=``).
+        pseudo_labels : torch.LongTensor of shape (n,)
+            Hard pseudo-labels ``argmax_c q_c``.
+        """
+        max_proba, pseudo_labels = proba_weak.max(dim=1)
+        eps = self.current_threshold()
+        mask = max_proba >= eps
+        self.last_threshold_ = eps
+        self.observe(max_proba, idx)
+        return mask, pseudo_labels
+
+
+class FixedThreshold(BaseThreshold):
+    """A constant threshold: FixMatch's rule (eps = 0.95 by default).
+
+    Parameters
+    ----------
+    threshold : float, default=0.95
+        Confidence a pseudo-label needs to enter the unsupervised loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> policy = FixedThreshold(0.9).start(n_unlabeled=2, n_passes=1)
+    >>> mask, labels = policy(torch.tensor([[0.95, 0.05], [0.5, 0.5]]),
+    ...                       torch.tensor([0, 1]))
+    >>> mask.tolist(), labels.tolist()
+    ([True, False], [0, 0])
+    """
+
+    def __init__(self, threshold=0.95):
+        self.threshold = threshold
+
+    def start(self, n_unlabeled, n_passes, device="cpu"):
+        super().start(n_unlabeled, n_passes, device)
+        self.eps_ = torch.tensor(float(self.threshold), device=self.device_)
+        return self
+
+    def current_threshold(self):
+        return self.eps_
+
+
+class AdaptiveThreshold(BaseThreshold):
+    r"""The paper's adaptive threshold eps_t (METHOD.md, T1-T7).
+
+    .. math::
+
+        \epsilon_t = \alpha \min\left(1, \frac{Count_t}{Count_{t-1}}\right)
+                     + \beta \frac{N_A}{2K} \quad (t < T_{max}),
+        \qquad \epsilon_t = \alpha + \beta \quad (t \ge T_{max})
+
+    with :math:`Count_t = \#\{u \in U : \max_c p(c|A_w(u)) \ge \alpha+\beta\}`.
+
+    ``Count_t`` is kept as one boolean flag per unlabeled row on the device, set
+    and unset every time the row is seen (T1), so ``Count_t = conf.sum()`` costs
+    O(batch) per step. ``t`` advances once per pass over U (T2) and
+    ``Count_{t-1}`` is the value at the end of the previous pass; the ratio is 1
+    when ``Count_{t-1} = 0`` and always clipped to [0, 1] (T3). Within a step the
+    threshold is computed from the state *before* the batch is recorded.
+
+    Parameters
+    ----------
+    alpha : float, default=0.9
+        Weight of the learning-status term.
+    beta : float, default=0.05
+        Weight of the annotation term; ``alpha + beta`` is the settled threshold.
+    t_max : int or None, default=None
+        Pass (0-based) from which the threshold is ``alpha + beta``. None means
+        half the passes of the current fit (T4).
+    n_annotated : int, default=0
+        N_A, the size of the last AUS+BUS union (0 before the first annotation
+        round, T5). Set by the annotation loop.
+    quota : int or None, default=None
+        K, each selector's per-cycle quota. Required when ``n_annotated > 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> policy = AdaptiveThreshold().start(n_unlabeled=3, n_passes=4)
+    >>> float(policy.current_threshold())          # Count_{t-1} = 0: ratio 1, N_A = 0
+    0.9...
+    """
+
+    def __init__(self, alpha=0.9, beta=0.05, t_max=None, n_annotated=0, quota=None):
+        self.alpha = alpha
+        self.beta = beta
+        self.t_max = t_max
+        self.n_annotated = n_annotated
+        self.quota = quota
+
+    def _annotation_term(self):
+        if not self.n_annotated:
+            return 0.0
+        if not self.quota or self.quota < 1:
+            raise ValueError(
+                "AdaptiveThreshold needs quota=K >= 1 when n_annotated > 0, "
+                f"got quota={self.quota!r}"
+            )
+        return self.beta * self.n_annotated / (2.0 * self.quota)
+
+    def start(self, n_unlabeled, n_passes, device="cpu"):
+        super().start(n_unlabeled, n_passes, device)
+        self.t_max_ = (
+            max(1, self.n_passes_ // 2) if self.t_max is None else int(self.t_max)
+        )
+        self.settled_ = float(self.alpha) + float(self.beta)
+        self.confident_ = torch.zeros(
+            int(n_unlabeled), dtype=torch.bool, device=self.device_
+        )
+        self.count_prev_ = torch.zeros((), dtype=torch.float32, device=self.device_)
+        self.annotation_term_ = self._annotation_term()
+        return self
+
+    def count(self):
+        """Count_t: unlabeled rows whose last weak-view confidence >= alpha+beta."""
+        return self.confident_.sum()
+
+    def current_threshold(self):
+        if self.pass_ >= self.t_max_:
+            return torch.tensor(self.settled_, device=self.device_)
+        count = self.count().to(torch.float32)
+        ratio = torch.where(
+            self.count_prev_ > 0,
+            count / self.count_prev_.clamp_min(1.0),
+            torch.ones_like(count),
+        ).clamp(0.0, 1.0)
+        return self.alpha * ratio + self.annotation_term_
+
+    def observe(self, max_proba, idx):
+        self.confident_[idx] = max_proba >= self.settled_
+
+    def end_pass(self):
+        self.count_prev_ = self.count().to(torch.float32)
+        super().end_pass()
+
+
+def make_threshold(threshold, alpha=0.9, beta=0.05, t_max=None):
+    """Build a policy from the estimator's ``threshold`` parameter."""
+    if isinstance(threshold, str):
+        if threshold == "adaptive":
+            return AdaptiveThreshold(alpha=alpha, beta=beta, t_max=t_max)
+        if threshold == "fixed":
+            return FixedThreshold(alpha + beta)
+        raise ValueError(
+            f"threshold must be 'adaptive', 'fixed' or a threshold object, "
+            f"got {threshold!r}"
+        )
+    if not callable(threshold) or not hasattr(threshold, "start"):
+        raise TypeError(
+            "threshold objects must implement start(), __call__() and end_pass(); "
+            f"got {type(threshold).__name__}"
+        )
+    if hasattr(threshold, "get_params"):
+        return clone(threshold)
+    return copy.deepcopy(threshold)

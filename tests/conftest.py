@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits, load_iris
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_boostmis import BoostMISClassifier
+
+FAST = dict(max_epochs=15, batch_size=16, module_params={"hidden_units": (32,)})
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def seed():
+    return 0
+
+
+def _partially_labeled(X, y, n_per_class, seed):
+    rng = np.random.RandomState(seed)
+    y_partial = np.full_like(y, -1)
+    for c in np.unique(y):
+        keep = rng.choice(np.flatnonzero(y == c), n_per_class, replace=False)
+        y_partial[keep] = y[keep]
+    return y_partial
+
+
+@pytest.fixture(scope="session")
+def iris_data():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    return X, y, _partially_labeled(X, y, 5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    return X, y, _partially_labeled(X, y, 5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted_iris(iris_data):
+    """A fitted estimator for read-only tests."""
+    X, _, y_partial = iris_data
+    return BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from sklearn_boostmis.augment import (
+    FeatureDropoutNoise,
+    GaussianFeatureNoise,
+    make_augmentation,
+)
+
+
+@pytest.fixture
+def X():
+    g = torch.Generator().manual_seed(0)
+    scales = torch.tensor([1.0, 10.0, 0.1])
+    return torch.randn(20000, 3, generator=g) * scales + 5.0
+
+
+def test_weak_noise_std_is_relative_to_feature_std(X):
+    weak = GaussianFeatureNoise(noise=0.01).fit(X, torch.Generator().manual_seed(1))
+    diff = weak(X) - X
+    np.testing.assert_allclose(
+        diff.std(dim=0).numpy(), 0.01 * X.std(dim=0).numpy(), rtol=0.05
+    )
+    np.testing.assert_allclose(diff.mean(dim=0).numpy(), 0.0, atol=0.01 * 10 * 0.05)
+
+
+def test_strong_drops_features_and_adds_larger_noise(X):
+    dropout_only = FeatureDropoutNoise(dropout=0.3, noise=0.0)
+    out = dropout_only.fit(X, torch.Generator().manual_seed(1))(X)
+    zeroed = out == 0
+    assert zeroed.float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert torch.equal(out[~zeroed], X[~zeroed])  # kept features are not rescaled
+
+    noise_only = FeatureDropoutNoise(dropout=0.0, noise=0.1)
+    diff = noise_only.fit(X, torch.Generator().manual_seed(1))(X) - X
+    np.testing.assert_allclose(
+        diff.std(dim=0).numpy(), 0.1 * X.std(dim=0).numpy(), rtol=0.05
+    )
+
+
+def test_same_generator_seed_same_views(X):
+    a = FeatureDropoutNoise().fit(X, torch.Generator().manual_seed(3))(X[:5])
+    b = FeatureDropoutNoise().fit(X, torch.Generator().manual_seed(3))(X[:5])
+    c = FeatureDropoutNoise().fit(X, torch.Generator().manual_seed(4))(X[:5])
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_rejects_non_feature_arrays():
+    with pytest.raises(ValueError, match="feature vectors"):
+        GaussianFeatureNoise().fit(torch.zeros(2, 1, 4, 4))
+
+
+def test_make_augmentation_resolves_parameter():
+    default = GaussianFeatureNoise(0.5)
+    resolved = make_augmentation("auto", default)
+    assert isinstance(resolved, GaussianFeatureNoise) and resolved is not default
+    x = torch.ones(2, 2)
+    assert make_augmentation(None, default)(x) is x
+
+    def flip(t):
+        return -t
+
+    assert make_augmentation(flip, default) is flip
+    with pytest.raises(ValueError, match="auto"):
+        make_augmentation("strong", default)
+    with pytest.raises(TypeError, match="callable"):
+        make_augmentation(3, default)

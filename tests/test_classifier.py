@@ -1,0 +1,357 @@
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_boostmis import (
+    BoostMISClassifier,
+    FixedThreshold,
+    MLPClassifierModule,
+    make_labeled_scorer,
+)
+from sklearn_boostmis.engine import BoostMISNet
+
+from .conftest import FAST
+
+EXPECTED_FAILED_CHECKS = {
+    "check_classifiers_classes": (
+        "feeds the labels [-1, 1]; -1 marks unlabeled rows in semi-supervised "
+        "scikit-learn estimators, so one class is treated as unlabeled"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [BoostMISClassifier(random_state=0, **FAST)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_conformance(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y contains no unlabeled", UserWarning)
+        check(estimator)
+
+
+# -- fitted attributes ------------------------------------------------------------
+def test_fitted_attributes(fitted_iris, iris_data):
+    X, _, y_partial = iris_data
+    clf = fitted_iris
+    assert clf.classes_.tolist() == [0, 1, 2]
+    assert clf.n_features_in_ == 4
+    assert isinstance(clf.net_, BoostMISNet)
+    assert clf.n_iter_ == FAST["max_epochs"] == len(clf.history_)
+    assert clf.threshold_history_.shape == (FAST["max_epochs"],)
+    batch = clf.history_[-1, "batches", -1]
+    for key in ("sup_loss", "unsup_loss", "mask_ratio", "threshold"):
+        assert np.isfinite(batch[key])
+    labeled = y_partial != -1
+    np.testing.assert_array_equal(clf.transduction_[labeled], y_partial[labeled])
+    assert set(np.unique(clf.transduction_)) <= {-1, 0, 1, 2}
+    assert (clf.labeled_iter_[labeled] == 0).all()
+    pseudo = ~labeled & (clf.transduction_ != -1)
+    assert pseudo.any()
+    assert (clf.labeled_iter_[pseudo] >= 1).all()
+    assert (clf.labeled_iter_[pseudo] <= clf.n_iter_).all()
+    assert (clf.labeled_iter_[~labeled & ~pseudo] == -1).all()
+
+
+def test_transduction_is_mostly_correct(fitted_iris, iris_data):
+    _, y, y_partial = iris_data
+    pseudo = (y_partial == -1) & (fitted_iris.transduction_ != -1)
+    assert (fitted_iris.transduction_[pseudo] == y[pseudo]).mean() > 0.8
+
+
+def test_predict_uses_ema_teacher(fitted_iris, iris_data):
+    X = torch.as_tensor(iris_data[0])
+    with torch.no_grad():
+        teacher = torch.softmax(fitted_iris.net_.ema_module_.eval()(X), 1).numpy()
+        student = torch.softmax(fitted_iris.net_.module_.eval()(X), 1).numpy()
+    proba = fitted_iris.predict_proba(iris_data[0])
+    np.testing.assert_allclose(proba, teacher, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(proba, student, atol=1e-4)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+
+
+def test_score_ignores_unlabeled_rows(fitted_iris, iris_data):
+    X, y, _ = iris_data
+    y_masked = y.copy()
+    wrong = fitted_iris.predict(X) != y
+    y_masked[wrong] = -1  # hide every mistake
+    assert fitted_iris.score(X, y_masked) == 1.0
+    assert fitted_iris.score(X, y) < 1.0 or not wrong.any()
+
+
+def test_labeled_scorer_matches_metric_on_labeled_rows(fitted_iris, iris_data):
+    from sklearn.metrics import f1_score
+
+    X, y, y_partial = iris_data
+    scorer = make_labeled_scorer("f1_macro")
+    rows = y_partial != -1
+    expected = f1_score(y[rows], fitted_iris.predict(X[rows]), average="macro")
+    y_eval = np.where(rows, y, -1)
+    assert scorer(fitted_iris, X, y_eval) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unlabeled"):
+        scorer(fitted_iris, X, np.full_like(y, -1))
+
+
+# -- labels, warnings, errors -------------------------------------------------------
+def test_object_labels_with_minus_one(iris_data):
+    X, y, y_partial = iris_data
+    names = np.array(["setosa", "versicolor", "virginica"], dtype=object)
+    y_obj = np.where(y_partial == -1, -1, names[y]).astype(object)
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_obj)
+    assert clf.classes_.tolist() == names.tolist()
+    assert set(clf.predict(X)) <= set(names)
+    assert clf.score(X, names[y]) > 0.7
+    assert -1 in set(clf.transduction_) or all(clf.transduction_ != -1)
+
+
+def test_string_dtype_rejected(iris_data):
+    X, y, _ = iris_data
+    with pytest.raises(ValueError, match="dtype object"):
+        BoostMISClassifier(**FAST).fit(X, y.astype(str))
+
+
+def test_warns_when_everything_labeled(iris_data):
+    X, y, _ = iris_data
+    with pytest.warns(UserWarning, match="y contains no unlabeled samples"):
+        clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y)
+    assert clf.score(X, y) > 0.8
+
+
+def test_errors_on_no_labels_or_one_class(iris_data):
+    X, y, _ = iris_data
+    with pytest.raises(ValueError, match="no labeled samples"):
+        BoostMISClassifier(**FAST).fit(X, np.full_like(y, -1))
+    one_class = np.where(y == 0, 0, -1)
+    with pytest.raises(ValueError, match="at least 2 labeled classes"):
+        BoostMISClassifier(**FAST).fit(X, one_class)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_errors_on_non_finite_input(iris_data, bad):
+    X, _, y_partial = iris_data
+    X = X.copy()
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="Input X contains"):
+        BoostMISClassifier(**FAST).fit(X, y_partial)
+
+
+def test_errors_on_sparse_empty_and_feature_count(iris_data, fitted_iris):
+    import scipy.sparse as sp
+
+    X, _, y_partial = iris_data
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        BoostMISClassifier(**FAST).fit(sp.csr_matrix(X), y_partial)
+    with pytest.raises(ValueError, match="0 sample"):
+        BoostMISClassifier(**FAST).fit(X[:0], y_partial[:0])
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        fitted_iris.predict(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"lr": 0}, "lr"),
+        ({"mu": 0}, "mu"),
+        ({"threshold": "flex"}, "threshold"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"weak_augment": "strong"}, "weak_augment"),
+    ],
+)
+def test_invalid_parameters(iris_data, params, match):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match=match):
+        BoostMISClassifier(**params).fit(X, y_partial)
+
+
+# -- modules --------------------------------------------------------------------
+class TinyNet(torch.nn.Module):
+    def __init__(self, n_features, n_classes, width=8):
+        super().__init__()
+        self.body = torch.nn.Linear(n_features, width)
+        self.out = torch.nn.Linear(width, n_classes)
+
+    def forward(self, X):
+        return self.out(torch.relu(self.body(X)))
+
+
+def test_module_class_receives_sizes_and_params(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        module=TinyNet, module_params={"width": 5}, random_state=0, **{
+            k: v for k, v in FAST.items() if k != "module_params"}
+    ).fit(X, y_partial)
+    assert clf.net_.module_.body.out_features == 5
+    assert clf.net_.module_.out.out_features == 3
+
+
+def test_module_instance_is_copied_not_trained(iris_data):
+    X, _, y_partial = iris_data
+    module = MLPClassifierModule(4, 3, hidden_units=(8,))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    params = {k: v for k, v in FAST.items() if k != "module_params"}
+    clf = BoostMISClassifier(module=module, random_state=0, **params).fit(X, y_partial)
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert clf.net_.module_ is not module
+
+
+def test_no_weight_decay_on_bias_and_batchnorm(fitted_iris):
+    groups = fitted_iris.net_.optimizer_.param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    module = fitted_iris.net_.module_
+    assert id(module.encoder[0].weight) in decayed
+    assert id(module.encoder[0].bias) not in decayed
+    assert id(module.encoder[1].weight) not in decayed  # BatchNorm
+    teacher_params = {id(p) for p in fitted_iris.net_.ema_module_.parameters()}
+    assert not teacher_params & {id(p) for g in groups for p in g["params"]}
+    assert groups[0]["nesterov"] and groups[0]["momentum"] == 0.9
+
+
+def test_other_optimizer_without_momentum(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        optimizer=torch.optim.Adam, lr=1e-2, random_state=0, **FAST
+    ).fit(X, y_partial)
+    assert isinstance(clf.net_.optimizer_, torch.optim.Adam)
+    assert clf.score(X, iris_data[1]) > 0.8
+
+
+def test_lr_follows_cosine_schedule(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    callback = dict(clf.net_.callbacks_)["cosine_lr"]
+    total = callback.total_steps_
+    assert callback.step_ == total
+    expected = 0.03 * np.cos(7 * np.pi / 16)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(expected)
+
+
+# -- threshold policies -----------------------------------------------------------
+def test_fixed_threshold_is_fixmatch(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(threshold="fixed", random_state=0, **FAST).fit(
+        X, y_partial
+    )
+    np.testing.assert_allclose(clf.threshold_history_, 0.95, rtol=1e-6)
+    custom = BoostMISClassifier(
+        threshold=FixedThreshold(0.5), random_state=0, **FAST
+    ).fit(X, y_partial)
+    np.testing.assert_allclose(custom.threshold_history_, 0.5, rtol=1e-6)
+    assert custom.history_[-1, "batches", 0, "mask_ratio"] >= (
+        clf.history_[-1, "batches", 0, "mask_ratio"]
+    )
+
+
+def test_adaptive_threshold_settles_at_t_max(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(t_max=3, random_state=0, **FAST).fit(X, y_partial)
+    assert (clf.threshold_history_[:3] <= 0.9 + 1e-6).all()
+    np.testing.assert_allclose(clf.threshold_history_[3:], 0.95, rtol=1e-6)
+
+
+def test_lambda_u_zero_ignores_pseudo_labels(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(lambda_u=0, random_state=0, **FAST).fit(X, y_partial)
+    losses = clf.history_[:, "batches", :, "train_loss"]
+    sup = clf.history_[:, "batches", :, "sup_loss"]
+    np.testing.assert_allclose(losses, sup, rtol=1e-5)
+
+
+# -- workflows ---------------------------------------------------------------------
+def test_pipeline_gridsearch_on_partially_labeled(digits_data):
+    X, y, y_partial = digits_data
+    rng = np.random.RandomState(0)
+    y_cv = y_partial.copy()
+    extra = rng.choice(np.flatnonzero(y_partial == -1), 200, replace=False)
+    y_cv[extra] = y[extra]  # 250 labels in all
+    pipe = make_pipeline(
+        StandardScaler(), BoostMISClassifier(random_state=0, max_epochs=5)
+    )
+    search = GridSearchCV(
+        pipe,
+        {"boostmisclassifier__lambda_u": [0.0, 1.0]},
+        cv=StratifiedKFold(2, shuffle=True, random_state=0),
+        scoring=make_labeled_scorer("f1_macro"),
+    )
+    search.fit(X, y_cv)
+    assert search.best_score_ > 0.5
+    assert -1 not in search.best_estimator_.classes_
+    scores = cross_val_score(
+        BoostMISClassifier(random_state=0, max_epochs=5), X, y_cv, cv=2
+    )
+    assert (scores > 0.5).all()
+
+
+def test_clone_and_refit_is_bit_identical(fitted_iris, iris_data):
+    X, _, y_partial = iris_data
+    refit = clone(fitted_iris).fit(X, y_partial)
+    np.testing.assert_array_equal(refit.predict_proba(X), fitted_iris.predict_proba(X))
+    other = clone(fitted_iris).set_params(random_state=1).fit(X, y_partial)
+    assert not np.array_equal(other.predict_proba(X), fitted_iris.predict_proba(X))
+
+
+def test_fit_leaves_global_torch_rng_alone(iris_data):
+    X, _, y_partial = iris_data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("dumps, loads", [(pickle.dumps, pickle.loads), (None, None)])
+def test_pickle_and_joblib_round_trip(fitted_iris, iris_data, tmp_path, dumps, loads):
+    X = iris_data[0]
+    if dumps is None:
+        path = tmp_path / "model.joblib"
+        joblib.dump(fitted_iris, path)
+        restored = joblib.load(path)
+    else:
+        restored = loads(dumps(fitted_iris))
+    np.testing.assert_array_equal(restored.predict_proba(X), fitted_iris.predict_proba(X))
+    np.testing.assert_array_equal(restored.transduction_, fitted_iris.transduction_)
+
+
+def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
+    X, y, y_partial = iris_data
+    clf = BoostMISClassifier(warm_start=True, random_state=0, **FAST).fit(X, y_partial)
+    first_net = clf.net_
+    teacher_before = [p.clone() for p in clf.net_.ema_module_.parameters()]
+    updates = clf.net_.ema_updates_
+    y_more = y_partial.copy()
+    y_more[:10] = y[:10]
+    clf.fit(X, y_more)
+    assert clf.net_ is first_net
+    assert clf.net_.ema_updates_ > updates
+    assert clf.n_iter_ == FAST["max_epochs"]
+    assert len(clf.history_) == 2 * FAST["max_epochs"]
+    assert any(not torch.equal(a, b) for a, b in
+               zip(teacher_before, clf.net_.ema_module_.parameters()))
+    assert dict(clf.net_.callbacks_)["cosine_lr"].step_ > 0
+    with pytest.raises(ValueError, match="same classes"):
+        clf.fit(X, np.where(y == 2, -1, y))
+
+
+def test_cpu_device_and_auto(fitted_iris):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert fitted_iris.net_.device == expected
+    assert next(fitted_iris.net_.module_.parameters()).device.type == expected
+
+
+@pytest.mark.cuda
+def test_cuda_fit_and_cpu_load(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(device="cuda", random_state=0, **FAST).fit(X, y_partial)
+    assert next(clf.net_.module_.parameters()).is_cuda
+    assert clf.net_.threshold_.confident_.is_cuda
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-5)

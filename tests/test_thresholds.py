@@ -1,0 +1,108 @@
+import pytest
+import torch
+from sklearn.base import clone
+
+from sklearn_boostmis.thresholds import AdaptiveThreshold, FixedThreshold, make_threshold
+
+
+def probs(*max_probs):
+    """Two-class probabilities whose maximum (class 0) is each value."""
+    p = torch.tensor(max_probs, dtype=torch.float32)
+    return torch.stack([p, 1 - p], dim=1)
+
+
+def idx(*positions):
+    return torch.tensor(positions)
+
+
+def test_fixed_threshold_masks_with_greater_or_equal():
+    policy = FixedThreshold(0.8).start(n_unlabeled=3, n_passes=1)
+    mask, labels = policy(probs(0.8, 0.79, 0.95), idx(0, 1, 2))
+    assert mask.tolist() == [True, False, True]  # T6: >=
+    assert labels.tolist() == [0, 0, 0]
+    assert float(policy.last_threshold_) == pytest.approx(0.8)
+
+
+def test_adaptive_first_pass_is_alpha_when_nothing_annotated():
+    policy = AdaptiveThreshold(alpha=0.9, beta=0.05).start(4, n_passes=10)
+    assert float(policy.current_threshold()) == pytest.approx(0.9)  # T3, T5
+
+
+def test_adaptive_count_ratio_sequence_by_hand():
+    # U has 4 rows; alpha + beta = 0.95 decides Count.
+    policy = AdaptiveThreshold(alpha=0.9, beta=0.05, t_max=10).start(4, n_passes=20)
+    policy(probs(0.99, 0.96, 0.97, 0.5), idx(0, 1, 2, 3))  # 3 confident
+    assert int(policy.count()) == 3
+    policy.end_pass()  # Count_{t-1} = 3
+    # same pass: the threshold is computed before the batch is recorded
+    policy(probs(0.96, 0.2), idx(0, 1))  # row 1 unset -> Count = 2
+    assert int(policy.count()) == 2
+    assert float(policy.current_threshold()) == pytest.approx(0.9 * 2 / 3)
+    mask, _ = policy(probs(0.61, 0.59), idx(2, 3))
+    # eps = 0.6 before this batch; row 2 drops out of Count, row 3 stays out
+    assert mask.tolist() == [True, False]
+    assert float(policy.last_threshold_) == pytest.approx(0.6)
+    assert float(policy.current_threshold()) == pytest.approx(0.9 * 1 / 3)
+
+
+def test_adaptive_ratio_clipped_to_one():
+    policy = AdaptiveThreshold(t_max=5).start(3, n_passes=10)
+    policy(probs(0.99, 0.1, 0.1), idx(0, 1, 2))
+    policy.end_pass()  # Count_{t-1} = 1
+    policy(probs(0.99, 0.99), idx(1, 2))  # Count_t = 3 > 1
+    assert float(policy.current_threshold()) == pytest.approx(0.9)
+
+
+def test_adaptive_zero_previous_count_gives_ratio_one():
+    policy = AdaptiveThreshold(t_max=5).start(2, n_passes=10)
+    policy(probs(0.5, 0.5), idx(0, 1))
+    policy.end_pass()  # Count_{t-1} = 0
+    assert float(policy.current_threshold()) == pytest.approx(0.9)
+
+
+def test_adaptive_switches_to_alpha_plus_beta_at_t_max():
+    policy = AdaptiveThreshold(alpha=0.8, beta=0.1, t_max=2).start(2, n_passes=10)
+    policy(probs(0.99, 0.99), idx(0, 1))
+    policy.end_pass()
+    policy(probs(0.5, 0.5), idx(0, 1))  # Count drops to 0: eps = 0
+    assert float(policy.current_threshold()) == pytest.approx(0.0)
+    policy.end_pass()  # t = 2 = T_max
+    assert float(policy.current_threshold()) == pytest.approx(0.9)
+
+
+def test_adaptive_default_t_max_is_half_the_passes():
+    policy = AdaptiveThreshold().start(2, n_passes=9)
+    assert policy.t_max_ == 4
+
+
+def test_annotation_term_uses_n_annotated_over_two_k():
+    policy = AdaptiveThreshold(alpha=0.9, beta=0.05, n_annotated=15, quota=10)
+    policy.start(2, n_passes=4)
+    assert float(policy.current_threshold()) == pytest.approx(0.9 + 0.05 * 15 / 20)
+
+
+def test_annotation_term_needs_quota():
+    with pytest.raises(ValueError, match="quota"):
+        AdaptiveThreshold(n_annotated=5).start(2, n_passes=4)
+
+
+def test_make_threshold_strings_and_objects():
+    assert isinstance(make_threshold("adaptive"), AdaptiveThreshold)
+    fixed = make_threshold("fixed", alpha=0.7, beta=0.2)
+    assert fixed.threshold == pytest.approx(0.9)
+    user = FixedThreshold(0.5)
+    built = make_threshold(user)
+    assert built is not user and built.threshold == 0.5
+    with pytest.raises(ValueError, match="adaptive"):
+        make_threshold("flex")
+    with pytest.raises(TypeError, match="start"):
+        make_threshold(0.95)
+
+
+def test_state_pickles_on_cpu_and_clone_drops_state():
+    import pickle
+
+    policy = AdaptiveThreshold().start(3, n_passes=2)
+    restored = pickle.loads(pickle.dumps(policy))
+    assert restored.confident_.device.type == "cpu"
+    assert not hasattr(clone(policy), "confident_")
