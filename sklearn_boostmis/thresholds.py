@@ -138,8 +138,8 @@ class AdaptiveThreshold(BaseThreshold):
     --------
     >>> import torch
     >>> policy = AdaptiveThreshold().start(n_unlabeled=3, n_passes=4)
-    >>> float(policy.current_threshold())          # Count_{t-1} = 0: ratio 1, N_A = 0
-    0.9...
+    >>> round(float(policy.current_threshold()), 4)  # Count_{t-1} = 0: ratio 1, N_A = 0
+    0.9
     """
 
     def __init__(self, alpha=0.9, beta=0.05, t_max=None, n_annotated=0, quota=None):
