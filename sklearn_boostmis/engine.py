@@ -197,6 +197,7 @@ class BoostMISNet(NeuralNetClassifier):
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.generator_ = None
+        self.ema_module_.eval()
 
     # -- steps --------------------------------------------------------------
     def train_step_single(self, batch, **fit_params):

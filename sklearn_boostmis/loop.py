@@ -1,0 +1,436 @@
+"""The BoostMIS closed loop: train, query AUS + BUS, annotate, repeat.
+
+Implements METHOD.md, sections "The closed loop" and "Combining and cycles",
+with a crash-safe annotation log so that no oracle answer (a human's work)
+is ever lost or asked twice.
+"""
+
+import csv
+import json
+import os
+import pickle
+import warnings
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import HasMethods, Interval
+
+from .query.sampler import InformativeQuerySampler
+from .scoring import labeled_mask
+from .thresholds import AdaptiveThreshold
+
+__all__ = ["AnnotationLoop"]
+
+LOG_NAME = "annotations.csv"
+STATE_NAME = "state.json"
+MODEL_NAME = "model.pkl"
+_LOG_HEADER = ["index", "label", "cycle"]
+
+
+def _key(value):
+    """Hashable, type-tolerant key of a label (numpy scalars -> Python)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _atomic_write(path, data):
+    """Write ``data`` (bytes) to ``path`` via a temporary file and os.replace."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AnnotationLoop(BaseEstimator):
+    """BoostMIS active annotation loop around a BoostMISClassifier.
+
+    Each cycle (METHOD.md, "The closed loop") fits the classifier on the
+    labeled and unlabeled rows, selects the union of the AUS and BUS top-K
+    among the unlabeled rows, asks the oracle for their labels and adds the
+    answers to the labeled set. From the second cycle on, the classifier is
+    warm-started (weights and EMA teacher continue, optimizer and LR schedule
+    restart) and, with ``threshold="adaptive"``, its eps_t receives
+    ``N_A`` (the size of the last union) and ``K = budget``.
+
+    Parameters
+    ----------
+    estimator : BoostMISClassifier
+        The classifier; it is cloned, never fitted in place. Give it an int
+        ``random_state`` for repeatable (and exactly resumable) runs.
+    sampler : InformativeQuerySampler or None, default=None
+        The query strategy (its ``select_union``); None uses the default
+        :class:`~sklearn_boostmis.query.InformativeQuerySampler`.
+    oracle : callable
+        ``oracle(indices) -> labels``: receives an int array of row positions
+        in ``X`` (only unlabeled rows, all the cycle's queries in one call)
+        and returns one label per position, each a class of the initial
+        labeled rows.
+    n_cycles : int, default=5
+        Number of annotation rounds (fit, query, annotate).
+    budget : int, default=10
+        K, each selector's quota per cycle; each cycle annotates N_A rows,
+        ``K <= N_A <= 2K`` with both selectors.
+    final_fit : bool, default=True
+        Fit once more after the last round, so that ``estimator_`` has seen
+        every answer.
+    state_dir : str, path-like or None, default=None
+        Folder for crash-safe progress. ``annotations.csv`` (``index,label,
+        cycle``) is appended and fsync'd right after each oracle answer, before
+        anything else: it is the source of truth. ``state.json`` (cycle,
+        ``N_A``, history, the pending query) and ``model.pkl`` (the fitted
+        classifier, a pickle: only point this at a folder you created) are
+        replaced atomically. ``fit`` on a folder that holds a previous run
+        resumes it: logged labels are re-applied, logged rows are never asked
+        again, and the loop continues at the next cycle.
+
+    Attributes
+    ----------
+    estimator_ : BoostMISClassifier
+        The last fitted classifier.
+    y_ : ndarray of shape (n_samples,)
+        The labels after all answers (-1 for rows still unlabeled).
+    annotated_indices_ : ndarray of int
+        Rows labeled by the oracle, in the order they were answered.
+    annotation_cycles_ : ndarray of int
+        The cycle of each of ``annotated_indices_``.
+    n_annotated_ : int
+        N_A of the last round.
+    history_ : list of dict
+        One dict per fit: ``cycle``, ``n_labeled`` (labeled rows the fit
+        saw), ``threshold`` (the fit's last eps_t), ``val_accuracy`` and
+        ``val_f1_macro`` (None without validation data), ``n_queried`` (N_A,
+        0 for the final fit), ``picks`` (``{"aus", "bus", "both"}`` counts:
+        rows picked by AUS only, BUS only, both; None for the final fit).
+    start_cycle_ : int
+        The cycle this ``fit`` started at (> 0 when it resumed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import scale
+    >>> from sklearn_boostmis import BoostMISClassifier
+    >>> from sklearn_boostmis.loop import AnnotationLoop
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = scale(X)
+    >>> y_partial = np.where(np.arange(150) % 10 == 0, y, -1)
+    >>> loop = AnnotationLoop(
+    ...     BoostMISClassifier(max_epochs=3, random_state=0),
+    ...     oracle=lambda idx: y[idx], n_cycles=2, budget=4, final_fit=False,
+    ... ).fit(X, y_partial)
+    >>> int((loop.y_ != -1).sum()) - 15 == len(loop.annotated_indices_)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "set_params"])],
+        "sampler": [None, HasMethods(["select_union"])],
+        "oracle": [callable],
+        "n_cycles": [Interval(Integral, 0, None, closed="left")],
+        "budget": [Interval(Integral, 1, None, closed="left")],
+        "final_fit": ["boolean"],
+        "state_dir": [None, str, os.PathLike],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        sampler=None,
+        oracle=None,
+        n_cycles=5,
+        budget=10,
+        final_fit=True,
+        state_dir=None,
+    ):
+        self.estimator = estimator
+        self.sampler = sampler
+        self.oracle = oracle
+        self.n_cycles = n_cycles
+        self.budget = budget
+        self.final_fit = final_fit
+        self.state_dir = state_dir
+
+    # -- persistence -------------------------------------------------------
+    def _path(self, name):
+        return os.path.join(os.fspath(self.state_dir), name)
+
+    def _read_log(self, n_samples, lookup):
+        """Rows of the annotation log as (index, label, cycle) lists."""
+        path = self._path(LOG_NAME)
+        if not os.path.exists(path):
+            return [], [], []
+        index, label, cycle = [], [], []
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            for line, row in enumerate(reader):
+                if not row or (line == 0 and row == _LOG_HEADER):
+                    continue
+                if len(row) != 3:
+                    raise ValueError(f"{path}: malformed line {line + 1}: {row!r}")
+                i, lab, c = int(row[0]), row[1], int(row[2])
+                if not 0 <= i < n_samples:
+                    raise ValueError(
+                        f"{path}: row index {i} out of range for {n_samples} "
+                        "samples: is this state_dir from another data set?"
+                    )
+                if lab not in lookup:
+                    raise ValueError(f"{path}: unknown class {lab!r} at line {line + 1}")
+                index.append(i)
+                label.append(lookup[lab])
+                cycle.append(c)
+        return index, label, cycle
+
+    def _append_log(self, positions, labels, cycle):
+        path = self._path(LOG_NAME)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(_LOG_HEADER)
+            writer.writerows(
+                [int(i), str(_key(lab)), int(cycle)] for i, lab in zip(positions, labels)
+            )
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write_state(self, state):
+        if self.state_dir is not None:
+            _atomic_write(self._path(STATE_NAME), json.dumps(state).encode())
+
+    def _write_model(self, estimator, cycle):
+        if self.state_dir is not None:
+            blob = pickle.dumps({"cycle": int(cycle), "estimator": estimator})
+            _atomic_write(self._path(MODEL_NAME), blob)
+
+    def _resume(self, y, shape, lookup):
+        """Re-apply the log; return (next cycle, N_A, history, pending, model)."""
+        fresh = (0, 0, [], None, None)
+        if self.state_dir is None:
+            return fresh
+        os.makedirs(self.state_dir, exist_ok=True)
+        state = {}
+        if os.path.exists(self._path(STATE_NAME)):
+            with open(self._path(STATE_NAME)) as f:
+                state = json.load(f)
+            if state.get("shape") != list(shape):
+                raise ValueError(
+                    f"state_dir {self.state_dir!r} was written for X of shape "
+                    f"{state.get('shape')}, got {list(shape)}."
+                )
+        index, label, cycle = self._read_log(shape[0], lookup)
+        for i, lab in zip(index, label):
+            if y[i] != -1 and _key(y[i]) != _key(lab):
+                raise ValueError(
+                    f"Row {i} is labeled {y[i]!r} in y but {lab!r} in the "
+                    "annotation log: is this state_dir from another data set?"
+                )
+            y[i] = lab
+        self.annotated_indices_ = np.asarray(index, dtype=np.int64)
+        self.annotation_cycles_ = np.asarray(cycle, dtype=np.int64)
+        next_cycle = int(state.get("next_cycle", 0))
+        n_annotated = int(state.get("n_annotated", 0))
+        history = list(state.get("history", []))
+        pending = state.get("pending")
+        if cycle and max(cycle) + 1 > next_cycle:
+            # Killed after the log was written, before the state was updated.
+            next_cycle = max(cycle) + 1
+            n_annotated = cycle.count(max(cycle))
+            if pending is not None and pending["cycle"] == max(cycle):
+                history.append(self._complete_entry(pending["entry"], pending))
+            pending = None
+        model = None
+        if os.path.exists(self._path(MODEL_NAME)):
+            with open(self._path(MODEL_NAME), "rb") as f:
+                model = pickle.load(f)
+        if next_cycle > 0 and (model is None or model["cycle"] < next_cycle - 1):
+            warnings.warn(
+                f"No saved model for cycle {next_cycle - 1} in {self.state_dir!r}: "
+                "the logged labels are kept and the classifier is fitted from "
+                "scratch.",
+                UserWarning,
+                stacklevel=3,
+            )
+            model = None
+        return next_cycle, n_annotated, history, pending, model
+
+    # -- one cycle -----------------------------------------------------------
+    def _fit_estimator(self, est, X, y, cycle, n_annotated):
+        if cycle > 0 and est is not None:
+            params = {"warm_start": True}
+            if isinstance(self.estimator.threshold, str) and (
+                self.estimator.threshold == "adaptive"
+            ):
+                params["threshold"] = AdaptiveThreshold(
+                    alpha=est.alpha,
+                    beta=est.beta,
+                    t_max=est.t_max,
+                    n_annotated=int(n_annotated),
+                    quota=int(self.budget),
+                )
+            est.set_params(**params)
+        else:
+            est = clone(self.estimator)
+        return est.fit(X, y)
+
+    @staticmethod
+    def _entry(est, y, cycle, X_val, y_val):
+        eps = getattr(est, "threshold_history_", [])
+        entry = {
+            "cycle": int(cycle),
+            "n_labeled": int(labeled_mask(y).sum()),
+            "threshold": float(eps[-1]) if len(eps) else None,
+            "val_accuracy": None,
+            "val_f1_macro": None,
+            "n_queried": 0,
+            "picks": None,
+        }
+        if X_val is not None:
+            mask = labeled_mask(y_val)
+            y_true = np.asarray(y_val)[mask]
+            y_pred = est.predict(_safe_indexing(X_val, np.flatnonzero(mask)))
+            entry["val_accuracy"] = float(accuracy_score(y_true, y_pred))
+            entry["val_f1_macro"] = float(f1_score(y_true, y_pred, average="macro"))
+        return entry
+
+    @staticmethod
+    def _complete_entry(entry, pending):
+        aus = np.asarray(pending["from_aus"], bool)
+        bus = np.asarray(pending["from_bus"], bool)
+        return {
+            **entry,
+            "n_queried": len(pending["indices"]),
+            "picks": {
+                "aus": int((aus & ~bus).sum()),
+                "bus": int((bus & ~aus).sum()),
+                "both": int((aus & bus).sum()),
+            },
+        }
+
+    def _ask(self, positions, cycle, lookup):
+        try:
+            answers = self.oracle(positions.copy())
+        except Exception as exc:
+            raise RuntimeError(
+                f"The oracle failed in cycle {cycle} on {len(positions)} rows; "
+                "nothing was recorded, fit again to resume."
+            ) from exc
+        answers = np.asarray(answers, dtype=object).reshape(-1)
+        if answers.shape[0] != len(positions):
+            raise ValueError(
+                f"The oracle returned {answers.shape[0]} labels for "
+                f"{len(positions)} rows in cycle {cycle}."
+            )
+        unknown = [a for a in answers if _key(a) not in lookup]
+        if unknown:
+            raise ValueError(
+                f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
+                f"are not among the classes {list(lookup.values())!r} (-1 is not "
+                "an answer); nothing was recorded."
+            )
+        return [lookup[_key(a)] for a in answers]
+
+    # -- public API ------------------------------------------------------------
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Run (or resume) the annotation cycles.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Initial labels, -1 for unlabeled rows. Not modified.
+        X_val, y_val : array-like, optional
+            Held-out data: each fit's accuracy and macro-F1 go to ``history_``.
+
+        Returns
+        -------
+        self : AnnotationLoop
+
+        Raises
+        ------
+        ValueError
+            If the oracle returns a label outside the known classes, or the
+            wrong number of labels (nothing is recorded for that cycle).
+        RuntimeError
+            If the oracle raises (the original exception is chained).
+        """
+        self._validate_params()
+        if (X_val is None) != (y_val is None):
+            raise ValueError("Give both X_val and y_val, or neither.")
+        y = np.array(y, copy=True)
+        if y.dtype.kind in "US":
+            raise ValueError("String labels need object dtype, with -1 for unlabeled.")
+        shape = tuple(int(s) for s in np.shape(X)[:2])
+        if len(y) != shape[0]:
+            raise ValueError(f"X has {shape[0]} rows but y has {len(y)}.")
+        classes = np.unique(y[labeled_mask(y)])
+        lookup = {_key(c): c for c in classes}
+        lookup.update({str(_key(c)): c for c in classes})
+        self.annotated_indices_ = np.empty(0, dtype=np.int64)
+        self.annotation_cycles_ = np.empty(0, dtype=np.int64)
+        cycle, n_annotated, history, pending, model = self._resume(y, shape, lookup)
+        self.start_cycle_ = cycle
+        self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
+        sampler = self.sampler if self.sampler is not None else InformativeQuerySampler()
+        est = model["estimator"] if model is not None else None
+        last = self.n_cycles + int(self.final_fit)
+        annotated_since_fit = True
+        while cycle < last and annotated_since_fit:
+            if model is not None and model["cycle"] == cycle:
+                model = None  # this cycle's fit survived the interruption
+            else:
+                est = self._fit_estimator(est, X, y, cycle, n_annotated)
+                self._write_model(est, cycle)
+            self.estimator_ = est
+            entry = self._entry(est, y, cycle, X_val, y_val)
+            unlabeled = np.flatnonzero(~labeled_mask(y))
+            if cycle == self.n_cycles or unlabeled.size == 0:
+                history.append(entry)
+                annotated_since_fit = False
+                self._write_state(self._state(shape, cycle + 1, n_annotated, history))
+                break
+            if pending is None or pending["cycle"] != cycle:
+                union = sampler.select_union(
+                    est, _safe_indexing(X, unlabeled), int(self.budget)
+                )
+                pending = {
+                    "cycle": cycle,
+                    "indices": unlabeled[union.indices].tolist(),
+                    "from_aus": union.from_aus.tolist(),
+                    "from_bus": union.from_bus.tolist(),
+                    "entry": entry,
+                }
+            self._write_state(self._state(shape, cycle, n_annotated, history, pending))
+            positions = np.asarray(pending["indices"], dtype=np.int64)
+            answers = self._ask(positions, cycle, lookup)
+            if self.state_dir is not None:
+                self._append_log(positions, answers, cycle)
+            for i, lab in zip(positions, answers):
+                y[i] = lab
+            self.annotated_indices_ = np.concatenate([self.annotated_indices_, positions])
+            self.annotation_cycles_ = np.concatenate(
+                [self.annotation_cycles_, np.full(len(positions), cycle, dtype=np.int64)]
+            )
+            history.append(self._complete_entry(entry, pending))
+            n_annotated, pending = len(positions), None
+            self.n_annotated_ = n_annotated
+            cycle += 1
+            annotated_since_fit = True
+            self._write_state(self._state(shape, cycle, n_annotated, history))
+        if est is not None:
+            self.estimator_ = est
+        return self
+
+    @staticmethod
+    def _state(shape, next_cycle, n_annotated, history, pending=None):
+        return {
+            "version": 1,
+            "shape": list(shape),
+            "next_cycle": int(next_cycle),
+            "n_annotated": int(n_annotated),
+            "history": history,
+            "pending": pending,
+        }

@@ -1,0 +1,502 @@
+"""The BoostMIS query strategy: AUS + BUS over the EMA teacher.
+
+Implements METHOD.md, sections "Adversarial Unstability Selector (AUS)",
+"Balanced Uncertainty Selector (BUS)" and "Combining and cycles". The public
+functions below do the work (scikit-activeml style); the sampler class is a
+thin, parameterised layer that modAL and :class:`~sklearn_boostmis.AnnotationLoop`
+call.
+"""
+
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .adversarial import adversarial_instability
+from .balanced import balanced_top_k
+from .combine import interleave_rankings, union_candidates
+from .density import knn_density
+from .uncertainty import density_weighted_entropy
+
+__all__ = [
+    "InformativeQuerySampler",
+    "QueryUnion",
+    "aus_ranking",
+    "bus_ranking",
+    "low_confidence_candidates",
+    "teacher_outputs",
+    "unwrap_classifier",
+]
+
+_SELECTORS = ("both", "aus", "bus")
+
+
+def _has_embedding(module):
+    return callable(getattr(module, "embed", None)) and callable(
+        getattr(module, "head", None)
+    )
+
+
+def unwrap_classifier(classifier, X):
+    """Find the fitted BoostMIS classifier and the input it expects.
+
+    Unwraps, repeatedly, a modAL learner (its ``.estimator``, when the object
+    has no ``net_`` itself) and a scikit-learn :class:`~sklearn.pipeline.Pipeline`
+    (``X`` is transformed by all steps but the last, the last step is used).
+
+    Parameters
+    ----------
+    classifier : estimator
+        A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
+        with a fitted skorch engine ``net_`` holding an ``ema_module_``), a
+        Pipeline ending in one, or a modAL learner wrapping either.
+    X : array-like of shape (n_samples, n_features)
+        The pool, in the representation the outer object receives.
+
+    Returns
+    -------
+    classifier : estimator
+        The object that owns ``net_``.
+    X : ndarray of shape (n_samples, n_features_in_), float32
+        The pool as the classifier's network receives it.
+
+    Raises
+    ------
+    NotFittedError
+        If the BoostMIS classifier (or a pipeline step) is not fitted.
+    TypeError
+        If the innermost estimator has no skorch engine ``net_`` with an EMA
+        teacher ``ema_module_``.
+    """
+    from ..classifier import BoostMISClassifier
+
+    clf = classifier
+    for _ in range(32):  # wrappers never nest deeper in practice
+        if isinstance(clf, Pipeline):
+            if len(clf.steps) > 1:
+                X = clf[:-1].transform(X)
+            clf = clf.steps[-1][1]
+        elif not hasattr(clf, "net_") and hasattr(clf, "estimator"):
+            clf = clf.estimator
+        else:
+            break
+    if isinstance(clf, BoostMISClassifier):
+        check_is_fitted(clf, "net_")
+        X = validate_data(clf, X, dtype=np.float32, reset=False)
+    elif not hasattr(getattr(clf, "net_", None), "ema_module_"):
+        raise TypeError(
+            "InformativeQuerySampler needs a fitted BoostMISClassifier (an "
+            "estimator whose skorch engine `net_` has an EMA teacher "
+            f"`ema_module_`), optionally inside a Pipeline or modAL learner; got "
+            f"{type(clf).__name__}."
+        )
+    else:
+        X = check_array(X, dtype=np.float32, allow_nd=True)
+    return clf, X
+
+
+def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
+    """Class probabilities and representations of the (EMA teacher) module.
+
+    Runs ``module`` in eval mode without gradient, batch by batch, and
+    restores every submodule's previous train/eval mode afterwards.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, normally ``net_.ema_module_``.
+    X : array-like or torch.Tensor of shape (n_samples, ...)
+    batch_size : int, default=1024
+    device : str or torch.device, default="cpu"
+
+    Returns
+    -------
+    proba : torch.Tensor of shape (n_samples, n_classes)
+        ``softmax(module(X))``.
+    Z : torch.Tensor of shape (n_samples, n_features_z)
+        ``module.embed(X)`` when the module exposes ``embed``/``head``
+        (STYLE.md module protocol), else ``X`` itself (flattened per row).
+    X : torch.Tensor
+        ``X`` on ``device`` (reused by AUS).
+    """
+    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
+    X = X.to(device=device, dtype=torch.float32)
+    embedding = _has_embedding(module)
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    probas, zs = [], []
+    try:
+        with torch.no_grad():
+            for start in range(0, X.shape[0], int(batch_size)):
+                x = X[start : start + int(batch_size)]
+                if embedding:
+                    z = module.embed(x)
+                    logits = module.head(z)
+                else:
+                    z, logits = x, module(x)
+                probas.append(F.softmax(logits, dim=1))
+                zs.append(z.flatten(start_dim=1))
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
+    if not probas:
+        raise ValueError("X_pool is empty.")
+    return torch.cat(probas), torch.cat(zs), X
+
+
+def low_confidence_candidates(proba, threshold, n_needed):
+    """Positions of the "unselected" rows: ``max p < threshold``.
+
+    Implements METHOD.md ("Combining and cycles"): the candidate pool is
+    the unlabeled rows whose confidence stayed below the threshold; if fewer
+    than ``n_needed`` rows qualify, every row is a candidate.
+
+    Parameters
+    ----------
+    proba : torch.Tensor of shape (n_samples, n_classes)
+    threshold : float
+    n_needed : int
+
+    Returns
+    -------
+    positions : torch.LongTensor
+        Increasing positions into ``proba``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> proba = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.5, 0.5]])
+    >>> low_confidence_candidates(proba, 0.95, 2).tolist()
+    [1, 2]
+    >>> low_confidence_candidates(proba, 0.95, 3).tolist()
+    [0, 1, 2]
+    """
+    low = proba.max(dim=1).values < float(threshold)
+    positions = low.nonzero().flatten()
+    if positions.numel() < int(n_needed):
+        positions = torch.arange(proba.shape[0], device=proba.device)
+    return positions
+
+
+def _descending(scores):
+    return torch.argsort(scores, descending=True, stable=True)
+
+
+def aus_ranking(module, X, **kwargs):
+    """Rows of ``X`` ranked by adversarial instability (AUS), best first.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The EMA teacher.
+    X : torch.Tensor of shape (n_samples, ...)
+        Candidates, on the module's device.
+    **kwargs
+        ``xi``, ``eps``, ``n_power``, ``symmetric``, ``batch_size``,
+        ``generator``: see :func:`~sklearn_boostmis.query.adversarial_instability`.
+
+    Returns
+    -------
+    ranking : torch.LongTensor of shape (n_samples,)
+        Positions into ``X``; ties go to the lower position.
+    scores : torch.Tensor of shape (n_samples,)
+        The AUS score of every row (in row order, not ranking order).
+    """
+    scores = adversarial_instability(module, X, **kwargs)
+    return _descending(scores), scores
+
+
+def bus_ranking(proba, density, k, *, beta_d=1.0, balance=True):
+    """Top-``k`` rows by density-aware entropy (BUS), best first.
+
+    Parameters
+    ----------
+    proba : torch.Tensor of shape (n_samples, n_classes)
+        Candidates' class probabilities.
+    density : torch.Tensor of shape (n_samples,)
+        Candidates' density ``rho``.
+    k : int
+        Number of rows to rank.
+    beta_d : float, default=1.0
+        Density exponent.
+    balance : bool, default=True
+        Class-balanced quota per predicted class
+        (:func:`~sklearn_boostmis.query.balanced_top_k`); False ranks by score
+        alone.
+
+    Returns
+    -------
+    ranking : torch.LongTensor of shape (min(k, n_samples),)
+    scores : torch.Tensor of shape (n_samples,)
+        ``s(u) = H(u) rho(u)^beta_d`` of every row (row order).
+    """
+    scores = density_weighted_entropy(proba, density, beta=beta_d)
+    if balance:
+        ranking = balanced_top_k(scores, proba.argmax(dim=1), k, proba.shape[1])
+    else:
+        ranking = _descending(scores)[: int(k)]
+    return ranking, scores
+
+
+class QueryUnion(NamedTuple):
+    """Result of :meth:`InformativeQuerySampler.select_union`.
+
+    Attributes
+    ----------
+    indices : ndarray of int, shape (N_A,)
+        Unique positions in the pool: the AUS top-K in order, then the BUS
+        top-K entries not already present.
+    from_aus, from_bus : ndarray of bool, shape (N_A,)
+        Whether each index is in the AUS (resp. BUS) top-K.
+    """
+
+    indices: np.ndarray
+    from_aus: np.ndarray
+    from_bus: np.ndarray
+
+    def picked_by(self):
+        """``"aus"``, ``"bus"`` or ``"both"`` for each index."""
+        out = np.where(self.from_aus, "aus", "bus").astype(object)
+        out[self.from_aus & self.from_bus] = "both"
+        return out
+
+
+class InformativeQuerySampler(BaseEstimator):
+    """BoostMIS informative query strategy (AUS + BUS), modAL compatible.
+
+    Scores a pool of unlabeled rows with the EMA teacher of a fitted
+    :class:`~sklearn_boostmis.BoostMISClassifier` (eval mode, no gradient
+    left in the model) and ranks them with the Adversarial Unstability
+    Selector (virtual adversarial KL in representation space) and the
+    Balanced Uncertainty Selector (class-balanced density-weighted entropy).
+    Only the "unselected" rows (max p below the threshold) are candidates,
+    unless fewer than needed remain.
+
+    Parameters
+    ----------
+    xi : float, default=10.0
+        AUS finite-difference step (absolute feature units).
+    eps : float, default=1.0
+        AUS perturbation norm (absolute feature units).
+    n_power : int, default=1
+        AUS power iterations.
+    symmetric : bool, default=False
+        AUS score ``max(KL(+r_adv), KL(-r_adv))``.
+    n_neighbors : int, default=10
+        k of the BUS kNN density.
+    density : {"knn_mean_cosine", "knn_degree", "settles"}, default="knn_mean_cosine"
+        BUS density (see :func:`~sklearn_boostmis.query.knn_density`), computed
+        on ``Z = teacher.embed(X)`` over the whole pool (the input itself for
+        modules without ``embed``).
+    beta_d : float, default=1.0
+        Density exponent of BUS.
+    balance : bool, default=True
+        Class-balanced BUS quota per predicted class.
+    selectors : {"both", "aus", "bus"}, default="both"
+        Which selectors rank the pool. ``"both"`` is BoostMIS; the others
+        run AUS or BUS alone (ablations).
+    candidate_threshold : float or None, default=None
+        Rows with ``max p < candidate_threshold`` are candidates. None uses
+        the classifier's settled threshold ``alpha + beta``.
+    batch_size : int, default=1024
+        Rows per forward (and AUS backward) pass.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the AUS random start. An int gives identical queries on every
+        call with the same model and pool.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import scale
+    >>> from sklearn_boostmis import BoostMISClassifier
+    >>> from sklearn_boostmis.query import InformativeQuerySampler
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = scale(X)
+    >>> y_partial = np.where(np.arange(150) % 10 == 0, y, -1)
+    >>> clf = BoostMISClassifier(max_epochs=5, random_state=0).fit(X, y_partial)
+    >>> sampler = InformativeQuerySampler(random_state=0)
+    >>> unlabeled = np.flatnonzero(y_partial == -1)
+    >>> idx, scores = sampler(clf, X[unlabeled], n_instances=3)
+    >>> idx.shape, scores.dtype
+    ((3,), dtype('float64'))
+    """
+
+    _parameter_constraints: dict = {
+        "xi": [Interval(Real, 0, None, closed="neither")],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+        "n_power": [Interval(Integral, 0, None, closed="left")],
+        "symmetric": ["boolean"],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "density": [StrOptions({"knn_mean_cosine", "knn_degree", "settles"})],
+        "beta_d": [Interval(Real, 0, None, closed="left")],
+        "balance": ["boolean"],
+        "selectors": [StrOptions(set(_SELECTORS))],
+        "candidate_threshold": [None, Interval(Real, 0, 1, closed="both")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        xi=10.0,
+        eps=1.0,
+        n_power=1,
+        symmetric=False,
+        n_neighbors=10,
+        density="knn_mean_cosine",
+        beta_d=1.0,
+        balance=True,
+        selectors="both",
+        candidate_threshold=None,
+        batch_size=1024,
+        random_state=None,
+    ):
+        self.xi = xi
+        self.eps = eps
+        self.n_power = n_power
+        self.symmetric = symmetric
+        self.n_neighbors = n_neighbors
+        self.density = density
+        self.beta_d = beta_d
+        self.balance = balance
+        self.selectors = selectors
+        self.candidate_threshold = candidate_threshold
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    # -- shared work ----------------------------------------------------------
+    def _rankings(self, classifier, X_pool, k):
+        """AUS and BUS rankings (pool positions) of length <= k, and scores."""
+        self._validate_params()
+        clf, X = unwrap_classifier(classifier, X_pool)
+        net = clf.net_
+        teacher = net.ema_module_
+        proba, Z, X_t = teacher_outputs(
+            teacher, X, batch_size=self.batch_size, device=net.device
+        )
+        threshold = self.candidate_threshold
+        if threshold is None:
+            threshold = float(getattr(clf, "alpha", 0.9)) + float(getattr(clf, "beta", 0.05))
+        cand = low_confidence_candidates(proba, threshold, k)
+        n_pool = proba.shape[0]
+        aus = bus = None
+        score_aus = score_bus = torch.zeros(n_pool, dtype=torch.float64)
+        if self.selectors in ("both", "aus"):
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
+            rank, s = aus_ranking(
+                teacher,
+                X_t[cand],
+                xi=self.xi,
+                eps=self.eps,
+                n_power=self.n_power,
+                symmetric=self.symmetric,
+                batch_size=self.batch_size,
+                generator=generator,
+            )
+            aus = cand[rank[:k]].cpu()
+            score_aus = score_aus.index_copy(0, cand.cpu(), s.detach().double().cpu())
+        if self.selectors in ("both", "bus"):
+            rho = knn_density(Z, n_neighbors=self.n_neighbors, method=self.density)
+            rank, s = bus_ranking(
+                proba[cand], rho[cand], k, beta_d=self.beta_d, balance=self.balance
+            )
+            bus = cand[rank].cpu()
+            score_bus = score_bus.index_copy(0, cand.cpu(), s.detach().double().cpu())
+        return aus, bus, score_aus.numpy(), score_bus.numpy()
+
+    @staticmethod
+    def _check_count(n, name, n_pool=None):
+        if isinstance(n, bool) or not isinstance(n, Integral):
+            raise TypeError(f"{name} must be an int, got {type(n).__name__}.")
+        if n < 1 or (n_pool is not None and n > n_pool):
+            upper = "" if n_pool is None else f", len(X_pool)={n_pool}"
+            raise ValueError(f"{name} must be in [1{upper}], got {n}.")
+        return int(n)
+
+    # -- public API --------------------------------------------------------
+    def __call__(self, classifier, X_pool, n_instances=1):
+        """Pick exactly ``n_instances`` rows of ``X_pool`` (modAL contract).
+
+        With ``selectors="both"``, the AUS and BUS rankings (each of length
+        ``n_instances``) are interleaved ``a0, b0, a1, b1, ...``, repeats
+        dropped, cut at ``n_instances`` (METHOD.md, "Combining and cycles").
+
+        Parameters
+        ----------
+        classifier : estimator
+            A fitted BoostMISClassifier, a Pipeline ending in one, or a modAL
+            learner wrapping either.
+        X_pool : array-like of shape (n_samples, n_features)
+            Unlabeled rows to choose from.
+        n_instances : int, default=1
+
+        Returns
+        -------
+        indices : ndarray of int64, shape (n_instances,)
+            Unique positions in ``X_pool``, in selection order.
+        scores : ndarray of float64, shape (n_instances,)
+            The raw score of the selector that contributed each index (AUS KL
+            or BUS density-weighted entropy; the two scales differ). With
+            ``selectors="both"``, an index in both rankings takes the score
+            of the one where it ranks higher (AUS on ties).
+        """
+        n = self._check_count(n_instances, "n_instances", _num_rows(X_pool))
+        aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, n)
+        if aus is not None and bus is not None:
+            idx = interleave_rankings(aus, bus, n).numpy()
+            rank_a = {int(v): r for r, v in enumerate(aus.tolist())}
+            rank_b = {int(v): r for r, v in enumerate(bus.tolist())}
+            from_aus = np.array(
+                [rank_a.get(i, n) <= rank_b.get(i, n) for i in idx.tolist()], bool
+            )
+            scores = np.where(from_aus, score_aus[idx], score_bus[idx])
+        elif aus is not None:
+            idx, scores = aus[:n].numpy(), score_aus[aus[:n].numpy()]
+        else:
+            idx, scores = bus[:n].numpy(), score_bus[bus[:n].numpy()]
+        return idx.astype(np.int64), np.asarray(scores, dtype=np.float64)
+
+    def select_union(self, classifier, X_pool, quota):
+        """AUS top-K union BUS top-K: one BoostMIS annotation round.
+
+        Parameters
+        ----------
+        classifier : estimator
+            As in :meth:`__call__`.
+        X_pool : array-like of shape (n_samples, n_features)
+            Unlabeled rows.
+        quota : int
+            K, each selector's quota; each takes ``min(K, len(X_pool))``.
+
+        Returns
+        -------
+        union : QueryUnion
+            ``indices`` (size N_A in ``[K, 2K]`` with both selectors, ``K``
+            with one) and, per index, whether AUS and/or BUS picked it.
+        """
+        k = min(self._check_count(quota, "quota"), _num_rows(X_pool))
+        aus, bus, _, _ = self._rankings(classifier, X_pool, k)
+        top_a = aus[:k] if aus is not None else torch.empty(0, dtype=torch.long)
+        top_b = bus[:k] if bus is not None else torch.empty(0, dtype=torch.long)
+        idx = union_candidates(top_a, top_b, k).numpy().astype(np.int64)
+        return QueryUnion(
+            indices=idx,
+            from_aus=np.isin(idx, top_a.numpy()),
+            from_bus=np.isin(idx, top_b.numpy()),
+        )
+
+
+def _num_rows(X):
+    if hasattr(X, "shape"):
+        return int(X.shape[0])
+    return len(X)

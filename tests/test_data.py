@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from sklearn_boostmis.data import SemiSupervisedBatches, SemiSupervisedDataset, _chunks
+
+
+def make(n_lab=10, n_unl=25, d=3):
+    X_l = np.arange(n_lab * d, dtype=np.float32).reshape(n_lab, d)
+    y_l = np.arange(n_lab) % 2
+    X_u = -np.arange(1, n_unl * d + 1, dtype=np.float32).reshape(n_unl, d)
+    return SemiSupervisedDataset(X_l, y_l, X_u)
+
+
+def test_an_epoch_visits_every_unlabeled_row_once():
+    batches = SemiSupervisedBatches(make(), batch_size=4, mu=2, generator=torch.Generator())
+    seen = []
+    for x_l, y_l, x_u, idx in batches:
+        assert len(x_l) == len(y_l) == 4
+        assert torch.equal(x_u, batches.dataset.X_unlabeled[idx])
+        seen.append(idx)
+    seen = torch.cat(seen)
+    assert sorted(seen.tolist()) == list(range(25))
+    assert len(batches) == 3  # 8 + 8 + 9: the single leftover row joins the last
+
+
+def test_labeled_stream_is_reshuffled_passes():
+    ds = make(n_lab=5, n_unl=40)
+    batches = SemiSupervisedBatches(ds, batch_size=3, mu=1, generator=torch.Generator())
+    rows = torch.cat([x_l[:, 0] for x_l, *_ in batches])  # 14 batches x 3 = 42 rows
+    counts = torch.bincount((rows / 3).long(), minlength=5)
+    assert counts.max() - counts.min() <= 1  # passes, not i.i.d. draws
+    assert (counts > 0).all()
+
+
+def test_labeled_only_epoch_is_one_pass():
+    ds = make(n_lab=9, n_unl=0)
+    batches = list(SemiSupervisedBatches(ds, 4, 2, torch.Generator()))
+    assert [len(b[0]) for b in batches] == [4, 5]
+    assert all(b[2] is None and b[3] is None for b in batches)
+    assert len(ds) == 9
+
+
+def test_same_seed_same_order_different_seed_different():
+    def order(seed):
+        g = torch.Generator().manual_seed(seed)
+        return torch.cat([b[3] for b in SemiSupervisedBatches(make(), 4, 2, g)])
+
+    assert torch.equal(order(0), order(0))
+    assert not torch.equal(order(0), order(1))
+
+
+@pytest.mark.parametrize(
+    "n, size, expected",
+    [(10, 4, [(0, 4), (4, 8), (8, 10)]), (9, 4, [(0, 4), (4, 9)]), (1, 4, [(0, 1)]),
+     (8, 4, [(0, 4), (4, 8)])],
+)
+def test_chunks_never_leave_a_single_row(n, size, expected):
+    assert _chunks(n, size) == expected
+
+
+def test_dataset_validation():
+    with pytest.raises(ValueError, match="at least one labeled"):
+        SemiSupervisedDataset(np.zeros((0, 2)), np.zeros(0), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=">= 0"):
+        SemiSupervisedDataset(np.zeros((2, 2)), np.array([0, -1]), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="lengths"):
+        SemiSupervisedDataset(np.zeros((2, 2)), np.array([0]), np.zeros((3, 2)))

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+
+from sklearn_boostmis import AdaptiveThreshold, FixedThreshold, MLPClassifierModule
+from sklearn_boostmis.data import SemiSupervisedDataset
+from sklearn_boostmis.engine import BoostMISNet
+
+
+@pytest.fixture
+def dataset(iris_data):
+    X, y, y_partial = iris_data
+    labeled = y_partial != -1
+    return SemiSupervisedDataset(X[labeled], y_partial[labeled], X[~labeled])
+
+
+def make_net(**kwargs):
+    params = dict(
+        module__n_features=4, module__n_classes=3, module__hidden_units=(16,),
+        classes=[0, 1, 2], max_epochs=3, batch_size=8, seed=0, verbose=0,
+    )
+    params.update(kwargs)
+    return BoostMISNet(MLPClassifierModule, **params)
+
+
+def test_engine_fits_a_dataset_and_records_batches(dataset):
+    net = make_net().fit(dataset, None)
+    assert len(net.history) == 3
+    steps = len(net.history[-1, "batches"])
+    assert steps == 9  # 135 unlabeled rows in batches of mu * B = 16 (last one 7)
+    assert net.ema_updates_ == 3 * steps
+    masks = net.history[:, "batches", :, "mask_ratio"]
+    assert all(0.0 <= m <= 1.0 for epoch in masks for m in epoch)
+    assert isinstance(net.threshold_, AdaptiveThreshold)
+    assert net.threshold_.confident_.shape == (dataset.n_unlabeled,)
+    assert int(net.threshold_.count()) == int(net.threshold_.confident_.sum())
+
+
+def test_engine_rejects_plain_arrays(iris_data):
+    X, y, _ = iris_data
+    with pytest.raises(TypeError, match="SemiSupervisedDataset"):
+        make_net().fit(X, y)
+
+
+def test_unsupervised_loss_is_weighted_by_lambda_u(dataset):
+    net = make_net(lambda_u=0.5, threshold=FixedThreshold(0.0)).fit(dataset, None)
+    batch = net.history[-1, "batches", -1]
+    assert batch["mask_ratio"] == 1.0
+    assert batch["train_loss"] == pytest.approx(
+        batch["sup_loss"] + 0.5 * batch["unsup_loss"], rel=1e-5
+    )
+
+
+def test_masked_out_batch_has_zero_unsupervised_loss(dataset):
+    net = make_net(threshold=FixedThreshold(1.01)).fit(dataset, None)
+    assert all(
+        b["unsup_loss"] == 0.0 and b["mask_ratio"] == 0.0
+        for b in net.history[-1, "batches"]
+    )
+
+
+def test_set_n_annotated_feeds_the_threshold(dataset):
+    net = make_net(threshold=AdaptiveThreshold(t_max=10)).set_n_annotated(12, quota=8)
+    net.fit(dataset, None)
+    assert net.threshold_.n_annotated == 12
+    # first pass: ratio term <= alpha, plus beta * 12 / 16
+    assert net.history[0, "batches", 0, "threshold"] == pytest.approx(0.9 + 0.0375)
+    with pytest.raises(TypeError, match="AdaptiveThreshold"):
+        make_net(threshold=FixedThreshold()).set_n_annotated(1, 1)
+
+
+def test_one_unlabeled_row_does_not_break_batchnorm(iris_data):
+    X, y, _ = iris_data
+    ds = SemiSupervisedDataset(X[:20], y[:20] % 3, X[20:21])
+    net = make_net().fit(ds, None)
+    assert np.isfinite(net.history[-1, "train_loss"])
+
+
+def test_training_never_touches_teacher_gradients(dataset):
+    net = make_net().fit(dataset, None)
+    assert all(p.grad is None for p in net.ema_module_.parameters())
+    assert not net.ema_module_.training
+
+
+def test_labeled_only_dataset(iris_data):
+    X, y, _ = iris_data
+    ds = SemiSupervisedDataset(X, y, X[:0])
+    net = make_net(max_epochs=10).fit(ds, None)
+    assert len(net.history[-1, "batches"]) == 19  # one pass over 150 rows, B = 8
+    assert net.history[-1, "batches", 0, "unsup_loss"] == 0.0
+    proba = net.predict_proba(X)
+    assert proba.shape == (150, 3)
+    assert (net.predict(X) == y).mean() > 0.6
+    assert isinstance(net.threshold_, AdaptiveThreshold)
+    assert torch.equal(net.threshold_.confident_, torch.zeros(0, dtype=torch.bool))

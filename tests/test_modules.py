@@ -1,0 +1,39 @@
+import pytest
+import torch
+from torch import nn
+
+from sklearn_boostmis.modules import (
+    MLPClassifierModule,
+    no_weight_decay_names,
+    resolve_device,
+    supports_embedding,
+)
+
+
+def test_forward_is_head_of_embed():
+    module = MLPClassifierModule(5, 4, hidden_units=(16, 8), dropout=0.1).eval()
+    x = torch.randn(6, 5)
+    z = module.embed(x)
+    assert z.shape == (6, 8)
+    assert torch.equal(module(x), module.head(z))
+    assert module(x).shape == (6, 4)
+    assert supports_embedding(module)
+    assert not supports_embedding(nn.Linear(2, 2))
+
+
+def test_int_hidden_units_and_bad_value():
+    assert MLPClassifierModule(3, 2, hidden_units=7).embed(torch.zeros(2, 3)).shape == (2, 7)
+    with pytest.raises(ValueError, match="hidden_units"):
+        MLPClassifierModule(3, 2, hidden_units=())
+
+
+def test_no_weight_decay_names_cover_bias_and_norm():
+    names = no_weight_decay_names(MLPClassifierModule(3, 2, hidden_units=(4,)))
+    assert names == {
+        "encoder.0.bias", "encoder.1.weight", "encoder.1.bias", "classifier.bias"
+    }
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
