@@ -2,41 +2,31 @@
 
 What is measured
 ----------------
-*ours*
-    Wall time of ``BoostMISClassifier(max_epochs=E, random_state=0,
-    device=...).fit(X, y)``: the whole call, input validation, skorch setup,
-    augmentation fitting and the transduction read-back included.
-*bare*
-    Wall time of a plain PyTorch loop doing the same per-step work with the same
-    module class (:class:`~sklearn_boostmis.modules.MLPClassifierModule`, same
-    sizes), the same hyper-parameters (the estimator's defaults) and the same
-    number of steps (``ceil(n_unlabeled / (mu B))`` per epoch times ``E``). A
-    step draws ``B`` labeled rows and ``mu B`` unlabeled rows by
-    ``torch.randperm`` indexing of tensors moved to the device once, adds the
-    weak noise to both, forwards the weak unlabeled view under ``no_grad``
-    (train mode), takes the softmax and the adaptive-threshold mask (with its
-    per-row confidence flags), forwards ``cat([labeled weak, unlabeled
-    strong])`` with gradient (strong = feature dropout + noise), computes the
-    supervised CE and the masked CE, runs backward and an SGD step (momentum 0.9,
-    Nesterov, weight decay on weights only) under the per-step cosine LR, then
-    updates the EMA teacher (``torch._foreach_lerp_`` on parameters, buffers
-    copied). Setup (tensor conversion, module, teacher, optimizer) is timed too.
-    It skips only what is bookkeeping of the estimator: the per-row pseudo-label
-    memory, history records, callbacks and validation.
+ours
+    Wall time of the whole ``BoostMISClassifier(max_epochs=E, random_state=0,
+    device=...).fit(X, y)`` call, validation and setup included.
+bare
+    Wall time of a plain PyTorch loop, setup included, with the same module class
+    and sizes (``MLPClassifierModule``), the estimator's default hyper-parameters
+    and the same steps (``ceil(n_unlabeled / (mu B))`` per epoch, ``E`` epochs).
+    A step indexes ``B`` labeled and ``mu B`` unlabeled rows of device tensors
+    (``torch.randperm`` orders), adds the weak noise, forwards the weak unlabeled
+    view under ``no_grad`` (train mode), takes the softmax and the adaptive
+    threshold mask (with its per-row confidence flags), forwards ``cat([labeled
+    weak, unlabeled strong])`` (strong = feature dropout + noise), adds the two
+    cross-entropies, runs backward and the SGD step (Nesterov momentum, weight
+    decay on weights only, per-step cosine LR) and the EMA update
+    (``torch._foreach_lerp_`` on parameters, buffers copied). It leaves out the
+    estimator's bookkeeping: pseudo-label memory, history, callbacks.
 
-The two are interleaved (ours, bare, ours, bare, ...) for ``--repeats`` rounds
-after one untimed warm-up of each, and the median of each is reported.
-
-Definitions
------------
-samples/s
-    ``steps * B * (1 + 2 mu) / time``: forward samples per step are the ``B``
-    labeled rows, the ``mu B`` weak unlabeled rows and the ``mu B`` strong ones
-    (the last, shorter unlabeled batch of an epoch is counted as full).
-ratio
-    ``bare_time / ours_time``; >= 0.8 means ``fit`` is at most 25% slower.
-
-Run ``python benchmarks/throughput.py --write`` to refresh ``benchmarks/RESULTS.md``.
+The two are interleaved (ours, bare, ours, ...) for ``--repeats`` rounds after a
+one-epoch warm-up of each; the table gives the median (min-max) of each.
+``samples/s = steps * B * (1 + 2 mu) / time`` counts the forward samples of a
+step: ``B`` labeled rows and ``mu B`` unlabeled rows twice (weak and strong
+view), the last, shorter batch of an epoch as full. ``ratio = bare time / ours
+time``; >= 0.8 means ``fit`` is at most 25% slower. Torch's default thread count
+is kept unless ``--threads`` is given; on a shared machine (load average near
+the core count) multi-threaded CPU timings are dominated by scheduling.
 """
 
 import argparse
@@ -58,11 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from sklearn_boostmis import BoostMISClassifier
-from sklearn_boostmis.modules import (
-    MLPClassifierModule,
-    no_weight_decay_names,
-    resolve_device,
-)
+from sklearn_boostmis.modules import MLPClassifierModule as MLP
+from sklearn_boostmis.modules import no_weight_decay_names, resolve_device
 
 P = BoostMISClassifier().get_params()  # hyper-parameters shared by both runs
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -82,15 +69,10 @@ def make_data(n_samples, n_features, n_labeled, n_classes=2):
     return X, y_partial
 
 
-def sync(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def run_ours(X, y, epochs, device):
+    """``fit``; returns the number of training steps."""
     clf = BoostMISClassifier(max_epochs=epochs, random_state=0, device=device)
     clf.fit(X, y)
-    sync(device)
     return sum(len(h["batches"]) for h in clf.history_)
 
 
@@ -107,7 +89,7 @@ def run_bare(X, y, epochs, device):
     scale = torch.cat([x_l_all, x_u_all]).std(dim=0, unbiased=False)
     weak_scale, strong_scale = 0.01 * scale, 0.1 * scale
 
-    model = MLPClassifierModule(X.shape[1], int(y.max()) + 1).to(device).train()
+    model = MLP(X.shape[1], int(y.max()) + 1).to(device).train()
     teacher = copy.deepcopy(model).requires_grad_(False).eval()
     exempt = no_weight_decay_names(model)
     named = list(model.named_parameters())
@@ -115,8 +97,9 @@ def run_bare(X, y, epochs, device):
               {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
     opt = torch.optim.SGD(groups, lr=P["lr"], momentum=P["momentum"],
                           nesterov=True, weight_decay=P["weight_decay"])
-    t_params, s_params = list(teacher.parameters()), [p.detach() for p in model.parameters()]
-    t_bufs, s_bufs = list(teacher.buffers()), list(model.buffers())
+    t_params = list(teacher.parameters())
+    s_params = [p.detach() for p in model.parameters()]
+    buffers = list(zip(teacher.buffers(), model.buffers(), strict=True))
 
     total = epochs * math.ceil(n_u / (mu * B))
     lab_stream = torch.cat([torch.randperm(n_l, device=device)
@@ -155,55 +138,51 @@ def run_bare(X, y, epochs, device):
             with torch.no_grad():
                 torch._foreach_lerp_(t_params, s_params,
                                      1.0 - min(decay, (1.0 + k) / (10.0 + k)))
-                for t_buf, s_buf in zip(t_bufs, s_bufs):
+                for t_buf, s_buf in buffers:
                     t_buf.copy_(s_buf)
         count_prev = confident.sum().float()
-    float(loss)  # a host read, like fit's transduction read-back
-    sync(device)
+    float(loss.detach())  # a host read, like fit's transduction read-back
     return k
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    steps = fn(*args)
-    return time.perf_counter() - start, steps
-
-
 def bench(config, epochs, repeats, device):
-    n_samples, n_features, n_labeled = config
-    X, y = make_data(n_samples, n_features, n_labeled)
+    """Interleaved timings of both; returns one table row."""
+    X, y = make_data(*config)
     run_ours(X, y, 1, device), run_bare(X, y, 1, device)  # warm-up
-    ours, bare = [], []
+    times, steps = {run_ours: [], run_bare: []}, set()
     for _ in range(repeats):
-        t, steps_ours = timed(run_ours, X, y, epochs, device)
-        ours.append(t)
-        t, steps_bare = timed(run_bare, X, y, epochs, device)
-        bare.append(t)
-    assert steps_ours == steps_bare, (steps_ours, steps_bare)
-    t_ours, t_bare = statistics.median(ours), statistics.median(bare)
-    samples = steps_ours * P["batch_size"] * (1 + 2 * P["mu"])
-    return {"n": n_samples, "f": n_features, "l": n_labeled, "steps": steps_ours,
-            "ours_s": t_ours, "bare_s": t_bare,
-            "ours_sps": samples / t_ours, "bare_sps": samples / t_bare,
-            "ours_steps": steps_ours / t_ours, "bare_steps": steps_bare / t_bare,
-            "ratio": t_bare / t_ours}
+        for fn in times:
+            start = time.perf_counter()
+            steps.add(fn(X, y, epochs, device))
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[fn].append(time.perf_counter() - start)
+    assert len(steps) == 1, f"different step counts: {steps}"
+    (n_steps,) = steps
+    samples = n_steps * P["batch_size"] * (1 + 2 * P["mu"])
+    t_ours, t_bare = (statistics.median(times[fn]) for fn in (run_ours, run_bare))
+    span = {fn: f"{min(t):.3f}-{max(t):.3f}" for fn, t in times.items()}
+    return [*config, n_steps,
+            f"{t_ours:.3f} ({span[run_ours]})", f"{t_bare:.3f} ({span[run_bare]})",
+            f"{samples / t_ours:,.0f}", f"{samples / t_bare:,.0f}",
+            f"{n_steps / t_ours:.1f}", f"{n_steps / t_bare:.1f}",
+            f"**{t_bare / t_ours:.2f}**"]
+
+
+HEADER = ("n_samples|n_features|n_labeled|steps|ours s|bare s|ours samples/s|"
+          "bare samples/s|ours steps/s|bare steps/s|ratio bare/ours").split("|")
 
 
 def table(rows):
-    lines = ["| n_samples | n_features | n_labeled | steps | ours s | bare s | "
-             "ours samples/s | bare samples/s | ours steps/s | bare steps/s | "
-             "ratio bare/ours |",
-             "|" + "---:|" * 11]
-    for r in rows:
-        lines.append(
-            f"| {r['n']} | {r['f']} | {r['l']} | {r['steps']} | {r['ours_s']:.2f} | "
-            f"{r['bare_s']:.2f} | {r['ours_sps']:,.0f} | {r['bare_sps']:,.0f} | "
-            f"{r['ours_steps']:.1f} | {r['bare_steps']:.1f} | {r['ratio']:.2f} |")
-    return "\n".join(lines)
+    lines = [HEADER, ["---:"] * len(HEADER), *rows]
+    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
 
 
 def machine(device):
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
+    info = Path("/proc/cpuinfo")
+    cpus = re.findall(r"model name\s*: (.*)", info.read_text() if info.exists() else "")
+    name = (torch.cuda.get_device_name(device) if device.startswith("cuda")
+            else (cpus or [platform.processor() or "CPU"])[0])
     return (f"{platform.platform()}, Python {platform.python_version()}, "
             f"nproc {os.cpu_count()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), skorch {skorch.__version__}, "
@@ -215,8 +194,7 @@ def write_results(text):
     if START not in doc or END not in doc:
         doc = doc.rstrip("\n") + f"\n\n{START}\n{END}\n"
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    doc = pattern.sub(lambda _: f"{START}\n{text}\n{END}", doc)
-    RESULTS.write_text(doc)
+    RESULTS.write_text(pattern.sub(lambda _: f"{START}\n{text}\n{END}", doc))
 
 
 def main(argv=None):
@@ -226,15 +204,18 @@ def main(argv=None):
     parser.add_argument("--n-labeled", type=int, help="default 500")
     parser.add_argument("--configs", default=PRESETS,
                         help="comma-separated n_samples:n_features:n_labeled, used "
-                        f"unless --n-* is given (default {PRESETS})")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="auto")
+                        f"unless an --n-* option is given (default {PRESETS})")
+    parser.add_argument("--epochs", type=int, default=5, help="default 5")
+    parser.add_argument("--repeats", type=int, default=3, help="default 3")
+    parser.add_argument("--device", default="auto", help="default: CUDA if any")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repeat")
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.repeats = 1, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if any(v is not None for v in (args.n_samples, args.n_features, args.n_labeled)):
         configs = [(args.n_samples or 5207, args.n_features or 2048,
                     args.n_labeled or 500)]
@@ -242,19 +223,22 @@ def main(argv=None):
         configs = [tuple(map(int, c.split(":"))) for c in args.configs.split(",")]
     device = resolve_device(args.device)
 
+    load = os.getloadavg()[0]  # before the runs: other processes only
     rows = [bench(c, args.epochs, args.repeats, device) for c in configs]
+    busy = load > 0.5 * os.cpu_count() and device == "cpu"
     text = "\n".join([
         "## Training throughput: `fit` against a bare PyTorch loop", "",
-        f"Command: `python {' '.join(['benchmarks/throughput.py'] + sys.argv[1:])}`  ",
+        f"Command: `python {' '.join(['benchmarks/throughput.py', *sys.argv[1:]])}`  ",
         f"Machine: {machine(device)}  ",
-        f"Date: {datetime.date.today().isoformat()}", "",
-        f"{args.epochs} epochs, B={P['batch_size']}, mu={P['mu']}, 2 classes, "
-        f"`MLPClassifierModule` (hidden 256); median of {args.repeats} interleaved "
-        "runs. samples/s = steps x B(1 + 2 mu) / time (forward samples: labeled, "
-        "weak unlabeled, strong unlabeled); ratio = bare time / ours time "
-        "(>= 0.8: at most 25% slower). Times include setup. See the module "
-        "docstring of `benchmarks/throughput.py` for what the bare loop does.", "",
-        table(rows)])
+        f"Date: {datetime.date.today().isoformat()}; load average at start "
+        f"{load:.1f}" + (" (**shared machine: CPU timings noisy**)" if busy else ""),
+        "", f"{args.epochs} epochs, B={P['batch_size']}, mu={P['mu']}, 2 classes, "
+        "`MLPClassifierModule` (hidden 256), times in s: median (min-max) of "
+        f"{args.repeats} interleaved runs, setup included. samples/s = steps x "
+        "B(1 + 2 mu) / time (labeled, weak unlabeled and strong unlabeled forward "
+        "samples); ratio = bare time / ours time (>= 0.8: `fit` at most 25% slower). "
+        "The module docstring of `benchmarks/throughput.py` says what the bare "
+        "loop does.", "", table(rows)])
     print(text)
     if args.write:
         write_results(text)

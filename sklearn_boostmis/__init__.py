@@ -4,7 +4,9 @@ pseudo-labeling and informative active annotation (Zhang et al., CVPR 2022)."""
 from .augment import FeatureDropoutNoise, GaussianFeatureNoise
 from .classifier import BoostMISClassifier
 from .engine import BoostMISNet
+from .loop import AnnotationLoop
 from .modules import MLPClassifierModule
+from .query import InformativeQuerySampler
 from .scoring import make_labeled_scorer
 from .thresholds import AdaptiveThreshold, FixedThreshold
 
@@ -12,11 +14,13 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AdaptiveThreshold",
+    "AnnotationLoop",
     "BoostMISClassifier",
     "BoostMISNet",
     "FeatureDropoutNoise",
     "FixedThreshold",
     "GaussianFeatureNoise",
+    "InformativeQuerySampler",
     "MLPClassifierModule",
     "make_labeled_scorer",
 ]

@@ -154,7 +154,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "mu": [Interval(Integral, 1, None, closed="left")],
         "lambda_u": [Interval(Real, 0, None, closed="left")],
-        "threshold": [StrOptions({"adaptive", "fixed"}), HasMethods(["start", "end_pass"])],
+        "threshold": [
+            StrOptions({"adaptive", "fixed"}),
+            HasMethods(["start", "end_pass"]),
+        ],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "beta": [Interval(Real, 0, 1, closed="both")],
         "t_max": [None, Interval(Integral, 0, None, closed="left")],
@@ -254,7 +257,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
 
         device = resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        fork_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        fork_devices = (
+            [torch.device(device).index or 0] if device.startswith("cuda") else []
+        )
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             dataset = SemiSupervisedDataset(X[labeled], encoded, X[~labeled], device)
@@ -305,7 +310,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         params = dict(self.module_params or {})
         if self.module is None:
             return MLPClassifierModule, {
-                "n_features": n_features, "n_classes": n_classes, **params
+                "n_features": n_features,
+                "n_classes": n_classes,
+                **params,
             }
         if isinstance(self.module, torch.nn.Module):
             if params:

@@ -47,7 +47,8 @@ class CosineLR(Callback):
 
     def _set(self, net):
         factor = math.cos(7.0 * math.pi * self.step_ / (16.0 * self.total_steps_))
-        for group, base_lr in zip(net.optimizer_.param_groups, self.base_lrs_):
+        groups = net.optimizer_.param_groups
+        for group, base_lr in zip(groups, self.base_lrs_, strict=True):
             group["lr"] = base_lr * factor
 
 
@@ -209,8 +210,14 @@ class BoostMISNet(NeuralNetClassifier):
             loss = supervised_loss(logits, y_lab)
             loss.backward()
             zero = loss.detach() * 0
-            return {"loss": loss, "y_pred": logits, "sup_loss": loss.detach(),
-                    "unsup_loss": zero, "mask_ratio": zero, "threshold": zero}
+            return {
+                "loss": loss,
+                "y_pred": logits,
+                "sup_loss": loss.detach(),
+                "unsup_loss": zero,
+                "mask_ratio": zero,
+                "threshold": zero,
+            }
         with torch.no_grad():
             x_unl_weak = self.weak_(x_unl)
             if len(x_unl) > 1:

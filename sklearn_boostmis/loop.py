@@ -178,7 +178,9 @@ class AnnotationLoop(BaseEstimator):
                         "samples: is this state_dir from another data set?"
                     )
                 if lab not in lookup:
-                    raise ValueError(f"{path}: unknown class {lab!r} at line {line + 1}")
+                    raise ValueError(
+                        f"{path}: unknown class {lab!r} at line {line + 1}"
+                    )
                 index.append(i)
                 label.append(lookup[lab])
                 cycle.append(c)
@@ -192,7 +194,8 @@ class AnnotationLoop(BaseEstimator):
             if new:
                 writer.writerow(_LOG_HEADER)
             writer.writerows(
-                [int(i), str(_key(lab)), int(cycle)] for i, lab in zip(positions, labels)
+                [int(i), str(_key(lab)), int(cycle)]
+                for i, lab in zip(positions, labels, strict=True)
             )
             f.flush()
             os.fsync(f.fileno())
@@ -222,7 +225,7 @@ class AnnotationLoop(BaseEstimator):
                     f"{state.get('shape')}, got {list(shape)}."
                 )
         index, label, cycle = self._read_log(shape[0], lookup)
-        for i, lab in zip(index, label):
+        for i, lab in zip(index, label, strict=True):
             if y[i] != -1 and _key(y[i]) != _key(lab):
                 raise ValueError(
                     f"Row {i} is labeled {y[i]!r} in y but {lab!r} in the "
@@ -261,9 +264,8 @@ class AnnotationLoop(BaseEstimator):
     def _fit_estimator(self, est, X, y, cycle, n_annotated):
         if cycle > 0 and est is not None:
             params = {"warm_start": True}
-            if isinstance(self.estimator.threshold, str) and (
-                self.estimator.threshold == "adaptive"
-            ):
+            threshold = getattr(self.estimator, "threshold", None)
+            if isinstance(threshold, str) and threshold == "adaptive":
                 params["threshold"] = AdaptiveThreshold(
                     alpha=est.alpha,
                     beta=est.beta,
@@ -368,13 +370,15 @@ class AnnotationLoop(BaseEstimator):
             raise ValueError(f"X has {shape[0]} rows but y has {len(y)}.")
         classes = np.unique(y[labeled_mask(y)])
         lookup = {_key(c): c for c in classes}
-        lookup.update({str(_key(c)): c for c in classes})
+        log_lookup = {str(_key(c)): c for c in classes}
         self.annotated_indices_ = np.empty(0, dtype=np.int64)
         self.annotation_cycles_ = np.empty(0, dtype=np.int64)
-        cycle, n_annotated, history, pending, model = self._resume(y, shape, lookup)
+        cycle, n_annotated, history, pending, model = self._resume(y, shape, log_lookup)
         self.start_cycle_ = cycle
         self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
-        sampler = self.sampler if self.sampler is not None else InformativeQuerySampler()
+        sampler = self.sampler
+        if sampler is None:
+            sampler = InformativeQuerySampler()
         est = model["estimator"] if model is not None else None
         last = self.n_cycles + int(self.final_fit)
         annotated_since_fit = True
@@ -408,12 +412,11 @@ class AnnotationLoop(BaseEstimator):
             answers = self._ask(positions, cycle, lookup)
             if self.state_dir is not None:
                 self._append_log(positions, answers, cycle)
-            for i, lab in zip(positions, answers):
+            for i, lab in zip(positions, answers, strict=True):
                 y[i] = lab
-            self.annotated_indices_ = np.concatenate([self.annotated_indices_, positions])
-            self.annotation_cycles_ = np.concatenate(
-                [self.annotation_cycles_, np.full(len(positions), cycle, dtype=np.int64)]
-            )
+            cycles = np.full(len(positions), cycle, dtype=np.int64)
+            self.annotated_indices_ = np.r_[self.annotated_indices_, positions]
+            self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
             history.append(self._complete_entry(entry, pending))
             n_annotated, pending = len(positions), None
             self.n_annotated_ = n_annotated

@@ -43,7 +43,8 @@ class MLPClassifierModule(nn.Module):
             hidden_units = (hidden_units,)
         if not isinstance(hidden_units, Sequence) or not hidden_units:
             raise ValueError(
-                f"hidden_units must be a non-empty sequence of ints, got {hidden_units!r}"
+                "hidden_units must be a non-empty sequence of ints, "
+                f"got {hidden_units!r}"
             )
         layers = []
         width = int(n_features)

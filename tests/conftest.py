@@ -6,6 +6,10 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_boostmis import BoostMISClassifier
 
+# The test models are tiny: extra intra-op threads only add contention (and on a
+# shared 2-core machine, 10x slowdowns). Results do not depend on this setting.
+torch.set_num_threads(1)
+
 FAST = dict(max_epochs=15, batch_size=16, module_params={"hidden_units": (32,)})
 
 

@@ -186,8 +186,10 @@ class TinyNet(torch.nn.Module):
 def test_module_class_receives_sizes_and_params(iris_data):
     X, _, y_partial = iris_data
     clf = BoostMISClassifier(
-        module=TinyNet, module_params={"width": 5}, random_state=0, **{
-            k: v for k, v in FAST.items() if k != "module_params"}
+        module=TinyNet,
+        module_params={"width": 5},
+        random_state=0,
+        **{k: v for k, v in FAST.items() if k != "module_params"},
     ).fit(X, y_partial)
     assert clf.net_.module_.body.out_features == 5
     assert clf.net_.module_.out.out_features == 3
@@ -246,8 +248,9 @@ def test_fixed_threshold_is_fixmatch(iris_data):
         threshold=FixedThreshold(0.5), random_state=0, **FAST
     ).fit(X, y_partial)
     np.testing.assert_allclose(custom.threshold_history_, 0.5, rtol=1e-6)
-    assert custom.history_[-1, "batches", 0, "mask_ratio"] >= (
-        clf.history_[-1, "batches", 0, "mask_ratio"]
+    assert (
+        custom.history_[-1, "batches", 0, "mask_ratio"]
+        >= (clf.history_[-1, "batches", 0, "mask_ratio"])
     )
 
 
@@ -317,7 +320,9 @@ def test_pickle_and_joblib_round_trip(fitted_iris, iris_data, tmp_path, dumps, l
         restored = joblib.load(path)
     else:
         restored = loads(dumps(fitted_iris))
-    np.testing.assert_array_equal(restored.predict_proba(X), fitted_iris.predict_proba(X))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X), fitted_iris.predict_proba(X)
+    )
     np.testing.assert_array_equal(restored.transduction_, fitted_iris.transduction_)
 
 
@@ -334,8 +339,10 @@ def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
     assert clf.net_.ema_updates_ > updates
     assert clf.n_iter_ == FAST["max_epochs"]
     assert len(clf.history_) == 2 * FAST["max_epochs"]
-    assert any(not torch.equal(a, b) for a, b in
-               zip(teacher_before, clf.net_.ema_module_.parameters()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(teacher_before, clf.net_.ema_module_.parameters(), strict=True)
+    )
     assert dict(clf.net_.callbacks_)["cosine_lr"].step_ > 0
     with pytest.raises(ValueError, match="same classes"):
         clf.fit(X, np.where(y == 2, -1, y))
@@ -354,4 +361,6 @@ def test_cuda_fit_and_cpu_load(iris_data):
     assert next(clf.net_.module_.parameters()).is_cuda
     assert clf.net_.threshold_.confident_.is_cuda
     restored = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(
+        restored.predict_proba(X), clf.predict_proba(X), atol=1e-5
+    )

@@ -13,7 +13,9 @@ def make(n_lab=10, n_unl=25, d=3):
 
 
 def test_an_epoch_visits_every_unlabeled_row_once():
-    batches = SemiSupervisedBatches(make(), batch_size=4, mu=2, generator=torch.Generator())
+    batches = SemiSupervisedBatches(
+        make(), batch_size=4, mu=2, generator=torch.Generator()
+    )
     seen = []
     for x_l, y_l, x_u, idx in batches:
         assert len(x_l) == len(y_l) == 4
@@ -52,8 +54,12 @@ def test_same_seed_same_order_different_seed_different():
 
 @pytest.mark.parametrize(
     "n, size, expected",
-    [(10, 4, [(0, 4), (4, 8), (8, 10)]), (9, 4, [(0, 4), (4, 9)]), (1, 4, [(0, 1)]),
-     (8, 4, [(0, 4), (4, 8)])],
+    [
+        (10, 4, [(0, 4), (4, 8), (8, 10)]),
+        (9, 4, [(0, 4), (4, 9)]),
+        (1, 4, [(0, 1)]),
+        (8, 4, [(0, 4), (4, 8)]),
+    ],
 )
 def test_chunks_never_leave_a_single_row(n, size, expected):
     assert _chunks(n, size) == expected

@@ -16,8 +16,14 @@ def dataset(iris_data):
 
 def make_net(**kwargs):
     params = dict(
-        module__n_features=4, module__n_classes=3, module__hidden_units=(16,),
-        classes=[0, 1, 2], max_epochs=3, batch_size=8, seed=0, verbose=0,
+        module__n_features=4,
+        module__n_classes=3,
+        module__hidden_units=(16,),
+        classes=[0, 1, 2],
+        max_epochs=3,
+        batch_size=8,
+        seed=0,
+        verbose=0,
     )
     params.update(kwargs)
     return BoostMISNet(MLPClassifierModule, **params)

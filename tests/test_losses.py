@@ -8,7 +8,9 @@ from sklearn_boostmis.losses import masked_consistency_loss, supervised_loss
 def test_supervised_loss_is_mean_cross_entropy():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 0])
-    expected = (F.cross_entropy(logits[:1], y[:1]) + F.cross_entropy(logits[1:], y[1:])) / 2
+    expected = (
+        F.cross_entropy(logits[:1], y[:1]) + F.cross_entropy(logits[1:], y[1:])
+    ) / 2
     assert supervised_loss(logits, y) == pytest.approx(float(expected))
 
 
@@ -26,7 +28,9 @@ def test_masked_rows_contribute_nothing_and_batch_normalizer():
 def test_empty_mask_gives_zero_loss_with_gradient_path():
     logits = torch.randn(4, 3, requires_grad=True)
     loss = masked_consistency_loss(
-        logits, torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.bool),
+        logits,
+        torch.zeros(4, dtype=torch.long),
+        torch.zeros(4, dtype=torch.bool),
         normalizer="selected",
     )
     loss.backward()
@@ -37,6 +41,8 @@ def test_empty_mask_gives_zero_loss_with_gradient_path():
 def test_unknown_normalizer():
     with pytest.raises(ValueError, match="normalizer"):
         masked_consistency_loss(
-            torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
-            torch.ones(1, dtype=torch.bool), normalizer="mean",
+            torch.zeros(1, 2),
+            torch.zeros(1, dtype=torch.long),
+            torch.ones(1, dtype=torch.bool),
+            normalizer="mean",
         )

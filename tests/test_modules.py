@@ -22,7 +22,10 @@ def test_forward_is_head_of_embed():
 
 
 def test_int_hidden_units_and_bad_value():
-    assert MLPClassifierModule(3, 2, hidden_units=7).embed(torch.zeros(2, 3)).shape == (2, 7)
+    assert MLPClassifierModule(3, 2, hidden_units=7).embed(torch.zeros(2, 3)).shape == (
+        2,
+        7,
+    )
     with pytest.raises(ValueError, match="hidden_units"):
         MLPClassifierModule(3, 2, hidden_units=())
 
@@ -30,7 +33,10 @@ def test_int_hidden_units_and_bad_value():
 def test_no_weight_decay_names_cover_bias_and_norm():
     names = no_weight_decay_names(MLPClassifierModule(3, 2, hidden_units=(4,)))
     assert names == {
-        "encoder.0.bias", "encoder.1.weight", "encoder.1.bias", "classifier.bias"
+        "encoder.0.bias",
+        "encoder.1.weight",
+        "encoder.1.bias",
+        "classifier.bias",
     }
 
 

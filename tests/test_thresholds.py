@@ -2,7 +2,11 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from sklearn_boostmis.thresholds import AdaptiveThreshold, FixedThreshold, make_threshold
+from sklearn_boostmis.thresholds import (
+    AdaptiveThreshold,
+    FixedThreshold,
+    make_threshold,
+)
 
 
 def probs(*max_probs):

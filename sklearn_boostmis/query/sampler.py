@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -385,7 +384,8 @@ class InformativeQuerySampler(BaseEstimator):
         )
         threshold = self.candidate_threshold
         if threshold is None:
-            threshold = float(getattr(clf, "alpha", 0.9)) + float(getattr(clf, "beta", 0.05))
+            alpha, beta = getattr(clf, "alpha", 0.9), getattr(clf, "beta", 0.05)
+            threshold = float(alpha) + float(beta)
         cand = low_confidence_candidates(proba, threshold, k)
         n_pool = proba.shape[0]
         aus = bus = None

@@ -1,0 +1,71 @@
+"""Shared helpers of the benchmark scripts: data splits, machine info, RESULTS.md."""
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import skorch
+import torch
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+LOADERS = {"digits": load_digits, "breast_cancer": load_breast_cancer}
+
+
+def few_label_split(name, n_labels, seed, test_size=0.3):
+    """Standardised train/test split with ``n_labels`` labels, balanced by class.
+
+    Returns ``X_train, y_partial, y_train, X_test, y_test``; ``y_partial`` is -1
+    on the unlabeled training rows.
+    """
+    X, y = LOADERS[name](return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    scaler = StandardScaler().fit(X_train)
+    X_train = scaler.transform(X_train).astype(np.float32)
+    X_test = scaler.transform(X_test).astype(np.float32)
+    rng = np.random.RandomState(seed)
+    classes = np.unique(y_train)
+    y_partial = np.full_like(y_train, -1)
+    per_class = n_labels // len(classes)
+    for c in classes:
+        keep = rng.choice(np.flatnonzero(y_train == c), per_class, replace=False)
+        y_partial[keep] = y_train[keep]
+    return X_train, y_partial, y_train, X_test, y_test
+
+
+def machine_info():
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return (
+        f"{platform.platform()}, {os.cpu_count()} cores, {device}; Python "
+        f"{platform.python_version()}, torch {torch.__version__}, skorch "
+        f"{skorch.__version__}, scikit-learn {sklearn.__version__}; "
+        f"{datetime.date.today().isoformat()}"
+    )
+
+
+def write_section(name, body):
+    """Replace the ``name`` section of RESULTS.md (between its markers)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + block + "\n")
+    )
+    RESULTS.write_text(text)
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

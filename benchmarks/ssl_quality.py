@@ -1,0 +1,109 @@
+"""Semi-supervised quality with few labels on scikit-learn's bundled data.
+
+For each data set (digits with 50 labels, breast cancer with 20, standardised;
+30% held out) and seed, fits every method on the same partially labeled
+training split and reports macro-F1 and accuracy on the held-out split, as
+mean +- std over the seeds. Methods:
+
+- ``labels only``: the same BoostMIS network and steps with ``lambda_u=0``;
+- ``SelfTraining(MLP)``: ``SelfTrainingClassifier(MLPClassifier(256))``;
+- ``LabelSpreading``: kNN kernel, 7 neighbours;
+- ``FixMatch``: ``BoostMISClassifier(threshold="fixed")`` (0.95);
+- ``BoostMIS``: ``BoostMISClassifier()`` at its defaults.
+
+Usage: ``python benchmarks/ssl_quality.py [--seeds 3] [--write]``.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+from _common import few_label_split, machine_info, markdown_table, write_section
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.neural_network import MLPClassifier
+from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+from sklearn_boostmis import BoostMISClassifier
+
+DATASETS = [("digits", 50), ("breast_cancer", 20)]
+
+
+def methods(seed):
+    return {
+        "labels only (same net)": BoostMISClassifier(lambda_u=0.0, random_state=seed),
+        "SelfTraining(MLP)": SelfTrainingClassifier(
+            MLPClassifier((256,), max_iter=500, random_state=seed)
+        ),
+        "LabelSpreading": LabelSpreading(kernel="knn", n_neighbors=7),
+        "FixMatch (fixed 0.95)": BoostMISClassifier(
+            threshold="fixed", random_state=seed
+        ),
+        "BoostMIS (defaults)": BoostMISClassifier(random_state=seed),
+    }
+
+
+def run(seeds):
+    rows = []
+    for name, n_labels in DATASETS:
+        scores = {}
+        for seed in range(seeds):
+            X, y_partial, _, X_test, y_test = few_label_split(name, n_labels, seed)
+            for method, model in methods(seed).items():
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    model.fit(X, y_partial)
+                seconds = time.perf_counter() - start
+                pred = model.predict(X_test)
+                scores.setdefault(method, []).append(
+                    (
+                        f1_score(y_test, pred, average="macro"),
+                        accuracy_score(y_test, pred),
+                        seconds,
+                    )
+                )
+                print(
+                    f"{name} seed {seed} {method}: F1 {scores[method][-1][0]:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for method, values in scores.items():
+            f1, acc, sec = np.array(values).T
+            rows.append(
+                [
+                    f"{name} ({n_labels} labels)",
+                    method,
+                    f"{f1.mean():.3f} +- {f1.std():.3f}",
+                    f"{acc.mean():.3f} +- {acc.std():.3f}",
+                    f"{sec.mean():.1f}",
+                ]
+            )
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="update RESULTS.md")
+    args = parser.parse_args()
+    rows = run(args.seeds)
+    table = markdown_table(["data", "method", "macro-F1", "accuracy", "fit s"], rows)
+    print(table)
+    if args.write:
+        write_section(
+            "ssl_quality",
+            (
+                f"## Semi-supervised quality (`python benchmarks/ssl_quality.py "
+                f"--seeds {args.seeds} --write`)\n\nMean +- std over "
+                f"{args.seeds} seeds; "
+                f"held-out 30% split.\nMachine: {machine_info()}\n\n{table}"
+            ),
+        )
+
+
+if __name__ == "__main__":
+    main()

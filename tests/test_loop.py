@@ -1,0 +1,249 @@
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis.loop import AnnotationLoop
+from sklearn_boostmis.query import InformativeQuerySampler
+
+FAST = dict(max_epochs=5, batch_size=16, module_params={"hidden_units": (32,)})
+K = 4
+
+
+class _Killed(Exception):
+    """Stands in for the process dying."""
+
+
+class RecordingOracle:
+    """Answers with the true labels and records every question."""
+
+    def __init__(self, y_true, y_start):
+        self.y_true = y_true
+        self.labeled = y_start != -1
+        self.calls = []
+
+    def __call__(self, idx):
+        self.calls.append(np.array(idx))
+        assert not self.labeled[idx].any(), "oracle asked about a labeled row"
+        self.labeled[idx] = True
+        return self.y_true[idx]
+
+
+def _refuse(idx):
+    raise OSError("no annotator")
+
+
+def _loop(oracle, state_dir=None, n_cycles=2, final_fit=False):
+    return AnnotationLoop(
+        BoostMISClassifier(random_state=0, **FAST),
+        sampler=InformativeQuerySampler(random_state=0),
+        oracle=oracle,
+        n_cycles=n_cycles,
+        budget=K,
+        final_fit=final_fit,
+        state_dir=state_dir,
+    )
+
+
+def _read_log(state_dir):
+    with open(os.path.join(state_dir, "annotations.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["index", "label", "cycle"]
+    return [tuple(int(v) for v in row) for row in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def reference(iris_data):
+    """An uninterrupted 2-cycle run (no final fit)."""
+    X, y, y_partial = iris_data
+    oracle = RecordingOracle(y, y_partial)
+    return _loop(oracle).fit(X, y_partial), oracle
+
+
+def test_two_cycles_with_final_fit(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    oracle = RecordingOracle(y, y_partial)
+    loop = _loop(oracle, state_dir=tmp_path, final_fit=True).fit(X, y_partial, X, y)
+
+    assert len(oracle.calls) == 2
+    hist = loop.history_
+    assert [h["cycle"] for h in hist] == [0, 1, 2]
+    n0 = int((y_partial != -1).sum())
+    assert hist[0]["n_labeled"] == n0
+    for before, after in zip(hist, hist[1:], strict=False):
+        assert after["n_labeled"] == before["n_labeled"] + before["n_queried"]
+    for h, asked in zip(hist[:2], oracle.calls, strict=True):
+        assert h["n_queried"] == len(asked) and K <= len(asked) <= 2 * K
+        assert sum(h["picks"].values()) == len(asked)
+        assert h["picks"]["aus"] + h["picks"]["both"] == K
+        assert h["picks"]["bus"] + h["picks"]["both"] == K
+        assert 0.0 <= h["val_accuracy"] <= 1.0 and 0.0 <= h["val_f1_macro"] <= 1.0
+        assert 0.0 < h["threshold"] <= 1.0
+    assert hist[2]["n_queried"] == 0 and hist[2]["picks"] is None
+    assert loop.n_annotated_ == len(oracle.calls[-1])
+
+    asked = np.concatenate(oracle.calls)
+    np.testing.assert_array_equal(loop.annotated_indices_, asked)
+    assert (loop.y_ != -1).sum() == n0 + len(asked)
+    np.testing.assert_array_equal(loop.y_[asked], y[asked])
+    unchanged = np.setdiff1d(np.arange(len(y)), asked)
+    np.testing.assert_array_equal(loop.y_[unchanged], y_partial[unchanged])
+    assert (y_partial[asked] == -1).all()  # the caller's y is not modified
+    # The final fit saw every answer; cycle 1 was warm-started with N_A.
+    assert loop.estimator_.warm_start
+    assert loop.estimator_.threshold.n_annotated == len(oracle.calls[-1])
+    assert loop.estimator_.threshold.quota == K
+
+    log = _read_log(tmp_path)
+    assert [r[0] for r in log] == asked.tolist()
+    assert [r[1] for r in log] == y[asked].tolist()
+    n_first, n_second = map(len, oracle.calls)
+    assert [r[2] for r in log] == [0] * n_first + [1] * n_second
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["annotations.csv", "model.pkl", "state.json"]
+
+
+def _assert_same_run(loop, reference):
+    ref, _ = reference
+    np.testing.assert_array_equal(loop.annotated_indices_, ref.annotated_indices_)
+    np.testing.assert_array_equal(loop.annotation_cycles_, ref.annotation_cycles_)
+    np.testing.assert_array_equal(loop.y_, ref.y_)
+    assert [h["picks"] for h in loop.history_] == [h["picks"] for h in ref.history_]
+    assert [h["n_labeled"] for h in loop.history_] == [
+        h["n_labeled"] for h in ref.history_
+    ]
+
+
+def test_resume_after_kill_before_next_fit(iris_data, tmp_path, monkeypatch, reference):
+    X, y, y_partial = iris_data
+    original_fit = BoostMISClassifier.fit
+    n_fits = []
+
+    def dying_fit(self, *args, **kwargs):
+        n_fits.append(1)
+        if len(n_fits) == 2:
+            raise _Killed
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(BoostMISClassifier, "fit", dying_fit)
+    first = RecordingOracle(y, y_partial)
+    with pytest.raises(_Killed):
+        _loop(first, state_dir=tmp_path).fit(X, y_partial)
+    monkeypatch.undo()
+    logged = {r[0] for r in _read_log(tmp_path)}
+    assert logged == set(first.calls[0].tolist()) and len(first.calls) == 1
+
+    second = RecordingOracle(y, y_partial)
+    loop = _loop(second, state_dir=tmp_path).fit(X, y_partial)
+    assert loop.start_cycle_ == 1
+    assert len(second.calls) == 1
+    assert not logged & set(second.calls[0].tolist())
+    _assert_same_run(loop, reference)
+    assert len(_read_log(tmp_path)) == len(reference[0].annotated_indices_)
+
+
+def test_resume_after_kill_between_log_and_state(
+    iris_data, tmp_path, monkeypatch, reference
+):
+    X, y, y_partial = iris_data
+    original_append = AnnotationLoop._append_log
+
+    def append_then_die(self, *args, **kwargs):
+        original_append(self, *args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(AnnotationLoop, "_append_log", append_then_die)
+    with pytest.raises(_Killed):
+        _loop(RecordingOracle(y, y_partial), state_dir=tmp_path).fit(X, y_partial)
+    monkeypatch.undo()
+    logged = {r[0] for r in _read_log(tmp_path)}
+
+    oracle = RecordingOracle(y, y_partial)
+    loop = _loop(oracle, state_dir=tmp_path).fit(X, y_partial)
+    assert loop.start_cycle_ == 1 and len(oracle.calls) == 1
+    assert not logged & set(oracle.calls[0].tolist())
+    _assert_same_run(loop, reference)
+
+    # A finished run is not repeated: no question, no fit, same result.
+    oracle = RecordingOracle(y, y_partial)
+    again = _loop(oracle, state_dir=tmp_path).fit(X, y_partial)
+    assert oracle.calls == [] and again.start_cycle_ == 2
+    _assert_same_run(again, reference)
+
+
+def test_oracle_exception_is_wrapped_and_log_intact(iris_data, tmp_path, reference):
+    X, y, y_partial = iris_data
+    good = RecordingOracle(y, y_partial)
+
+    def flaky(idx):
+        if len(good.calls) == 1:
+            raise ConnectionError("annotation server down")
+        return good(idx)
+
+    with pytest.raises(RuntimeError, match="cycle 1") as info:
+        _loop(flaky, state_dir=tmp_path).fit(X, y_partial)
+    assert isinstance(info.value.__cause__, ConnectionError)
+    log = _read_log(tmp_path)
+    assert [r[0] for r in log] == good.calls[0].tolist()
+
+    # Fitting again resumes at cycle 1 (reusing the saved cycle-1 model).
+    oracle = RecordingOracle(y, y_partial)
+    loop = _loop(oracle, state_dir=tmp_path).fit(X, y_partial)
+    assert len(oracle.calls) == 1 and loop.start_cycle_ == 1
+    _assert_same_run(loop, reference)
+
+
+def test_state_dir_from_other_data_is_rejected(iris_data, digits_data, tmp_path):
+    X, _, y_partial = iris_data
+    with pytest.raises(RuntimeError):  # leaves state.json with a pending query
+        _loop(_refuse, state_dir=tmp_path).fit(X, y_partial)
+    X_d, y_d, y_d_partial = digits_data
+    oracle = RecordingOracle(y_d, y_d_partial)
+    with pytest.raises(ValueError, match="shape"):
+        _loop(oracle, state_dir=tmp_path).fit(X_d, y_d_partial)
+    assert oracle.calls == []
+
+
+@pytest.mark.parametrize(
+    "answer, match",
+    [
+        (lambda idx: np.full(len(idx), 7), "not among the classes"),
+        (lambda idx: np.zeros(len(idx) + 1, int), "returned"),
+    ],
+)
+def test_bad_oracle_answers_raise_and_record_nothing(
+    iris_data, tmp_path, answer, match
+):
+    X, _, y_partial = iris_data
+    loop = _loop(answer, state_dir=tmp_path)
+    with pytest.raises(ValueError, match=match):
+        loop.fit(X, y_partial)
+    assert not os.path.exists(tmp_path / "annotations.csv")
+    np.testing.assert_array_equal(loop.y_, y_partial)
+    assert loop.annotated_indices_.size == 0
+
+
+def test_fixed_threshold_without_state_dir(iris_data):
+    X, y, y_partial = iris_data
+    oracle = RecordingOracle(y, y_partial)
+    loop = AnnotationLoop(
+        BoostMISClassifier(random_state=0, threshold="fixed", **FAST),
+        oracle=oracle,
+        n_cycles=2,
+        budget=3,
+        final_fit=False,
+    ).fit(X, y_partial)
+    assert len(oracle.calls) == 2 and loop.estimator_.threshold == "fixed"
+    assert loop.estimator_.warm_start
+    assert isinstance(loop.sampler, type(None))  # default sampler, not stored
+    assert [h["val_accuracy"] for h in loop.history_] == [None, None]
+
+
+def test_invalid_parameters(iris_data):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match="oracle"):
+        AnnotationLoop(BoostMISClassifier(**FAST)).fit(X, y_partial)
+    with pytest.raises(ValueError, match="X_val"):
+        _loop(_refuse).fit(X, y_partial, X_val=X)

@@ -1,0 +1,243 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis.query import InformativeQuerySampler, low_confidence_candidates
+
+from .conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def pool(iris_data):
+    X, _, y_partial = iris_data
+    return X[y_partial == -1]
+
+
+class _Learner:
+    """The part of a modAL learner the sampler relies on."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 50])
+def test_contract_exact_unique_int_indices_and_float_scores(fitted_iris, pool, n):
+    sampler = InformativeQuerySampler(random_state=0)
+    idx, scores = sampler(fitted_iris, pool, n_instances=n)
+    assert isinstance(idx, np.ndarray) and idx.dtype.kind == "i"
+    assert idx.shape == (n,) and len(np.unique(idx)) == n
+    assert idx.min() >= 0 and idx.max() < len(pool)
+    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64
+    assert scores.shape == (n,) and np.isfinite(scores).all()
+    assert (scores >= -1e-6).all()
+
+
+def test_prefix_consistency_and_interleave(fitted_iris, pool):
+    sampler = InformativeQuerySampler(random_state=0)
+    aus = sampler.set_params(selectors="aus")(fitted_iris, pool, 3)[0]
+    bus = sampler.set_params(selectors="bus")(fitted_iris, pool, 3)[0]
+    both = sampler.set_params(selectors="both")(fitted_iris, pool, 3)[0]
+    assert both[0] == aus[0]
+    pairs = [int(v) for ab in zip(aus, bus, strict=True) for v in ab]
+    assert both.tolist() == list(dict.fromkeys(pairs))[:3]
+
+
+def test_deterministic_under_random_state(fitted_iris, pool):
+    a = InformativeQuerySampler(random_state=3)(fitted_iris, pool, 10)
+    b = InformativeQuerySampler(random_state=3)(fitted_iris, pool, 10)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_modal_like_and_pipeline_unwrapping(iris_data, fitted_iris, pool):
+    sampler = InformativeQuerySampler(random_state=0)
+    direct = sampler(fitted_iris, pool, 7)
+    wrapped = sampler(_Learner(fitted_iris), pool, 7)
+    np.testing.assert_array_equal(direct[0], wrapped[0])
+    np.testing.assert_allclose(direct[1], wrapped[1])
+
+    X, _, y_partial = iris_data
+    X_raw = X * 3.0 + 1.0
+    pipe = make_pipeline(StandardScaler(), BoostMISClassifier(random_state=0, **FAST))
+    pipe.fit(X_raw, y_partial)
+    raw_pool = X_raw[y_partial == -1]
+    via_pipe = sampler(_Learner(pipe), raw_pool, 7)
+    inner = sampler(pipe[-1], pipe[:-1].transform(raw_pool), 7)
+    np.testing.assert_array_equal(via_pipe[0], inner[0])
+    # Scoring the raw features directly would be a different (wrong) query.
+    assert isinstance(via_pipe[0], np.ndarray)
+
+
+def test_errors(fitted_iris, pool):
+    sampler = InformativeQuerySampler()
+    for n in (0, len(pool) + 1):
+        with pytest.raises(ValueError, match="n_instances"):
+            sampler(fitted_iris, pool, n)
+    with pytest.raises(ValueError, match="quota"):
+        sampler.select_union(fitted_iris, pool, 0)
+    with pytest.raises(NotFittedError):
+        sampler(BoostMISClassifier(), pool, 1)
+    logreg = LogisticRegression().fit(pool, np.arange(len(pool)) % 2)
+    with pytest.raises(TypeError, match="LogisticRegression"):
+        sampler(logreg, pool, 1)
+    with pytest.raises(TypeError, match="LogisticRegression"):
+        sampler(_Learner(logreg), pool, 1)
+
+
+def test_no_gradients_left_and_modes_restored(fitted_iris, pool):
+    net = fitted_iris.net_
+    teacher, student = net.ema_module_, net.module_
+    requires = [p.requires_grad for p in teacher.parameters()]
+    params = list(teacher.parameters()) + list(student.parameters())
+    # skorch leaves the student's last training gradients in place: they must
+    # be unchanged, and the teacher must have none.
+    grads = [None if p.grad is None else p.grad.clone() for p in params]
+    teacher.train()
+    student.eval()
+    try:
+        InformativeQuerySampler(random_state=0, n_power=2)(fitted_iris, pool, 5)
+        assert all(m.training for m in teacher.modules())
+        assert not any(m.training for m in student.modules())
+    finally:
+        teacher.eval()
+    for p, g in zip(params, grads, strict=True):
+        if g is None:
+            assert p.grad is None
+        else:
+            assert torch.equal(p.grad, g)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert [p.requires_grad for p in teacher.parameters()] == requires
+
+
+def test_scores_use_the_teacher_in_eval_mode(fitted_iris, pool):
+    # Train-mode BatchNorm would make scores depend on the batch: with the
+    # teacher in eval mode the scores do not depend on batch_size.
+    a = InformativeQuerySampler(random_state=0, selectors="bus")(fitted_iris, pool, 20)
+    b = InformativeQuerySampler(random_state=0, selectors="bus", batch_size=7)(
+        fitted_iris, pool, 20
+    )
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5)
+
+
+def test_candidate_pool_rule(fitted_iris, pool):
+    max_p = fitted_iris.predict_proba(pool).max(axis=1)
+    order = np.sort(max_p)
+    m = 20
+    threshold = float((order[m - 1] + order[m]) / 2)
+    low = set(np.flatnonzero(max_p < threshold).tolist())
+    assert len(low) == m
+    sampler = InformativeQuerySampler(
+        random_state=0, candidate_threshold=threshold, selectors="aus"
+    )
+    union = sampler.select_union(fitted_iris, pool, 8)
+    assert set(union.indices.tolist()) <= low
+    # Fewer candidates than needed: fall back to every row of the pool.
+    union = sampler.select_union(fitted_iris, pool, m + 5)
+    assert len(union.indices) == m + 5
+    assert not set(union.indices.tolist()) <= low
+
+
+def test_low_confidence_candidates_helper():
+    proba = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.95, 0.05]])
+    assert low_confidence_candidates(proba, 0.95, 1).tolist() == [1]
+    assert low_confidence_candidates(proba, 0.95, 2).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("selectors", ["both", "aus", "bus"])
+def test_select_union_and_selectors_option(fitted_iris, pool, selectors):
+    k = 6
+    sampler = InformativeQuerySampler(random_state=0, selectors=selectors)
+    union = sampler.select_union(fitted_iris, pool, k)
+    idx = union.indices
+    assert idx.dtype.kind == "i" and len(np.unique(idx)) == len(idx)
+    assert (union.from_aus | union.from_bus).all()
+    picked = union.picked_by()
+    assert set(picked) <= {"aus", "bus", "both"}
+    if selectors == "both":
+        assert k <= len(idx) <= 2 * k
+        assert union.from_aus.sum() == k and union.from_bus.sum() == k
+        aus_only = sampler.set_params(selectors="aus")(fitted_iris, pool, k)[0]
+        np.testing.assert_array_equal(idx[union.from_aus], aus_only)
+    else:
+        assert len(idx) == k
+        assert (union.from_aus if selectors == "aus" else union.from_bus).all()
+        assert not (union.from_bus if selectors == "aus" else union.from_aus).any()
+        np.testing.assert_array_equal(idx, sampler(fitted_iris, pool, k)[0])
+
+
+def test_bus_is_class_balanced(fitted_iris, pool):
+    k = 9
+    sampler = InformativeQuerySampler(selectors="bus", candidate_threshold=1.0)
+    union = sampler.select_union(fitted_iris, pool, k)
+    pred = fitted_iris.predict(pool)
+    counts = np.bincount(np.searchsorted(fitted_iris.classes_, pred), minlength=3)
+    picked = np.bincount(
+        np.searchsorted(fitted_iris.classes_, pred[union.indices]), minlength=3
+    )
+    # Each predicted class gets floor(K / C) picks, when it has that many rows.
+    assert (picked >= np.minimum(counts, k // 3)).all()
+
+
+@pytest.mark.parametrize("density", ["knn_degree", "settles"])
+def test_density_options(fitted_iris, pool, density):
+    sampler = InformativeQuerySampler(density=density, random_state=0)
+    idx, _ = sampler(fitted_iris, pool, 4)
+    assert len(np.unique(idx)) == 4
+
+
+def test_invalid_parameter():
+    with pytest.raises(ValueError, match="selectors"):
+        InformativeQuerySampler(selectors="all")(None, np.zeros((3, 4)), 1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 40])
+def test_modal_active_learner_calls_strategy_once(fitted_iris, pool, n):
+    models = pytest.importorskip("modAL.models")
+    sampler = InformativeQuerySampler(random_state=0)
+    calls = []
+
+    def strategy(learner, X_pool, n_instances=1):
+        calls.append(n_instances)
+        return sampler(learner, X_pool, n_instances=n_instances)
+
+    learner = models.ActiveLearner(estimator=fitted_iris, query_strategy=strategy)
+    idx, rows = learner.query(pool, n_instances=n)
+    assert calls == [n]
+    assert len(np.unique(idx)) == n
+    np.testing.assert_array_equal(rows, pool[idx])
+    np.testing.assert_array_equal(idx, sampler(fitted_iris, pool, n)[0])
+
+
+class _PlainModule(torch.nn.Module):
+    """A network without the embed/head protocol."""
+
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n_features, 16),
+            torch.nn.ReLU(),
+            torch.nn.Linear(16, n_classes),
+        )
+
+    def forward(self, X):
+        return self.net(X)
+
+
+def test_module_without_embedding_uses_the_input(iris_data, pool):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        module=_PlainModule, max_epochs=3, batch_size=16, random_state=0
+    ).fit(X, y_partial)
+    sampler = InformativeQuerySampler(random_state=0)
+    with pytest.warns(UserWarning, match="perturbs the input"):
+        idx, scores = sampler(clf, pool, 5)
+    assert len(np.unique(idx)) == 5 and np.isfinite(scores).all()
+    # BUS alone needs no perturbation: its density runs on the input rows.
+    union = sampler.set_params(selectors="bus").select_union(clf, pool, 4)
+    assert len(union.indices) == 4
