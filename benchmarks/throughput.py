@@ -71,8 +71,7 @@ def make_data(n_samples, n_features, n_labeled, n_classes=2):
 
 def run_ours(X, y, epochs, device):
     """``fit``; returns the number of training steps."""
-    clf = BoostMISClassifier(max_epochs=epochs, random_state=0, device=device)
-    clf.fit(X, y)
+    clf = BoostMISClassifier(max_epochs=epochs, random_state=0, device=device).fit(X, y)
     return sum(len(h["batches"]) for h in clf.history_)
 
 
@@ -106,7 +105,7 @@ def run_bare(X, y, epochs, device):
                             for _ in range(math.ceil(total * B / n_l))])
     confident = torch.zeros(n_u, dtype=torch.bool, device=device)
     count_prev = torch.zeros((), device=device)
-    t_max = max(1, epochs // 2)
+    t_max, settled_eps = max(1, epochs // 2), torch.tensor(settled, device=device)
     k = 0
     for epoch in range(epochs):
         for idx in torch.randperm(n_u, device=device).split(mu * B):
@@ -119,7 +118,7 @@ def run_bare(X, y, epochs, device):
                 logits_weak = model(x_u + torch.randn_like(x_u) * weak_scale)
                 max_p, pseudo = F.softmax(logits_weak, dim=1).max(dim=1)
             if epoch >= t_max:
-                eps = torch.tensor(settled, device=device)
+                eps = settled_eps
             else:
                 ratio = confident.sum() / count_prev.clamp_min(1.0)
                 eps = alpha * torch.where(count_prev > 0, ratio, 1.0).clamp(0.0, 1.0)
@@ -211,6 +210,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repeat")
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.repeats = 1, 1
@@ -228,7 +228,7 @@ def main(argv=None):
     busy = load > 0.5 * os.cpu_count() and device == "cpu"
     text = "\n".join([
         "## Training throughput: `fit` against a bare PyTorch loop", "",
-        f"Command: `python {' '.join(['benchmarks/throughput.py', *sys.argv[1:]])}`  ",
+        f"Command: `python {' '.join(['benchmarks/throughput.py', *argv])}`  ",
         f"Machine: {machine(device)}  ",
         f"Date: {datetime.date.today().isoformat()}; load average at start "
         f"{load:.1f}" + (" (**shared machine: CPU timings noisy**)" if busy else ""),

@@ -6,6 +6,7 @@ from .classifier import BoostMISClassifier
 from .engine import BoostMISNet
 from .loop import AnnotationLoop
 from .modules import MLPClassifierModule
+from .persistence import load_weights, save_weights
 from .query import InformativeQuerySampler
 from .scoring import make_labeled_scorer
 from .thresholds import AdaptiveThreshold, FixedThreshold
@@ -22,5 +23,7 @@ __all__ = [
     "GaussianFeatureNoise",
     "InformativeQuerySampler",
     "MLPClassifierModule",
+    "load_weights",
     "make_labeled_scorer",
+    "save_weights",
 ]

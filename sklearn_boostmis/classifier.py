@@ -48,7 +48,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         SGD momentum (ignored by other optimizers).
     weight_decay : float, default=5e-4
         Weight decay on weights only (not on biases and normalisation layers).
-    max_epochs : int, default=100
+    max_epochs : int, default=200
         Passes over the unlabeled rows (one step = a labeled batch of
         ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
     batch_size : int, default=64
@@ -181,7 +181,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         lr=0.03,
         momentum=0.9,
         weight_decay=5e-4,
-        max_epochs=100,
+        max_epochs=200,
         batch_size=64,
         mu=2,
         lambda_u=1.0,

@@ -25,8 +25,9 @@ class MLPClassifierModule(nn.Module):
         Number of classes (size of the logits).
     hidden_units : sequence of int, default=(256,)
         Width of each hidden block.
-    dropout : float, default=0.0
-        Dropout probability after each hidden block.
+    dropout : float, default=0.2
+        Dropout probability after each hidden block. With few labels it
+        improved macro-F1 in ``benchmarks/ssl_quality.py``.
 
     Examples
     --------
@@ -37,7 +38,7 @@ class MLPClassifierModule(nn.Module):
     True
     """
 
-    def __init__(self, n_features, n_classes, hidden_units=(256,), dropout=0.0):
+    def __init__(self, n_features, n_classes, hidden_units=(256,), dropout=0.2):
         super().__init__()
         if isinstance(hidden_units, int):
             hidden_units = (hidden_units,)

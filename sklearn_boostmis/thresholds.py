@@ -165,6 +165,7 @@ class AdaptiveThreshold(BaseThreshold):
             max(1, self.n_passes_ // 2) if self.t_max is None else int(self.t_max)
         )
         self.settled_ = float(self.alpha) + float(self.beta)
+        self.settled_eps_ = torch.tensor(self.settled_, device=self.device_)
         self.confident_ = torch.zeros(
             int(n_unlabeled), dtype=torch.bool, device=self.device_
         )
@@ -178,7 +179,7 @@ class AdaptiveThreshold(BaseThreshold):
 
     def current_threshold(self):
         if self.pass_ >= self.t_max_:
-            return torch.tensor(self.settled_, device=self.device_)
+            return self.settled_eps_
         count = self.count().to(torch.float32)
         ratio = torch.where(
             self.count_prev_ > 0,

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from safetensors.torch import save_file
+
+from sklearn_boostmis import BoostMISClassifier, load_weights, save_weights
+
+from .conftest import FAST
+
+
+def test_safetensors_round_trip(fitted_iris, iris_data, tmp_path):
+    X = iris_data[0]
+    path = tmp_path / "model.safetensors"
+    save_weights(fitted_iris, path)
+    loaded = load_weights(BoostMISClassifier(**FAST), path, device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted_iris.predict_proba(X))
+    np.testing.assert_array_equal(loaded.classes_, fitted_iris.classes_)
+    student = fitted_iris.net_.module_.state_dict()
+    for key, value in loaded.net_.module_.state_dict().items():
+        assert np.array_equal(value.numpy(), student[key].numpy())
+
+
+def test_string_classes_survive(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    names = np.array(["a", "b", "c"], dtype=object)
+    y_obj = np.where(y_partial == -1, -1, names[y]).astype(object)
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_obj)
+    save_weights(clf, tmp_path / "m.safetensors")
+    loaded = load_weights(BoostMISClassifier(**FAST), tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_rejects_foreign_files_and_unfitted(tmp_path):
+    import torch
+    from sklearn.exceptions import NotFittedError
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a sklearn_boostmis weights file"):
+        load_weights(BoostMISClassifier(), tmp_path / "other.safetensors")
+    with pytest.raises(NotFittedError):
+        save_weights(BoostMISClassifier(), tmp_path / "x.safetensors")
+
+
+def test_architecture_mismatch_is_an_error(fitted_iris, tmp_path):
+    save_weights(fitted_iris, tmp_path / "m.safetensors")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_weights(
+            BoostMISClassifier(module_params={"hidden_units": (7,)}),
+            tmp_path / "m.safetensors",
+        )
