@@ -26,14 +26,15 @@ class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
             )
         std = X.std(dim=0, unbiased=False) if len(X) > 1 else torch.zeros_like(X[0])
         self.scale_ = std.to(X.dtype)
+        self.noise_std_ = self.noise * self.scale_
         self.generator_ = generator
         return self
 
-    def _noise(self, x, relative_std):
+    def _noise(self, x):
         noise = torch.randn(
             x.shape, generator=self.generator_, device=x.device, dtype=x.dtype
         )
-        return noise * (relative_std * self.scale_)
+        return noise * self.noise_std_
 
 
 class GaussianFeatureNoise(_FeatureAugmentation):
@@ -57,7 +58,7 @@ class GaussianFeatureNoise(_FeatureAugmentation):
         self.noise = noise
 
     def __call__(self, x):
-        return x + self._noise(x, self.noise)
+        return x + self._noise(x)
 
 
 class FeatureDropoutNoise(_FeatureAugmentation):
@@ -90,7 +91,7 @@ class FeatureDropoutNoise(_FeatureAugmentation):
             torch.rand(x.shape, generator=self.generator_, device=x.device)
             >= self.dropout
         )
-        return x * keep + self._noise(x, self.noise)
+        return x * keep + self._noise(x)
 
 
 def make_augmentation(augment, default):

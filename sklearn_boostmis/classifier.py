@@ -102,8 +102,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         The fitted skorch engine; ``net_.module_`` is the student network and
         ``net_.ema_module_`` the EMA teacher used for prediction.
     history_ : skorch.History
-        Per epoch and per batch (``sup_loss``, ``unsup_loss``, ``mask_ratio``,
-        ``threshold``) records.
+        skorch's per-epoch and per-batch records, plus per batch ``sup_loss``,
+        ``unsup_loss``, ``mask_ratio`` and ``threshold`` (written at the end of
+        each epoch, so that a training step never waits for the device).
     transduction_ : ndarray of shape (n_samples,)
         The given labels, and for unlabeled rows the last pseudo-label if its
         last visit passed the threshold, else -1.

@@ -25,13 +25,28 @@ def effective_decay(decay, n_updates):
     return min(float(decay), (1.0 + n_updates) / (10.0 + n_updates))
 
 
+def ema_pairs(teacher, student):
+    """Aligned teacher/student parameter and buffer lists.
+
+    Build them once per fit and pass them to :func:`ema_update`: walking the
+    module tree on every step costs more than the update itself for small nets.
+    """
+    t_params, s_params = list(teacher.parameters()), list(student.parameters())
+    t_buffers, s_buffers = list(teacher.buffers()), list(student.buffers())
+    if len(t_params) != len(s_params) or len(t_buffers) != len(s_buffers):
+        raise ValueError("teacher and student must have the same architecture")
+    return t_params, [p.detach() for p in s_params], t_buffers, s_buffers
+
+
 @torch.no_grad()
-def ema_update(teacher, student, decay):
+def ema_update(teacher, student, decay, pairs=None):
     """``teacher <- decay * teacher + (1 - decay) * student`` for parameters;
-    buffers (BatchNorm statistics) are copied."""
-    t_params = [p for p in teacher.parameters()]
-    s_params = [p.detach() for p in student.parameters()]
+    buffers (BatchNorm statistics) are copied.
+
+    ``pairs`` is the result of :func:`ema_pairs` (computed here when None).
+    """
+    t_params, s_params, t_buffers, s_buffers = pairs or ema_pairs(teacher, student)
     if t_params:
         torch._foreach_lerp_(t_params, s_params, 1.0 - decay)
-    for t_buf, s_buf in zip(teacher.buffers(), student.buffers(), strict=True):
-        t_buf.copy_(s_buf)
+    if t_buffers:
+        torch._foreach_copy_(t_buffers, s_buffers)

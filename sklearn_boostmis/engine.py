@@ -20,11 +20,14 @@ from skorch.utils import to_tensor
 
 from .augment import FeatureDropoutNoise, GaussianFeatureNoise, make_augmentation
 from .data import SemiSupervisedBatches, SemiSupervisedDataset
-from .ema import effective_decay, ema_update, make_teacher
+from .ema import effective_decay, ema_pairs, ema_update, make_teacher
 from .losses import masked_consistency_loss, supervised_loss
 from .memory import PseudoLabelMemory
 from .modules import no_weight_decay_names
 from .thresholds import AdaptiveThreshold, make_threshold
+
+
+STEP_RECORDS = ("sup_loss", "unsup_loss", "mask_ratio", "threshold")
 
 
 class CosineLR(Callback):
@@ -179,37 +182,43 @@ class BoostMISNet(NeuralNetClassifier):
         )
         self.memory_ = PseudoLabelMemory(X.n_unlabeled, device)
         self.threshold_history_ = []
+        self._ema_pairs = ema_pairs(self.ema_module_, self.module_)
+        self._step_records = []
 
     def on_batch_end(self, net, batch=None, training=False, **step):
         if not training:
             return
         self.ema_updates_ += 1
-        ema_update(
-            self.ema_module_,
-            self.module_,
-            effective_decay(self.ema_decay, self.ema_updates_),
-        )
-        for key in ("sup_loss", "unsup_loss", "mask_ratio", "threshold"):
-            self.history.record_batch(key, float(step[key]))
+        decay = effective_decay(self.ema_decay, self.ema_updates_)
+        ema_update(self.ema_module_, self.module_, decay, self._ema_pairs)
+        # kept on the device; copied to the history once per epoch (one sync)
+        self._step_records.append(torch.stack([step[k] for k in STEP_RECORDS]))
 
     def on_epoch_end(self, net, **kwargs):
+        if self._step_records:
+            rows = torch.stack(self._step_records).tolist()
+            for batch, row in zip(self.history[-1]["batches"], rows, strict=True):
+                batch.update(zip(STEP_RECORDS, row, strict=True))
+            self._step_records = []
         self.threshold_history_.append(float(self.threshold_.current_threshold()))
         self.threshold_.end_pass()
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.generator_ = None
+        self._ema_pairs = None
         self.ema_module_.eval()
 
     # -- steps --------------------------------------------------------------
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
+        if not self.module_.training:  # the teacher stays in eval mode
+            self.module_.train()
         x_lab, y_lab, x_unl, idx = batch
         x_lab_weak = self.weak_(x_lab)
         if x_unl is None:
             logits = self.module_(x_lab_weak)
             loss = supervised_loss(logits, y_lab)
             loss.backward()
-            zero = loss.detach() * 0
+            zero = torch.zeros((), device=loss.device)
             return {
                 "loss": loss,
                 "y_pred": logits,

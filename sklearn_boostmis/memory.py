@@ -20,12 +20,9 @@ class PseudoLabelMemory(TensorStateMixin):
     def update(self, idx, pseudo_labels, mask, current_pass):
         """Record a batch; ``current_pass`` is 1-based."""
         previous = self.since[idx]
-        kept = mask & (previous >= 0) & (self.labels[idx] == pseudo_labels)
-        self.since[idx] = torch.where(
-            mask,
-            torch.where(kept, previous, torch.full_like(previous, current_pass)),
-            torch.full_like(previous, -1),
-        )
+        continued = (previous >= 0) & (self.labels[idx] == pseudo_labels)
+        streak = torch.where(continued, previous, current_pass)
+        self.since[idx] = streak.masked_fill(~mask, -1)
         self.labels[idx] = pseudo_labels
 
     def transduction(self):
