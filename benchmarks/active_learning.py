@@ -130,9 +130,9 @@ def curve_tables(name, labels, curves, qtime):
     ok_ent = areas["BoostMIS"][0] >= areas["entropy"][0]
     verdict = (
         f"**{name}: acceptance (mean macro-F1 AULC of the BoostMIS query >= random "
-        f"and >= entropy): {ok_rand and ok_ent}** (BoostMIS {areas['BoostMIS'][0]:.3f}"
-        f" vs random {areas['random'][0]:.3f} [{ok_rand}], entropy "
-        f"{areas['entropy'][0]:.3f} [{ok_ent}]; accuracy AULC: BoostMIS "
+        f"and >= entropy): {ok_rand and ok_ent}** (BoostMIS {areas['BoostMIS'][0]:.4f}"
+        f" vs random {areas['random'][0]:.4f} [{ok_rand}], entropy "
+        f"{areas['entropy'][0]:.4f} [{ok_ent}]; accuracy AULC: BoostMIS "
         f"{areas['BoostMIS'][1]:.3f}, random {areas['random'][1]:.3f}, entropy "
         f"{areas['entropy'][1]:.3f})"
     )
