@@ -121,5 +121,16 @@ def make_augmentation(augment, default):
     return augment
 
 
+def default_augmentations(ndim):
+    """The ``"auto"`` weak and strong views for inputs of ``ndim`` dimensions."""
+    if ndim == 2:
+        return GaussianFeatureNoise(), FeatureDropoutNoise()
+    if ndim == 4:
+        from .image_augment import StrongImageAugment, WeakImageAugment
+
+        return WeakImageAugment(), StrongImageAugment()
+    raise ValueError(f"no default augmentation for {ndim}-dimensional inputs")
+
+
 def _identity(x):
     return x

@@ -243,9 +243,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self : BoostMISClassifier
         """
         warm = self.warm_start and hasattr(self, "net_")
-        X, y = validate_data(
-            self, X, y, dtype=np.float32, reset=not warm, ensure_min_samples=2
-        )
+        X, y = self._validate_input(X, y, reset=not warm)
         labeled = self._check_labels(y)
         classes = np.unique(y[labeled])
         if warm and not np.array_equal(classes, self.classes_):
@@ -280,6 +278,36 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self._set_transduction(y, labeled)
         return self
 
+    def _validate_input(self, X, y="no_validation", reset=True):
+        """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W).
+
+        ``n_features_in_`` is the size of the second axis (features, or image
+        channels); ``input_shape_`` is the whole shape of one sample.
+        """
+        ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
+        if ndim == 3:
+            X = np.asarray(X)[:, None]
+        kwargs = dict(dtype=np.float32, reset=reset, allow_nd=ndim in (3, 4))
+        only_X = isinstance(y, str) and y == "no_validation"
+        if only_X:
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, ensure_min_samples=2, **kwargs)
+        if X.ndim not in (2, 4):
+            raise ValueError(
+                "X must be feature vectors (n_samples, n_features) or images "
+                f"(n_samples, [channels,] height, width); got {X.ndim} dimensions"
+            )
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {tuple(X.shape[1:])}, but "
+                f"{type(self).__name__} was fitted on samples of shape "
+                f"{self.input_shape_}"
+            )
+        return X if only_X else (X, y)
+
     def _check_labels(self, y):
         if y.dtype.kind in "US":
             raise ValueError(
@@ -309,6 +337,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     def _make_module(self):
         n_features, n_classes = self.n_features_in_, len(self.classes_)
         params = dict(self.module_params or {})
+        if self.module is None and len(self.input_shape_) == 3:
+            from .cnn import make_image_module
+
+            module, defaults = make_image_module(self.input_shape_, n_classes)
+            return module, {**defaults, **params}
         if self.module is None:
             return MLPClassifierModule, {
                 "n_features": n_features,
@@ -388,7 +421,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             Columns follow ``classes_``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = self._validate_input(X, reset=False)
         return self.net_.predict_proba(X)
 
     def predict(self, X):

@@ -18,14 +18,13 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
-from .augment import FeatureDropoutNoise, GaussianFeatureNoise, make_augmentation
+from .augment import default_augmentations, make_augmentation
 from .data import SemiSupervisedBatches, SemiSupervisedDataset
 from .ema import effective_decay, ema_pairs, ema_update, make_teacher
 from .losses import masked_consistency_loss, supervised_loss
 from .memory import PseudoLabelMemory
 from .modules import no_weight_decay_names
 from .thresholds import AdaptiveThreshold, make_threshold
-
 
 STEP_RECORDS = ("sup_loss", "unsup_loss", "mask_ratio", "threshold")
 
@@ -171,8 +170,13 @@ class BoostMISNet(NeuralNetClassifier):
         device = X.X_labeled.device
         self.generator_ = self._new_generator(device)
         all_rows = torch.cat([X.X_labeled, X.X_unlabeled])
-        self.weak_ = make_augmentation(self.weak_augment, GaussianFeatureNoise())
-        self.strong_ = make_augmentation(self.strong_augment, FeatureDropoutNoise())
+        params = (self.weak_augment, self.strong_augment)
+        needs_default = any(isinstance(p, str) for p in params)
+        weak, strong = (
+            default_augmentations(all_rows.ndim) if needs_default else (None, None)
+        )
+        self.weak_ = make_augmentation(self.weak_augment, weak)
+        self.strong_ = make_augmentation(self.strong_augment, strong)
         for augment in (self.weak_, self.strong_):
             if hasattr(augment, "fit"):
                 augment.fit(all_rows, generator=self.generator_)

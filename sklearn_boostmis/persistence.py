@@ -3,8 +3,9 @@
 A pickle of a fitted :class:`BoostMISClassifier` restores everything, but
 unpickling runs code from the file. :func:`save_weights` writes the student and
 EMA-teacher weights plus the few facts needed to rebuild the network (classes,
-number of features) to a ``.safetensors`` file; :func:`load_weights` rebuilds a
-prediction-ready estimator from it and an estimator with the same parameters.
+number of features, sample shape) to a ``.safetensors`` file; :func:`load_weights`
+rebuilds a prediction-ready estimator from it and an estimator with the same
+parameters.
 """
 
 import json
@@ -40,6 +41,7 @@ def save_weights(estimator, path):
         "format": FORMAT,
         "classes": json.dumps(estimator.classes_.tolist()),
         "n_features_in": str(estimator.n_features_in_),
+        "input_shape": json.dumps(list(estimator.input_shape_)),
     }
     save_file(tensors, str(path), metadata=metadata)
 
@@ -91,6 +93,7 @@ def load_weights(estimator, path, device=None):
     has_strings = any(isinstance(c, str) for c in classes)
     estimator.classes_ = np.asarray(classes, dtype=object if has_strings else None)
     estimator.n_features_in_ = int(metadata["n_features_in"])
+    estimator.input_shape_ = tuple(json.loads(metadata["input_shape"]))
     device = resolve_device(device or estimator.device)
     with torch.random.fork_rng(devices=[]):
         net = estimator._make_net(device, seed=0).initialize()

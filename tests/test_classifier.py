@@ -364,3 +364,28 @@ def test_cuda_fit_and_cpu_load(iris_data):
     np.testing.assert_allclose(
         restored.predict_proba(X), clf.predict_proba(X), atol=1e-5
     )
+
+
+class FlattenNet(torch.nn.Module):
+    def __init__(self, n_classes, n_inputs=16):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_inputs, n_classes)
+
+    def forward(self, X):
+        return self.linear(X.flatten(1))
+
+
+def test_image_shaped_input_with_own_module(digits_data):
+    X, y, y_partial = digits_data
+    images = X[:300].reshape(-1, 8, 8)[:, ::2, ::2]  # (N, 4, 4): one channel
+    params = dict(max_epochs=3, batch_size=16, random_state=0)
+    clf = BoostMISClassifier(
+        module=FlattenNet, weak_augment=None, strong_augment=None, **params
+    ).fit(images, y_partial[:300])
+    assert clf.input_shape_ == (1, 4, 4)
+    assert clf.predict(images).shape == (300,)
+    assert clf.predict_proba(images[:, None]).shape == (300, len(clf.classes_))
+    with pytest.raises(ValueError, match="samples of shape"):
+        clf.predict(X[:300].reshape(-1, 1, 4, 16))
+    with pytest.raises(ValueError, match="dim 5"):
+        BoostMISClassifier(**params).fit(X[:300].reshape(300, 1, 2, 2, 16), y[:300])

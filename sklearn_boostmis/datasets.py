@@ -1,0 +1,296 @@
+"""The MESCC feature release: a checked loader and a SYNTHETIC look-alike.
+
+The MESCC release (METHOD.md, "Data: the MESCC release") is a folder with
+``<split>-features.npy`` (N x 2048 ResNet-50 features) and
+``<split>-targets.npy`` for the splits train / val / test. Targets are either
+six Bilsky grades 0..5 (b0, b1a, b1b, b1c, b2, b3) or two grades 0/1
+(low = b0, b1a, b1b; high = b1c, b2, b3).
+
+:func:`load_mescc` reads and checks such a folder. :func:`make_mescc_like`
+generates SYNTHETIC data with the release's split sizes and class counts (the
+real data is not public), and :func:`write_mescc_like` writes it as the six
+``.npy`` files, for tests, demos and speed benchmarks.
+"""
+
+import os
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = [
+    "MESCCFormatError",
+    "SIX_GRADE_NAMES",
+    "TWO_GRADE_NAMES",
+    "load_mescc",
+    "make_mescc_like",
+    "six_to_two",
+    "write_mescc_like",
+]
+
+SPLITS = ("train", "val", "test")
+SIX_GRADE_NAMES = ("b0", "b1a", "b1b", "b1c", "b2", "b3")
+TWO_GRADE_NAMES = ("low", "high")
+
+# METHOD.md, split/class table: rows train / val / test, columns b0..b3.
+MESCC_CLASS_COUNTS = {
+    "train": (3752, 409, 483, 224, 136, 203),
+    "val": (756, 73, 88, 50, 23, 21),
+    "test": (849, 82, 51, 39, 30, 26),
+}
+_TASKS = ("two", "six")
+
+
+class MESCCFormatError(ValueError):
+    """A MESCC file exists but its content is not usable (the message names it)."""
+
+
+def six_to_two(y):
+    """Bilsky grouping: 0, 1, 2 (b0, b1a, b1b) -> 0 (low); 3, 4, 5 -> 1 (high)."""
+    return (np.asarray(y) >= 3).astype(np.int64)
+
+
+def _check_task(task):
+    if task not in _TASKS:
+        raise ValueError(f"unknown task {task!r}: use 'two' or 'six'")
+
+
+def split_paths(path, split):
+    """The (features, targets) file paths of one split."""
+    return (
+        os.path.join(os.fspath(path), f"{split}-features.npy"),
+        os.path.join(os.fspath(path), f"{split}-targets.npy"),
+    )
+
+
+def _load_array(file):
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"missing file {file}")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MESCCFormatError(f"{file}: not a readable .npy array ({reason})") from exc
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise MESCCFormatError(f"{file}: expected a single .npy array, got an archive")
+    return array
+
+
+def load_features(file):
+    """Read one ``<split>-features.npy``: a finite, numeric 2-D array (float32).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    MESCCFormatError
+        If it is not a 2-D numeric array with at least one row, or holds NaN/inf.
+    """
+    X = _load_array(file)
+    if X.dtype.kind not in "fiu":
+        raise MESCCFormatError(f"{file}: features must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise MESCCFormatError(
+            f"{file}: features must be 2-D (n_samples, n_features), got shape {X.shape}"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise MESCCFormatError(f"{file}: features are empty (shape {X.shape})")
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        bad = int((~np.isfinite(X)).any(axis=1).sum())
+        raise MESCCFormatError(f"{file}: features hold NaN or inf in {bad} row(s)")
+    return X
+
+
+def _load_targets(file):
+    y = _load_array(file)
+    if y.dtype.kind not in "fiu":
+        raise MESCCFormatError(f"{file}: targets must be numeric, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise MESCCFormatError(f"{file}: targets must be 1-D, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise MESCCFormatError(f"{file}: targets hold NaN or inf")
+        if not np.array_equal(y, np.round(y)):
+            raise MESCCFormatError(f"{file}: targets must be whole numbers (grades)")
+    y = y.astype(np.int64)
+    bad = np.unique(y[(y < 0) | (y > 5)])
+    if bad.size:
+        raise MESCCFormatError(
+            f"{file}: targets must be grades 0..5 (six-grading) or 0/1 "
+            f"(two-grading), found {bad[:5].tolist()}"
+        )
+    return y
+
+
+def _describe(task, synthetic, counts):
+    lines = [
+        "SYNTHETIC stand-in for the MESCC feature release (not real images or "
+        "features: class-dependent Gaussian clusters through a ReLU)."
+        if synthetic
+        else "MESCC feature release (ResNet-50 features of MRI slices).",
+        f"Task: {task}-grading; classes "
+        + ", ".join(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
+        + ".",
+    ]
+    for split, n in counts.items():
+        lines.append(f"{split}: {n} samples")
+    return "\n".join(lines)
+
+
+def load_mescc(path, task="two"):
+    """Load and check a MESCC feature folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Folder with ``{train,val,test}-features.npy`` and
+        ``{train,val,test}-targets.npy``.
+    task : {"two", "six"}, default="two"
+        ``"six"``: Bilsky grades 0..5 (needs six-grade targets). ``"two"``:
+        0 = low (b0, b1a, b1b), 1 = high (b1c, b2, b3); six-grade targets are
+        grouped, two-grade targets are used as they are.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``X_train, y_train, X_val, y_val, X_test, y_test`` (features float32,
+        targets int64), ``target_names``, ``task`` and ``DESCR``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of the six files is missing (the message names it).
+    MESCCFormatError
+        (a ValueError) if a file is unreadable, not numeric, of the wrong
+        shape, holds NaN/inf or labels outside 0..5, if features and targets
+        differ in length or the splits differ in their number of features,
+        or if ``task="six"`` is asked of two-grade targets.
+    ValueError
+        If ``task`` is unknown.
+
+    Notes
+    -----
+    Targets are two-grade when no split holds a label above 1; otherwise they
+    are six-grade. Files are read with ``allow_pickle=False``.
+    """
+    _check_task(task)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"MESCC data folder not found: {os.fspath(path)}")
+    data, counts, n_features, first = {}, {}, None, None
+    for split in SPLITS:
+        f_file, t_file = split_paths(path, split)
+        X, y = load_features(f_file), _load_targets(t_file)
+        if X.shape[0] != y.shape[0]:
+            raise MESCCFormatError(
+                f"{t_file}: {y.shape[0]} targets but {f_file} has {X.shape[0]} rows"
+            )
+        if n_features is None:
+            n_features, first = X.shape[1], f_file
+        elif X.shape[1] != n_features:
+            raise MESCCFormatError(
+                f"{f_file}: {X.shape[1]} features but {first} has {n_features}"
+            )
+        data[f"X_{split}"], data[f"y_{split}"] = X, y
+        counts[split] = X.shape[0]
+    six_grade = any(data[f"y_{s}"].max() > 1 for s in SPLITS)
+    if task == "six" and not six_grade:
+        raise MESCCFormatError(
+            f"{os.fspath(path)}: task 'six' needs six-grade targets (0..5), but "
+            "every *-targets.npy holds two-grade labels (0/1) only"
+        )
+    if task == "two" and six_grade:
+        for split in SPLITS:
+            data[f"y_{split}"] = six_to_two(data[f"y_{split}"])
+    names = SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES
+    return Bunch(
+        **data,
+        target_names=list(names),
+        task=task,
+        DESCR=_describe(task, False, counts),
+    )
+
+
+def _scaled(count, scale):
+    return max(1, int(np.floor(count * scale + 0.5)))
+
+
+def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
+    """SYNTHETIC data with the MESCC release's split sizes and class counts.
+
+    Not real data: each Bilsky grade is a Gaussian cluster in feature space,
+    passed through a ReLU so that features are non-negative and sparse like
+    ResNet-50 pooled features. Grade centres lie along a random path (each
+    grade one step from the previous), so neighbouring grades overlap more
+    than distant ones; difficulty does not depend on ``n_features``.
+
+    Parameters
+    ----------
+    n_features : int, default=2048
+    scale : float, default=1.0
+        Multiplies each (split, class) count of METHOD.md's table; a count
+        becomes ``max(1, floor(count * scale + 0.5))`` (round half up, at
+        least one sample per class and split). ``scale=1`` gives exactly
+        5207 / 1011 / 1077 rows.
+    random_state : int or None, default=0
+    task : {"six", "two"}, default="six"
+        ``"two"`` groups the grades (0, 1, 2 -> 0; 3, 4, 5 -> 1).
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        Same fields as :func:`load_mescc`; ``DESCR`` says SYNTHETIC.
+
+    Examples
+    --------
+    >>> data = make_mescc_like(n_features=16, scale=0.1)
+    >>> data.X_train.shape, int((data.y_train == 5).sum())
+    ((520, 16), 20)
+    """
+    _check_task(task)
+    if int(n_features) < 1 or not scale > 0:
+        raise ValueError("n_features must be >= 1 and scale > 0")
+    rng = np.random.default_rng(random_state)
+    n_features = int(n_features)
+    base = rng.normal(0.3, 0.5, n_features)
+    steps = rng.normal(size=(6, n_features)) * (3.0 / np.sqrt(n_features))
+    centers = (base + np.cumsum(steps, axis=0)).astype(np.float32)
+    data, counts = {}, {}
+    for split in SPLITS:
+        n_per_class = [_scaled(c, scale) for c in MESCC_CLASS_COUNTS[split]]
+        y = np.repeat(np.arange(6, dtype=np.int64), n_per_class)
+        y = y[rng.permutation(y.size)]
+        noise = rng.standard_normal((y.size, n_features), dtype=np.float32)
+        X = np.maximum(centers[y] + noise, 0.0).astype(np.float32)
+        data[f"X_{split}"] = X
+        data[f"y_{split}"] = six_to_two(y) if task == "two" else y
+        counts[split] = y.size
+    names = SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES
+    return Bunch(
+        **data, target_names=list(names), task=task, DESCR=_describe(task, True, counts)
+    )
+
+
+def write_mescc_like(directory, **kwargs):
+    """Write :func:`make_mescc_like` data as the six MESCC ``.npy`` files.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created if needed.
+    **kwargs
+        Passed to :func:`make_mescc_like` (``task="six"`` writes six-grade
+        targets, which :func:`load_mescc` can serve for both tasks).
+
+    Returns
+    -------
+    directory : str
+    """
+    data = make_mescc_like(**kwargs)
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    for split in SPLITS:
+        f_file, t_file = split_paths(directory, split)
+        np.save(f_file, data[f"X_{split}"])
+        np.save(t_file, data[f"y_{split}"])
+    return directory
