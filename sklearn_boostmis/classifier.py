@@ -293,11 +293,6 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             X = validate_data(self, X, **kwargs)
         else:
             X, y = validate_data(self, X, y, ensure_min_samples=2, **kwargs)
-        if X.ndim not in (2, 4):
-            raise ValueError(
-                "X must be feature vectors (n_samples, n_features) or images "
-                f"(n_samples, [channels,] height, width); got {X.ndim} dimensions"
-            )
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
         elif tuple(X.shape[1:]) != self.input_shape_:
