@@ -8,6 +8,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..modules import supports_embedding
+
 __all__ = ["adversarial_instability"]
 
 _TINY = 1e-12
@@ -23,12 +25,6 @@ def _unit(d):
     """L2-normalise every sample of ``d`` over all non-batch dimensions."""
     norm = d.flatten(start_dim=1).norm(dim=1)
     return d / (norm + _TINY).view(-1, *([1] * (d.dim() - 1)))
-
-
-def _supports_embedding(module):
-    return callable(getattr(module, "embed", None)) and callable(
-        getattr(module, "head", None)
-    )
 
 
 def _score_batch(embed, head, x, *, xi, eps, n_power, symmetric, generator):
@@ -123,7 +119,7 @@ def adversarial_instability(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
     X = torch.as_tensor(X)
-    if _supports_embedding(module):
+    if supports_embedding(module):
         embed, head = module.embed, module.head
     else:
         warnings.warn(

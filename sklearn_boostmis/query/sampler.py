@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ..modules import supports_embedding
 from .adversarial import adversarial_instability
 from .balanced import balanced_top_k
 from .combine import interleave_rankings, union_candidates
@@ -36,12 +37,6 @@ __all__ = [
 ]
 
 _SELECTORS = ("both", "aus", "bus")
-
-
-def _has_embedding(module):
-    return callable(getattr(module, "embed", None)) and callable(
-        getattr(module, "head", None)
-    )
 
 
 def unwrap_classifier(classifier, X):
@@ -128,7 +123,7 @@ def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
     """
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
     X = X.to(device=device, dtype=torch.float32)
-    embedding = _has_embedding(module)
+    embedding = supports_embedding(module)
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     probas, zs = [], []
