@@ -1,0 +1,388 @@
+"""The ``boostmis`` command line, run as a user runs it (subprocesses)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sklearn_boostmis import BoostMISClassifier, load_weights
+from sklearn_boostmis.cli import main
+from sklearn_boostmis.datasets import six_to_two, write_mescc_like
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TINY = ["--budget", "4", "--initial-labels", "12", "--max-epochs", "3", "--seed", "0"]
+OUTPUTS = [
+    "report.json",
+    "report.md",
+    "learning_curve.png",
+    "annotations.csv",
+    "model.safetensors",
+]
+
+
+def _cli(*args, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "sklearn_boostmis", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
+
+
+def _popen(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "sklearn_boostmis", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _annotations(out):
+    with open(os.path.join(out, "annotations.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["index", "label", "cycle"]
+    return [tuple(int(v) for v in row) for row in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_mescc_like(
+        tmp_path_factory.mktemp("mescc"), scale=0.05, n_features=32, random_state=0
+    )
+
+
+@pytest.fixture(scope="module")
+def y_train(data_dir):
+    return np.load(os.path.join(data_dir, "train-targets.npy"))
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_dir, tmp_path_factory):
+    """An uninterrupted two-grade run with two cycles."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    _ok(_cli("run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out))
+    return out
+
+
+# -- run --------------------------------------------------------------------------
+def test_run_two_writes_every_output(reference_run, data_dir, y_train):
+    out = reference_run
+    for name in OUTPUTS:
+        assert os.path.getsize(out / name) > 0, name
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] is True
+    assert report["config"]["task"] == "two" and report["config"]["budget"] == 4
+    cycles = report["cycles"]
+    assert [e["cycle"] for e in cycles] == [0, 1, 2]
+    assert [e["final"] for e in cycles] == [False, False, True]
+    rows = _annotations(out)
+    n_labeled = [e["n_labeled"] for e in cycles]
+    assert n_labeled[0] == 12
+    assert n_labeled[-1] == 12 + len(rows)
+    assert all(4 <= e["n_queried"] <= 8 for e in cycles[:2])
+    y_test = six_to_two(np.load(os.path.join(data_dir, "test-targets.npy")))
+    for e in cycles:
+        assert e["split"] == "test" and e["n_test"] == len(y_test)
+        assert 0 <= e["accuracy"] <= 1 and 0 <= e["macro_f1"] <= 1
+        for key in ("macro_precision", "macro_recall", "threshold", "val_accuracy"):
+            assert e[key] is not None
+        cm = np.asarray(e["confusion_matrix"])
+        assert cm.shape == (2, 2)
+        np.testing.assert_allclose(cm.sum(axis=1), 1.0, atol=1e-5)
+        assert e["per_class_recall"]["high"] == pytest.approx(cm[1, 1], abs=1e-5)
+    # annotations: the simulated oracle's answers, never a row twice or a seed row
+    index = [r[0] for r in rows]
+    assert len(set(index)) == len(index)
+    assert not set(index) & set(report["initial_indices"])
+    assert [r[1] for r in rows] == six_to_two(y_train[index]).tolist()
+    assert sorted({r[2] for r in rows}) == [0, 1]
+    # weights: a prediction-ready model with the two classes
+    clf = load_weights(BoostMISClassifier(device="cpu"), out / "model.safetensors")
+    assert clf.classes_.tolist() == [0, 1]
+    X_test = np.load(os.path.join(data_dir, "test-features.npy"))
+    assert set(np.unique(clf.predict(X_test))) <= {0, 1}
+    md = (out / "report.md").read_text()
+    assert "| final | " in md and "recall high" in md
+
+
+def test_run_six_grade(data_dir, tmp_path):
+    out = tmp_path / "six"
+    result = _ok(
+        _cli("run", data_dir, "--task", "six", "--cycles", 1, *TINY, "--out", out)
+    )
+    assert "cycle 1/1" in result.stderr
+    for name in OUTPUTS:
+        assert (out / name).exists(), name
+    report = json.loads((out / "report.json").read_text())
+    last = report["cycles"][-1]
+    assert list(last["per_class_recall"]) == ["b0", "b1a", "b1b", "b1c", "b2", "b3"]
+    assert np.asarray(last["confusion_matrix"]).shape == (6, 6)
+    # six-grade answers are the raw grades
+    rows = _annotations(out)
+    y = np.load(os.path.join(data_dir, "train-targets.npy"))
+    assert [r[1] for r in rows] == y[[r[0] for r in rows]].tolist()
+
+
+def test_resume_extends_a_finished_run(data_dir, tmp_path, reference_run):
+    out = tmp_path / "resume"
+    _ok(_cli("run", data_dir, "--task", "two", "--cycles", 1, *TINY, "--out", out))
+    first = _annotations(out)
+    assert first and {r[2] for r in first} == {0}
+    result = _ok(
+        _cli("run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out)
+    )
+    assert "resumed" in result.stderr
+    rows = _annotations(out)
+    assert rows[: len(first)] == first  # cycle 0 untouched
+    index = [r[0] for r in rows]
+    assert len(set(index)) == len(index)
+    assert {r[2] for r in rows} == {0, 1}
+    # same seed: identical to the uninterrupted two-cycle run
+    assert rows == _annotations(reference_run)
+    report = json.loads((out / "report.json").read_text())
+    assert [e["cycle"] for e in report["cycles"]] == [0, 1, 2]
+
+
+def test_resume_refuses_changed_settings(data_dir, reference_run, capsys):
+    rc = main(
+        [
+            "run",
+            str(data_dir),
+            "--task",
+            "six",
+            "--cycles",
+            "2",
+            *TINY,
+            "--out",
+            str(reference_run),
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "task" in err
+
+
+def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):
+    out = tmp_path / "killed"
+    args = ("run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out)
+    proc = _popen(*args)
+    log = out / "annotations.csv"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and len(log.read_text().splitlines()) > 1:
+                break
+            time.sleep(0.005)
+        finished = proc.poll() is not None
+        proc.kill()  # SIGKILL
+    finally:
+        proc.wait(timeout=60)
+    if finished:
+        pytest.skip("the run finished before it could be killed (fast machine)")
+    if not log.exists():
+        pytest.skip("no annotation within 120 s: machine too loaded to test the kill")
+    partial = _annotations(out)
+    assert len({r[0] for r in partial}) == len(partial)
+    _ok(_cli(*args))
+    rows = _annotations(out)
+    assert rows[: len(partial)] == partial
+    assert rows == _annotations(reference_run)
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] and len(report["cycles"]) == 3
+
+
+# -- query -------------------------------------------------------------------------
+def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_path):
+    y = six_to_two(y_train)
+    labeled = np.r_[np.flatnonzero(y == 0)[:6], np.flatnonzero(y == 1)[:4]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("index,label\n" + "".join(f"{i},{y[i]}\n" for i in labeled))
+    before = labels.read_bytes(), os.stat(labels).st_mtime_ns
+    out = tmp_path / "sub" / "candidates.csv"
+    _ok(
+        _cli(
+            "query",
+            data_dir,
+            "--labels",
+            labels,
+            "--budget",
+            3,
+            "--task",
+            "two",
+            "--max-epochs",
+            3,
+            "--out",
+            out,
+        )
+    )
+    assert (labels.read_bytes(), os.stat(labels).st_mtime_ns) == before
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["index", "score", "selector", "predicted_class"]
+    assert 3 <= len(rows) <= 6
+    index = [int(r["index"]) for r in rows]
+    assert len(set(index)) == len(index)
+    assert not set(index) & set(labeled.tolist())
+    assert all(0 <= i < len(y) for i in index)
+    assert {r["selector"] for r in rows} <= {"aus", "bus", "both"}
+    assert sum(r["selector"] != "bus" for r in rows) == 3  # AUS top-3
+    assert {int(r["predicted_class"]) for r in rows} <= {0, 1}
+    assert all(np.isfinite(float(r["score"])) for r in rows)
+    assert not os.path.exists(f"{out}.tmp")
+
+
+# -- demo --------------------------------------------------------------------------
+def test_demo_quick(tmp_path):
+    result = _ok(_cli("demo", "--quick", "--out", tmp_path / "demo", timeout=120))
+    assert "max_epochs=" in result.stdout and "final" in result.stdout
+    assert "supervised" in result.stdout and "random" in result.stdout
+    assert (tmp_path / "demo" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert len(results["series"]) == 3
+    assert all(len(v) == 3 for v in results["series"].values())
+
+
+# -- bad input ---------------------------------------------------------------------
+@pytest.mark.parametrize("command", [[], ["demo"], ["run"], ["query"]])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: boostmis {' '.join(command)}".strip() in capsys.readouterr().out
+
+
+def _bad_copy(data_dir, tmp_path, name=None, array=None, raw=None, drop=None):
+    path = tmp_path / "data"
+    path.mkdir()
+    for f in os.listdir(data_dir):
+        if f != drop:
+            np.save(path / f, np.load(os.path.join(data_dir, f)))
+    if raw is not None:
+        (path / name).write_bytes(raw)
+    elif array is not None:
+        np.save(path / name, array)
+    return path
+
+
+def _train_rows(data_dir, n=None):
+    return np.load(os.path.join(data_dir, "train-features.npy"))[:n]
+
+
+BAD_DATA = {
+    "missing file": dict(drop="val-targets.npy", expect="val-targets.npy"),
+    "corrupt npy": dict(
+        name="test-features.npy", raw=b"\x93NUMPY garbage", expect="test-features.npy"
+    ),
+    "non-numeric": dict(
+        name="val-features.npy",
+        array=np.array([["x"] * 32] * 3),
+        expect="val-features.npy",
+    ),
+    "length mismatch": dict(
+        name="train-targets.npy", array=np.zeros(5, int), expect="train-targets.npy"
+    ),
+    "nan": dict(
+        name="test-features.npy",
+        array=np.full((3, 32), np.nan, np.float32),
+        expect="test-features.npy",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_run_bad_data_is_one_error_line(case, data_dir, tmp_path, capsys):
+    spec = dict(BAD_DATA[case])
+    expect = spec.pop("expect")
+    path = _bad_copy(data_dir, tmp_path, **spec)
+    rc = main(["run", str(path), "--task", "two", *TINY, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and expect in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_missing_dir_and_two_grade_six_task(data_dir, tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope"), "--task", "six"]) == 2
+    assert "nope" in capsys.readouterr().err
+    path = _bad_copy(data_dir, tmp_path)
+    for split in ("train", "val", "test"):
+        f = path / f"{split}-targets.npy"
+        np.save(f, six_to_two(np.load(f)))
+    assert main(["run", str(path), "--task", "six", "--out", str(tmp_path / "o")]) == 2
+    assert "six-grade" in capsys.readouterr().err
+
+
+def test_unknown_task_is_an_argparse_error(data_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(data_dir), "--task", "three"])
+    assert info.value.code == 2
+    assert "--task" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        ("index,label\n0,0\n1,1\n99999,0\n", "unknown index 99999"),
+        ("index,label\n0,0\n1,1\n0,1\n", "duplicate index 0"),
+        ("index,label\n0,0\n1,7\n", "unknown class '7'"),
+        ("0,0\n1,1\n", "header"),
+        ("index,label\n0,0\nx,1\n", "not an integer"),
+        ("index,label\n0,0\n1,0\n", "two classes"),
+    ],
+)
+def test_query_bad_labels(content, expect, data_dir, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(content)
+    out = tmp_path / "cand.csv"
+    rc = main(
+        [
+            "query",
+            str(data_dir),
+            "--labels",
+            str(labels),
+            "--budget",
+            "2",
+            "--task",
+            "two",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith("error: ") and "labels.csv" in err and expect in err
+    assert labels.read_text() == content and not out.exists()
+
+
+def test_query_missing_labels_and_data(data_dir, tmp_path, capsys):
+    args = ["--budget", "2", "--out", str(tmp_path / "c.csv")]
+    assert (
+        main(["query", str(data_dir), "--labels", str(tmp_path / "no.csv"), *args]) == 2
+    )
+    assert "no.csv" in capsys.readouterr().err
+    assert main(["query", str(tmp_path / "nodir"), "--labels", "x.csv", *args]) == 2
+    assert "nodir" in capsys.readouterr().err
+
+
+def test_errors_through_the_console_have_no_traceback(data_dir, tmp_path):
+    path = _bad_copy(
+        data_dir, tmp_path, name="val-features.npy", array=np.ones((4, 7), np.float32)
+    )
+    result = _cli("run", path, "--task", "two", "--out", tmp_path / "o")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "val-features.npy" in lines[0] and "Traceback" not in result.stderr
