@@ -69,3 +69,18 @@ def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def git_revision():
+    """Short HEAD commit, ``+dirty`` when sklearn_boostmis/ has uncommitted changes."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True,
+            cwd=Path(__file__).parent, check=False,
+        ).stdout.strip()
+
+    rev = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "../sklearn_boostmis")
+    return rev + ("+dirty" if dirty else "")

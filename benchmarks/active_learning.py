@@ -249,8 +249,7 @@ def main():
     (out := Path(args.out_dir)).mkdir(parents=True, exist_ok=True)
     cycles = 2 if args.quick else 5
     pools = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    t0 = time.perf_counter()
-    parts = []
+    t0, parts, rev = time.perf_counter(), [], common.git_revision()
     for name in DATASETS:
         labels, curves, qtime = learning_curves(name, args.seeds, cycles)
         title, t1, t2, verdict = curve_tables(name, labels, curves, qtime)
@@ -262,8 +261,8 @@ def main():
     t_curves = time.perf_counter() - t0
     print(scale := scale_table(pools, [512, 2048], args.limit), flush=True)
     total = time.perf_counter() - t0
-    threads = (f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS="
-               f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    threads = (f"torch threads {torch.get_num_threads()}; git {rev} "
+               f"at start (the package is edited concurrently)")
     cmd = "python benchmarks/active_learning.py " + " ".join(sys.argv[1:])
     scale_note = (
         "Random float32 pools; classifier fitted with `max_epochs=1`, so all rows "
