@@ -450,7 +450,6 @@ def _read_labels(path, n_rows, names):
 
 def cmd_query(args):
     from . import BoostMISClassifier, InformativeQuerySampler
-    from .query import union_candidates
 
     if not os.path.isdir(args.data_dir):
         raise FileNotFoundError(f"MESCC data folder not found: {args.data_dir}")
@@ -472,18 +471,14 @@ def cmd_query(args):
     ).fit(X, y)
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)
-    # select_union's steps, keeping each selector's score for the person.
-    aus, bus, score_aus, score_bus = sampler._rankings(clf, X[pool], k)
-    picked = union_candidates(aus[:k], bus[:k], k).numpy()
-    from_aus = np.isin(picked, aus[:k].numpy())
-    from_bus = np.isin(picked, bus[:k].numpy())
+    union = sampler.select_union(clf, X[pool], k)
+    picked = union.indices
     predicted = clf.predict(X[pool[picked]])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "score", "selector", "predicted_class"])
-    for pos, a, b, pred in zip(picked, from_aus, from_bus, predicted, strict=True):
-        selector = "both" if a and b else ("aus" if a else "bus")
-        score = score_aus[pos] if a else score_bus[pos]
+    rows = zip(picked, union.scores, union.picked_by(), predicted, strict=True)
+    for pos, score, selector, pred in rows:
         writer.writerow([int(pool[pos]), f"{float(score):.6g}", selector, int(pred)])
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)

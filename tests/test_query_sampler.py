@@ -241,3 +241,20 @@ def test_module_without_embedding_uses_the_input(iris_data, pool):
     # BUS alone needs no perturbation: its density runs on the input rows.
     union = sampler.set_params(selectors="bus").select_union(clf, pool, 4)
     assert len(union.indices) == 4
+
+
+def test_union_scores_come_from_the_selector_that_picked(fitted_iris, pool):
+    clf, X_pool = fitted_iris, pool
+    sampler = InformativeQuerySampler(random_state=0)
+    union = sampler.select_union(clf, X_pool, 8)
+    aus_only = InformativeQuerySampler(random_state=0, selectors="aus")
+    bus_only = InformativeQuerySampler(random_state=0, selectors="bus")
+    a = aus_only.select_union(clf, X_pool, 8)
+    b = bus_only.select_union(clf, X_pool, 8)
+    a_scores = dict(zip(a.indices.tolist(), a.scores.tolist(), strict=True))
+    b_scores = dict(zip(b.indices.tolist(), b.scores.tolist(), strict=True))
+    for idx, score, by in zip(
+        union.indices, union.scores, union.picked_by(), strict=True
+    ):
+        expected = a_scores[idx] if by in ("aus", "both") else b_scores[idx]
+        assert score == pytest.approx(expected)

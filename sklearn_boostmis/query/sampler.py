@@ -250,11 +250,16 @@ class QueryUnion(NamedTuple):
         top-K entries not already present.
     from_aus, from_bus : ndarray of bool, shape (N_A,)
         Whether each index is in the AUS (resp. BUS) top-K.
+    scores : ndarray of float, shape (N_A,) or None
+        The score of the selector that supplied each index: the AUS KL score
+        when AUS picked it, else the BUS density-weighted entropy (the two
+        scales are not comparable).
     """
 
     indices: np.ndarray
     from_aus: np.ndarray
     from_bus: np.ndarray
+    scores: np.ndarray | None = None
 
     def picked_by(self):
         """``"aus"``, ``"bus"`` or ``"both"`` for each index."""
@@ -480,14 +485,16 @@ class InformativeQuerySampler(BaseEstimator):
             with one) and, per index, whether AUS and/or BUS picked it.
         """
         k = min(self._check_count(quota, "quota"), _num_rows(X_pool))
-        aus, bus, _, _ = self._rankings(classifier, X_pool, k)
+        aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, k)
         top_a = aus[:k] if aus is not None else torch.empty(0, dtype=torch.long)
         top_b = bus[:k] if bus is not None else torch.empty(0, dtype=torch.long)
         idx = union_candidates(top_a, top_b, k).numpy().astype(np.int64)
+        from_aus = np.isin(idx, top_a.numpy())
         return QueryUnion(
             indices=idx,
-            from_aus=np.isin(idx, top_a.numpy()),
+            from_aus=from_aus,
             from_bus=np.isin(idx, top_b.numpy()),
+            scores=np.where(from_aus, score_aus[idx], score_bus[idx]),
         )
 
 
