@@ -245,6 +245,18 @@ class AnnotationLoop(BaseEstimator):
             if pending is not None and pending["cycle"] == max(cycle):
                 history.append(self._complete_entry(pending["entry"], pending))
             pending = None
+        last = history[-1] if history else None
+        if (
+            pending is None
+            and last is not None
+            and last["n_queried"] == 0
+            and last["cycle"] == next_cycle - 1
+            and last["cycle"] < self.n_cycles
+        ):
+            # The previous run ended with a final fit (no query) and more
+            # cycles are wanted now: query with that fit's model.
+            next_cycle = last["cycle"]
+            history.pop()
         model = None
         if os.path.exists(self._path(MODEL_NAME)):
             with open(self._path(MODEL_NAME), "rb") as f:

@@ -247,3 +247,16 @@ def test_invalid_parameters(iris_data):
         AnnotationLoop(BoostMISClassifier(**FAST)).fit(X, y_partial)
     with pytest.raises(ValueError, match="X_val"):
         _loop(_refuse).fit(X, y_partial, X_val=X)
+
+
+def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, reference):
+    X, y, y_partial = iris_data
+    state = str(tmp_path / "state")
+    first = _loop(RecordingOracle(y, y_partial), state, n_cycles=1, final_fit=True)
+    first.fit(X, y_partial)
+    assert [h["n_queried"] > 0 for h in first.history_] == [True, False]
+    oracle = RecordingOracle(y, first.y_)
+    extended = _loop(oracle, state, n_cycles=2).fit(X, y_partial)
+    assert len(oracle.calls) == 1  # cycle 1's query, with the final fit's model
+    _assert_same_run(extended, reference)
+    assert sorted({c for _, _, c in _read_log(state)}) == [0, 1]
