@@ -393,9 +393,11 @@ class InformativeQuerySampler(BaseEstimator):
         if self.selectors in ("both", "aus"):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
+            # after a short fit every row is a candidate: avoid copying the pool
+            X_cand = X_t if len(cand) == n_pool else X_t[cand]
             rank, s = aus_ranking(
                 teacher,
-                X_t[cand],
+                X_cand,
                 xi=self.xi,
                 eps=self.eps,
                 n_power=self.n_power,
