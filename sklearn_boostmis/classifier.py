@@ -34,8 +34,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     ----------
     module : None, torch.nn.Module class or instance, default=None
         The network. None builds :class:`~sklearn_boostmis.modules.MLPClassifierModule`
-        for 2-D ``X``. A class is instantiated with ``module_params`` plus
-        ``n_features`` and ``n_classes`` when its ``__init__`` accepts them. An
+        for 2-D ``X`` and, for images ``(N, H, W)`` or ``(N, C, H, W)``,
+        :class:`~sklearn_boostmis.cnn.SmallCNN` (sides up to 64 pixels) or
+        :class:`~sklearn_boostmis.cnn.ResNetStyleCNN`. A class is instantiated with
+        ``module_params`` plus ``n_features`` and ``n_classes`` when its
+        ``__init__`` accepts them. An
         instance is copied, never trained in place. Its ``forward`` must return
         logits; expose ``embed``/``head`` for representation-space queries.
     module_params : dict, default=None
@@ -74,7 +77,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         (:func:`~sklearn_boostmis.ema.effective_decay`).
     weak_augment, strong_augment : "auto", None or callable, default="auto"
         ``"auto"``: :class:`~sklearn_boostmis.augment.GaussianFeatureNoise` (weak)
-        and :class:`~sklearn_boostmis.augment.FeatureDropoutNoise` (strong);
+        and :class:`~sklearn_boostmis.augment.FeatureDropoutNoise` (strong)
+        for feature vectors; for images
+        :class:`~sklearn_boostmis.image_augment.WeakImageAugment` (flip and
+        translate; pass ``WeakImageAugment(flip=False)`` when a mirrored image
+        changes its class, as with digits) and
+        :class:`~sklearn_boostmis.image_augment.StrongImageAugment`.
         None: no augmentation; a callable maps a batch tensor to a batch tensor.
     unsup_normalizer : {"batch", "selected"}, default="batch"
         Divide L_u by the unlabeled batch size (FixMatch) or the selected count.

@@ -1,0 +1,222 @@
+"""BoostMIS on images: scikit-learn's digits as 8x8 images, and augmentation speed.
+
+Quality: digits as (N, 8, 8) images with pixels / 16 in [0, 1]; 30% held out
+(stratified), 50 labels (5 per class) in the training split; for each seed,
+every method sees the same split:
+
+- ``BoostMIS (images)``: ``BoostMISClassifier(max_epochs=E)`` on the images, so
+  ``module=None`` picks :class:`~sklearn_boostmis.cnn.SmallCNN` and the default
+  image augmentations (weak flip + pad-and-crop, strong RandAugment + Cutout);
+- the same with ``weak_augment=WeakImageAugment(flip=False)``: digits are not
+  mirror-symmetric, so a horizontal flip is not label-preserving for them (a
+  user-level choice for orientation-dependent images, not a library default);
+- ``LabelSpreading (pixels)``: ``LabelSpreading(kernel="knn", n_neighbors=7)``
+  on the 64 pixels in [0, 1];
+- ``BoostMIS (flattened)``: ``BoostMISClassifier()`` at its defaults (MLP,
+  feature-noise augmentations) on the standardised 64 pixels.
+
+Macro-F1 and accuracy on the held-out rows, mean +- std over the seeds.
+
+Throughput: images/s of ``WeakImageAugment`` and ``StrongImageAugment`` on a
+4096x1x8x8 and a 512x3x32x32 batch (CPU, and CUDA when available), next to the
+training throughput of the image fits: ``steps * B * (1 + 2 mu) / fit time``
+(each step runs the labeled batch and two views of ``mu * B`` unlabeled rows).
+
+Usage: ``python benchmarks/images.py [--seeds 3] [--max-epochs 50] [--write]``.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from _common import machine_info, markdown_table, write_section
+from sklearn.datasets import load_digits
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.semi_supervised import LabelSpreading
+
+from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis.image_augment import StrongImageAugment, WeakImageAugment
+
+N_PER_CLASS = 5
+
+
+def split(seed):
+    """Images in [0, 1], their standardised flattening, labels, one split."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=seed
+    )
+    rng = np.random.RandomState(seed)
+    y_partial = np.full_like(y_train, -1)
+    for c in np.unique(y_train):
+        keep = rng.choice(np.flatnonzero(y_train == c), N_PER_CLASS, replace=False)
+        y_partial[keep] = y_train[keep]
+    scaler = StandardScaler().fit(X_train)
+    return {
+        "images": (X_train.reshape(-1, 8, 8), X_test.reshape(-1, 8, 8)),
+        "pixels": (X_train, X_test),
+        "standardised": (
+            scaler.transform(X_train).astype(np.float32),
+            scaler.transform(X_test).astype(np.float32),
+        ),
+        "y": (y_partial, y_test),
+    }
+
+
+def methods(seed, max_epochs):
+    return [
+        (
+            f"BoostMIS (images, SmallCNN, {max_epochs} epochs)",
+            "images",
+            BoostMISClassifier(max_epochs=max_epochs, random_state=seed),
+        ),
+        (
+            f"BoostMIS (images, SmallCNN, {max_epochs} epochs, weak without flip)",
+            "images",
+            BoostMISClassifier(
+                max_epochs=max_epochs,
+                weak_augment=WeakImageAugment(flip=False),
+                random_state=seed,
+            ),
+        ),
+        (
+            "LabelSpreading (knn, 7; pixels)",
+            "pixels",
+            LabelSpreading(kernel="knn", n_neighbors=7),
+        ),
+        (
+            "BoostMIS (flattened, standardised, MLP, defaults)",
+            "standardised",
+            BoostMISClassifier(random_state=seed),
+        ),
+    ]
+
+
+def train_throughput(clf, seconds):
+    steps = sum(len(epoch["batches"]) for epoch in clf.history_)
+    return steps * clf.batch_size * (1 + 2 * clf.mu) / seconds
+
+
+def run_quality(seeds, max_epochs):
+    scores, speeds = {}, []
+    for seed in range(seeds):
+        data = split(seed)
+        y_partial, y_test = data["y"]
+        for name, view, model in methods(seed, max_epochs):
+            X_train, X_test = data[view]
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                model.fit(X_train, y_partial)
+            seconds = time.perf_counter() - start
+            pred = model.predict(X_test)
+            f1 = f1_score(y_test, pred, average="macro")
+            scores.setdefault(name, []).append(
+                (f1, accuracy_score(y_test, pred), seconds)
+            )
+            if view == "images" and "without flip" not in name:
+                speeds.append(train_throughput(model, seconds))
+            print(f"seed {seed} {name}: F1 {f1:.3f} ({seconds:.1f} s)", file=sys.stderr)
+    rows = []
+    for name, values in scores.items():
+        f1, acc, sec = np.array(values).T
+        rows.append(
+            [
+                name,
+                f"{f1.mean():.3f} +- {f1.std():.3f}",
+                f"{acc.mean():.3f} +- {acc.std():.3f}",
+                f"{sec.mean():.1f}",
+            ]
+        )
+    means = {name: np.mean([v[0] for v in values]) for name, values in scores.items()}
+    return rows, means, float(np.mean(speeds))
+
+
+def augmentation_throughput(device, repeats=5):
+    rows = []
+    for shape in [(4096, 1, 8, 8), (512, 3, 32, 32)]:
+        X = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(device)
+        for cls in (WeakImageAugment, StrongImageAugment):
+            augment = cls().fit(X, torch.Generator(device).manual_seed(0))
+            augment(X)  # warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                augment(X)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds = (time.perf_counter() - start) / repeats
+            rows.append(
+                [
+                    cls.__name__,
+                    "x".join(map(str, shape)),
+                    device,
+                    f"{shape[0] / seconds:,.0f}",
+                ]
+            )
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=50)
+    parser.add_argument("--write", action="store_true", help="update RESULTS.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    rows, means, train_speed = run_quality(args.seeds, args.max_epochs)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    speed_rows = [row for device in devices for row in augmentation_throughput(device)]
+    speed_rows.append(
+        [
+            "training (BoostMIS images, B=64, mu=2)",
+            "64+2x128 per step, 1x8x8",
+            "cpu",
+            f"{train_speed:,.0f}",
+        ]
+    )
+    image_names = [row[0] for row in rows[:2]]
+    others = [name for name in means if name not in image_names]
+    verdicts = []
+    for image_name in image_names:
+        beats = [means[image_name] > means[name] for name in others]
+        detail = ", ".join(
+            f"{name} {means[name]:.3f} [{bool(b)}]"
+            for name, b in zip(others, beats, strict=True)
+        )
+        verdicts.append(
+            f"**Acceptance (mean macro-F1 of {image_name} > LabelSpreading and > "
+            f"BoostMIS on flattened pixels): {all(beats)}** "
+            f"({means[image_name]:.3f} vs {detail})"
+        )
+    body = "\n\n".join(
+        [
+            f"## Images: digits as 8x8 images, 50 labels ({args.seeds} seeds)",
+            f"`python benchmarks/images.py --seeds {args.seeds} --max-epochs "
+            f"{args.max_epochs}`; pixels / 16, 30% held out, 5 labels per class; "
+            f"torch threads = 1. {machine_info()}",
+            markdown_table(
+                ["method", "macro-F1", "accuracy", "fit s"],
+                rows,
+            ),
+            "\n\n".join(verdicts),
+            "Throughput (images/s; training counts every forward view: "
+            "steps x B x (1 + 2 mu) / fit time, CPU, 1 thread):",
+            markdown_table(["what", "batch", "device", "images/s"], speed_rows),
+        ]
+    )
+    print(body)
+    if args.write:
+        write_section("images", body)
+
+
+if __name__ == "__main__":
+    main()

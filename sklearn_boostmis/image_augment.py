@@ -1,0 +1,397 @@
+"""Image augmentations as batched torch operations (METHOD.md, "Augmentations").
+
+Weak view: random horizontal flip and random translation by pad-and-crop.
+Strong view: RandAugment-style random operations with random magnitudes, then
+Cutout. Every operation runs on the whole batch at once on the tensor's device
+(per-sample parameters, selection with masks and ``torch.where``; affine
+operations through one ``affine_grid``/``grid_sample`` call per round): there is
+no Python loop over samples.
+
+Images are float tensors ``(N, C, H, W)`` in any value range. ``fit`` learns the
+per-channel minimum, maximum and mean of the training images; the strong
+operations work on images mapped to [0, 1] with that range and map back, so
+solarize, posterize or equalize mean the same on raw pixels and on
+standardised ones, and every output stays within the fitted range.
+
+Random numbers come only from the generator given to ``fit`` (the engine's
+seeded :class:`torch.Generator`, kept as ``generator_``): the same seed gives
+the same views.
+
+Approximations of the PIL operations of FixMatch's RandAugment, documented:
+
+- *equalize* quantises each channel to 256 levels and applies the classic
+  ``(cdf - cdf_min) / (n - cdf_min)`` lookup table per sample and channel
+  (PIL's rounding of the lookup differs slightly);
+- *contrast* blends with the mean of the whole sample (PIL: of its grayscale
+  version); *sharpness* blends with a 3x3 smoothed image and keeps the border
+  pixels (as PIL does);
+- affine operations (rotate, shear, translate) use nearest-neighbour sampling
+  (PIL's default) and fill uncovered pixels with ``fill``;
+- Cutout fills with the fitted per-channel mean (FixMatch: mid-gray).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+
+from ._tensor_state import TensorStateMixin
+
+#: The operations of :class:`StrongImageAugment`, in the order of their ids.
+STRONG_OPS = (
+    "autocontrast",
+    "brightness",
+    "contrast",
+    "equalize",
+    "identity",
+    "posterize",
+    "rotate",
+    "sharpness",
+    "shear",
+    "solarize",
+    "translate",
+)
+_AFFINE_OPS = ("rotate", "shear", "translate")
+
+
+class _ImageAugmentation(TensorStateMixin, BaseEstimator):
+    def fit(self, X, generator=None):
+        """Learn the per-channel range and mean of the training images.
+
+        Parameters
+        ----------
+        X : tensor of shape (n_samples, n_channels, height, width)
+            The training images (labeled and unlabeled rows).
+        generator : torch.Generator, default=None
+            Source of every random number of the views (on ``X``'s device);
+            None uses torch's global generator.
+
+        Returns
+        -------
+        self
+        """
+        X = torch.as_tensor(X)
+        if X.ndim != 4:
+            raise ValueError(
+                f"{type(self).__name__} augments images (n_samples, n_channels, "
+                f"height, width); got an array with shape {tuple(X.shape)}"
+            )
+        X = X.detach().float()
+        self.min_ = X.amin(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        self.max_ = X.amax(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        self.mean_ = X.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        self.generator_ = generator
+        return self
+
+    def _rand(self, *shape, device):
+        return torch.rand(shape, generator=self.generator_, device=device)
+
+    def _state(self, name, x):
+        return getattr(self, name).to(device=x.device, dtype=x.dtype)
+
+    def _check(self, x):
+        if x.ndim != 4:
+            raise ValueError(
+                f"{type(self).__name__} expects a batch of images (N, C, H, W); "
+                f"got shape {tuple(x.shape)}"
+            )
+        if not hasattr(self, "min_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit")
+
+
+class WeakImageAugment(_ImageAugmentation):
+    """Weak view: random horizontal flip and random pad-and-crop translation.
+
+    Each image is flipped left-right with probability ``flip_p`` and shifted by
+    a whole number of pixels drawn uniformly in ``[-pad, pad]`` on each axis,
+    where ``pad = round(translate * side)`` (4 pixels for 32-pixel images, as in
+    FixMatch). Uncovered pixels are filled by reflection (reflect padding then
+    crop).
+
+    Parameters
+    ----------
+    flip : bool, default=True
+        Random horizontal flips.
+    translate : float, default=0.125
+        Largest shift as a fraction of the image side.
+    flip_p : float, default=0.5
+        Probability of flipping an image when ``flip`` is True.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> weak = WeakImageAugment().fit(X, torch.Generator().manual_seed(0))
+    >>> weak(X).shape
+    torch.Size([16, 1, 8, 8])
+    """
+
+    def __init__(self, flip=True, translate=0.125, flip_p=0.5):
+        self.flip = flip
+        self.translate = translate
+        self.flip_p = flip_p
+
+    def __call__(self, x):
+        self._check(x)
+        if self.flip and self.flip_p > 0:
+            flip = self._rand(len(x), device=x.device) < self.flip_p
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        pads = [_pad_size(self.translate, side) for side in x.shape[-2:]]
+        if any(pads):
+            x = random_translate(x, *pads, self.generator_)
+        return x
+
+
+def _pad_size(fraction, side):
+    return min(int(round(fraction * side)), side - 1)
+
+
+def random_translate(x, pad_h, pad_w, generator=None):
+    """Shift each image by whole pixels in ``[-pad, pad]`` (reflect pad and crop).
+
+    Parameters
+    ----------
+    x : tensor of shape (N, C, H, W)
+    pad_h, pad_w : int
+        Largest shifts along the height and the width (less than the side).
+    generator : torch.Generator, default=None
+
+    Returns
+    -------
+    tensor of shape (N, C, H, W)
+    """
+    n, _, height, width = x.shape
+    padded = F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+    top = torch.randint(0, 2 * pad_h + 1, (n,), generator=generator, device=x.device)
+    left = torch.randint(0, 2 * pad_w + 1, (n,), generator=generator, device=x.device)
+    rows = top[:, None] + torch.arange(height, device=x.device)  # (N, H)
+    cols = left[:, None] + torch.arange(width, device=x.device)  # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # advanced indexing puts the indexed axes first: (N, H, W, C)
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+class StrongImageAugment(_ImageAugmentation):
+    """Strong view: RandAugment-style random operations, then Cutout.
+
+    For each image, ``n_ops`` operations are drawn uniformly (with replacement)
+    from :data:`STRONG_OPS` (autocontrast, brightness, contrast, equalize,
+    identity, posterize, rotate, sharpness, shear, solarize, translate), each
+    with its own magnitude ``m ~ U(0, magnitude)`` and, where it applies, a
+    random sign. Maximal strengths follow FixMatch's RandAugment: brightness,
+    contrast and sharpness factors ``1 +- 0.9 m``; rotation ``+- 30 m``
+    degrees; shear ``+- 0.3 m``; translation ``+- 0.3 m`` of the side;
+    posterize to ``8 - 4 m`` bits; solarize above ``1 - m``. Then a square of
+    side ``u * cutout * min(H, W)`` (``u ~ U(0, 1]``, at least one pixel) at a
+    random centre, clipped at the borders, is set to the fitted per-channel
+    mean. Optionally (``flip_and_crop``) the weak flip and pad-and-crop come
+    first, as in FixMatch's strong transform.
+
+    All operations run on the whole batch (see the module docstring for the
+    approximations of the PIL operations).
+
+    Parameters
+    ----------
+    n_ops : int, default=3
+        Operations per image.
+    cutout : float, default=0.5
+        Largest Cutout side as a fraction of the image side; 0 disables Cutout.
+    magnitude : float, default=1.0
+        Largest magnitude, in (0, 1]; magnitudes are drawn in ``[0, magnitude]``.
+    flip_and_crop : bool, default=False
+        Apply :class:`WeakImageAugment` first.
+    fill : float, default=0.0
+        Value of pixels uncovered by affine operations, as a fraction of each
+        channel's fitted range (0 = the channel minimum, e.g. black).
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> strong = StrongImageAugment().fit(X, torch.Generator().manual_seed(0))
+    >>> out = strong(X)
+    >>> out.shape, bool(out.min() >= X.min()), bool(out.max() <= X.max())
+    (torch.Size([16, 3, 32, 32]), True, True)
+    """
+
+    def __init__(
+        self, n_ops=3, cutout=0.5, magnitude=1.0, flip_and_crop=False, fill=0.0
+    ):
+        self.n_ops = n_ops
+        self.cutout = cutout
+        self.magnitude = magnitude
+        self.flip_and_crop = flip_and_crop
+        self.fill = fill
+
+    def fit(self, X, generator=None):
+        super().fit(X, generator)
+        self.weak_ = None
+        if self.flip_and_crop:
+            self.weak_ = WeakImageAugment().fit(X, generator)
+        return self
+
+    def __call__(self, x):
+        self._check(x)
+        if self.weak_ is not None:
+            x = self.weak_(x)
+        low, high = self._state("min_", x), self._state("max_", x)
+        span = torch.where(high > low, high - low, torch.ones_like(high))
+        z = ((x - low) / span).clamp(0, 1)
+        n = len(z)
+        for _ in range(int(self.n_ops)):
+            op = torch.randint(
+                0, len(STRONG_OPS), (n,), generator=self.generator_, device=x.device
+            )
+            mag = self._rand(n, device=x.device) * self.magnitude
+            sign = torch.where(self._rand(n, device=x.device) < 0.5, -1.0, 1.0).to(
+                x.device
+            )
+            axis = self._rand(n, device=x.device) < 0.5  # shear/translate along x
+            z = self._apply_round(z, op, mag, sign, axis)
+        if self.cutout > 0:
+            fill = ((self._state("mean_", x) - low) / span).clamp(0, 1)
+            z = self._cutout(z, fill)
+        return (z.clamp(0, 1) * span + low).to(x.dtype)
+
+    # -- one round of random operations --------------------------------------
+    def _apply_round(self, z, op, mag, sign, axis):
+        out = z
+        ids = {name: i for i, name in enumerate(STRONG_OPS)}
+        factor = (1 + sign * 0.9 * mag).view(-1, 1, 1, 1)
+        pointwise = {
+            "autocontrast": lambda: autocontrast(z),
+            "brightness": lambda: z * factor,
+            "contrast": lambda: _blend(z.mean(dim=(1, 2, 3), keepdim=True), z, factor),
+            "equalize": lambda: equalize(z),
+            "posterize": lambda: posterize(z, 8 - torch.round(4 * mag)),
+            "sharpness": lambda: _blend(smooth(z), z, factor),
+            "solarize": lambda: solarize(z, 1 - mag),
+        }
+        for name, make in pointwise.items():
+            selected = op == ids[name]
+            out = torch.where(selected.view(-1, 1, 1, 1), make(), out)
+        theta = affine_matrices(op, mag, sign, axis, z.shape[-2:])
+        is_affine = sum(op == ids[name] for name in _AFFINE_OPS).bool()
+        warped = affine(z, theta, self.fill)
+        return torch.where(is_affine.view(-1, 1, 1, 1), warped, out).clamp(0, 1)
+
+    def _cutout(self, z, fill):
+        n, _, height, width = z.shape
+        device = z.device
+        side = min(height, width)
+        size = torch.ceil(self._rand(n, device=device) * self.cutout * side).clamp(
+            min=1
+        )
+        cy = torch.floor(self._rand(n, device=device) * height)
+        cx = torch.floor(self._rand(n, device=device) * width)
+        y0 = (cy - torch.floor(size / 2)).view(-1, 1, 1)
+        x0 = (cx - torch.floor(size / 2)).view(-1, 1, 1)
+        size = size.view(-1, 1, 1)
+        rows = torch.arange(height, device=device).view(1, -1, 1)
+        cols = torch.arange(width, device=device).view(1, 1, -1)
+        inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)
+        return torch.where(inside[:, None], fill.to(z.dtype), z)
+
+
+# -- operations on images in [0, 1], batched with per-sample parameters -------
+def _blend(base, z, factor):
+    """``base + factor * (z - base)`` (PIL's ImageEnhance), clipped to [0, 1]."""
+    return (base + factor * (z - base)).clamp(0, 1)
+
+
+def autocontrast(z):
+    """Stretch each sample's channels to [0, 1] (constant channels unchanged)."""
+    low = z.amin(dim=(2, 3), keepdim=True)
+    high = z.amax(dim=(2, 3), keepdim=True)
+    span = high - low
+    stretched = (z - low) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, stretched, z)
+
+
+def equalize(z, bins=256):
+    """Histogram equalisation per sample and channel on ``bins`` levels.
+
+    Approximates PIL's ``ImageOps.equalize`` (see the module docstring).
+    """
+    n, c, height, width = z.shape
+    levels = (z * (bins - 1)).round().long().clamp(0, bins - 1).view(n * c, -1)
+    hist = torch.zeros(n * c, bins, device=z.device, dtype=z.dtype)
+    hist.scatter_add_(1, levels, torch.ones_like(levels, dtype=z.dtype))
+    cdf = hist.cumsum(dim=1)
+    total = cdf[:, -1:]
+    # count of the lowest occupied level
+    cdf_min = hist.gather(1, levels.min(dim=1, keepdim=True).values)
+    denom = total - cdf_min
+    lut = (cdf - cdf_min) / torch.where(denom > 0, denom, torch.ones_like(denom))
+    out = lut.clamp(0, 1).gather(1, levels)
+    out = torch.where(denom > 0, out, z.reshape(n * c, -1))
+    return out.view(n, c, height, width)
+
+
+def posterize(z, bits):
+    """Keep ``bits`` (per sample, 1 to 8) of 8-bit quantised values."""
+    step = 2.0 ** (8 - bits.clamp(1, 8)).view(-1, 1, 1, 1)
+    levels = torch.floor(z * 255)
+    return torch.floor(levels / step) * step / 255
+
+
+def solarize(z, threshold):
+    """Invert the values at or above ``threshold`` (per sample)."""
+    return torch.where(z >= threshold.view(-1, 1, 1, 1), 1 - z, z)
+
+
+def smooth(z):
+    """PIL's SMOOTH filter (3x3, centre weight 5), border pixels unchanged."""
+    box = F.avg_pool2d(z, 3, stride=1, padding=1, count_include_pad=True) * 9
+    blurred = (box + 4 * z) / 13
+    border = torch.ones_like(z[:1, :1], dtype=torch.bool)
+    border[..., 1:-1, 1:-1] = False
+    return torch.where(border, z, blurred)
+
+
+def affine_matrices(op, mag, sign, axis, size):
+    """Per-sample ``affine_grid`` matrices for rotate, shear and translate.
+
+    Samples whose operation is not affine get the identity. Angles and shears
+    are in pixel units (corrected for non-square images).
+    """
+    height, width = size
+    n = len(op)
+    ids = {name: i for i, name in enumerate(STRONG_OPS)}
+    theta = torch.zeros(n, 2, 3, device=op.device)
+    theta[:, 0, 0] = 1
+    theta[:, 1, 1] = 1
+    aspect = height / width
+    # rotate
+    angle = sign * mag * math.radians(30)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = op == ids["rotate"]
+    theta[:, 0, 0] = torch.where(rot, cos, theta[:, 0, 0])
+    theta[:, 0, 1] = torch.where(rot, -sin * aspect, theta[:, 0, 1])
+    theta[:, 1, 0] = torch.where(rot, sin / aspect, theta[:, 1, 0])
+    theta[:, 1, 1] = torch.where(rot, cos, theta[:, 1, 1])
+    # shear along x (x_in = x + k y) or y (y_in = y + k x)
+    shear = sign * mag * 0.3
+    is_shear = op == ids["shear"]
+    theta[:, 0, 1] = torch.where(is_shear & axis, shear * aspect, theta[:, 0, 1])
+    theta[:, 1, 0] = torch.where(is_shear & ~axis, shear / aspect, theta[:, 1, 0])
+    # translate by a fraction of the side (normalised coordinates span 2)
+    shift = sign * mag * 0.3 * 2
+    is_shift = op == ids["translate"]
+    theta[:, 0, 2] = torch.where(is_shift & axis, shift, theta[:, 0, 2])
+    theta[:, 1, 2] = torch.where(is_shift & ~axis, shift, theta[:, 1, 2])
+    return theta
+
+
+def affine(z, theta, fill=0.0):
+    """Warp each image with its matrix (nearest neighbour), filling with ``fill``."""
+    grid = F.affine_grid(theta.to(z.dtype), list(z.shape), align_corners=False)
+    warped = F.grid_sample(
+        z - fill, grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
+    return warped + fill
+
+
+__all__ = ["STRONG_OPS", "StrongImageAugment", "WeakImageAugment", "random_translate"]
