@@ -13,8 +13,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .data import SemiSupervisedDataset
-from .engine import BoostMISNet
+from .data import SemiSupervisedDataset, fits_on_device
+from .engine import AcceleratedBoostMISNet, BoostMISNet
 from .modules import MLPClassifierModule, resolve_device
 from .thresholds import make_threshold
 
@@ -91,7 +91,37 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
     device : str or torch.device, default="auto"
-        ``"auto"`` = CUDA when available, else CPU.
+        ``"auto"`` = CUDA when available, else CPU. Ignored when
+        ``accelerator`` is given (its device is used).
+    precision : {None, "32", "bf16", "fp16"}, default=None
+        Mixed precision: the forward passes of training and prediction run
+        under :func:`torch.autocast` with bfloat16 or float16; weights, the
+        EMA teacher, the losses and the thresholds stay in float32. None and
+        ``"32"`` train in float32. ``"bf16"`` works on CPUs and on GPUs that
+        support bfloat16 (Ampere and later); ``"fp16"`` needs a CUDA device
+        and adds a :class:`torch.amp.GradScaler`. With ``accelerator``, leave
+        it None and set ``mixed_precision`` on the Accelerator instead.
+    data_on_device : "auto" or bool, default="auto"
+        Where the training arrays are kept. True moves them to the device once
+        (fastest); False keeps them in host memory and copies each batch to
+        the device (through pinned memory on a GPU), for arrays larger than
+        the GPU memory. ``"auto"``: True on the CPU, and on a GPU when the
+        arrays take less than half of its free memory. The result does not
+        depend on this choice.
+    accelerator : None or accelerate.Accelerator, default=None
+        Train through Hugging Face ``accelerate`` (skorch's
+        :class:`~skorch.hf.AccelerateMixin`): device placement, mixed
+        precision (``Accelerator(mixed_precision="bf16")``) and gradient
+        accumulation. The engine is then an
+        :class:`~sklearn_boostmis.engine.AcceleratedBoostMISNet`; ``device``
+        and ``precision`` are then left to the accelerator. An Accelerator is
+        not picklable in general (skorch: "models accelerated this way cannot
+        be pickled"; a single-process CPU one happens to be), so do not rely
+        on pickling an estimator that holds one: export a fitted model with
+        :func:`~sklearn_boostmis.persistence.save_weights` and rebuild it with
+        :func:`~sklearn_boostmis.persistence.load_weights` on an estimator
+        without an accelerator. Multi-process (DDP) runs train every process
+        on the same batches: the training batches are not sharded.
     warm_start : bool, default=False
         Continue from the previous fit's weights and EMA teacher (each
         annotation cycle): the optimizer state and LR schedule are reset.
@@ -177,6 +207,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "callbacks": [None, list],
         "net_params": [None, dict],
         "device": [str, torch.device],
+        "precision": [None, StrOptions({"32", "bf16", "fp16"})],
+        "data_on_device": [StrOptions({"auto"}), "boolean"],
+        "accelerator": [None, HasMethods(["prepare", "backward", "autocast"])],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -205,6 +238,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         callbacks=None,
         net_params=None,
         device="auto",
+        precision=None,
+        data_on_device="auto",
+        accelerator=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -230,6 +266,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.callbacks = callbacks
         self.net_params = net_params
         self.device = device
+        self.precision = precision
+        self.data_on_device = data_on_device
+        self.accelerator = accelerator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -262,18 +301,25 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         encoded = np.searchsorted(self.classes_, y[labeled])
 
-        device = resolve_device(self.device)
+        device = self._resolve_device()
+        on_device = self.data_on_device
+        if on_device == "auto":
+            on_device = fits_on_device(X.nbytes, device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         fork_devices = (
             [torch.device(device).index or 0] if device.startswith("cuda") else []
         )
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            dataset = SemiSupervisedDataset(X[labeled], encoded, X[~labeled], device)
+            dataset = SemiSupervisedDataset(
+                X[labeled], encoded, X[~labeled], device, on_device
+            )
             if warm:
                 net = self.net_
                 net.set_params(seed=seed, threshold=self._threshold())
                 net._initialize_optimizer()
+                if self.accelerator is not None:
+                    net._initialize_accelerator()
                 n_before = len(net.history)
                 net.partial_fit(dataset, None)
             else:
@@ -334,6 +380,24 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             )
         return labeled
 
+    def _resolve_device(self):
+        """The compute device; checks ``precision`` against it."""
+        precision = None if self.precision == "32" else self.precision
+        if self.accelerator is not None:
+            if precision is not None:
+                raise ValueError(
+                    "precision must be None with an accelerator: set "
+                    "Accelerator(mixed_precision=...) instead"
+                )
+            return str(self.accelerator.device)
+        device = resolve_device(self.device)
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise ValueError(
+                f"precision='fp16' needs a CUDA device, got device={device!r}; "
+                "use precision='bf16' on the CPU"
+            )
+        return device
+
     def _threshold(self):
         return make_threshold(self.threshold, self.alpha, self.beta, self.t_max)
 
@@ -375,7 +439,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             **optimizer_kwargs,
             **(self.net_params or {}),
         }
-        return BoostMISNet(
+        net_class, placement = BoostMISNet, {"device": device}
+        if self.accelerator is not None:
+            net_class = AcceleratedBoostMISNet
+            placement = {
+                "device": None,
+                "accelerator": self.accelerator,
+                # "auto" prints through the accelerator whatever the verbosity
+                "callbacks__print_log__sink": "auto" if self.verbose else print,
+            }
+        return net_class(
             module,
             optimizer=self.optimizer,
             lr=self.lr,
@@ -390,9 +463,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             unsup_normalizer=self.unsup_normalizer,
             classes=list(range(len(self.classes_))),
             callbacks=copy.deepcopy(self.callbacks),
-            device=device,
+            precision=None if self.precision == "32" else self.precision,
             seed=seed,
             verbose=self.verbose,
+            **placement,
             **net_kwargs,
         )
 

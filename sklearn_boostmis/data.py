@@ -3,12 +3,29 @@
 An epoch is one pass over the unlabeled rows in batches of ``mu * B``, each
 drawn with a labeled batch of ``B`` rows from a stream of reshuffled passes over
 the labeled rows. With no unlabeled rows an epoch is one pass over the labeled
-rows. The arrays are moved to the model's device once, so a step only indexes
-device tensors: no per-sample collation and no host-to-device copy per batch.
+rows. By default the arrays are moved to the model's device once, so a step only
+indexes device tensors: no per-sample collation and no host-to-device copy per
+batch. Arrays too large for the device stay in host memory
+(``data_on_device=False``): each batch is gathered on the host, into pinned
+memory when the device is a GPU, and copied with ``non_blocking=True``.
 """
 
 import torch
 from torch.utils.data import Dataset
+
+
+def fits_on_device(nbytes, device, fraction=0.5):
+    """Whether arrays of ``nbytes`` bytes should be kept on ``device``.
+
+    The rule behind ``data_on_device="auto"``: always on the CPU; on a CUDA
+    device when the arrays take less than ``fraction`` of its free memory
+    (:func:`torch.cuda.mem_get_info`), leaving the rest to the network.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes < fraction * free
 
 
 class SemiSupervisedDataset(Dataset):
@@ -21,13 +38,22 @@ class SemiSupervisedDataset(Dataset):
         Encoded labels 0..C-1; never -1.
     X_unlabeled : array-like of shape (n_unlabeled, ...)
     device : str or torch.device, default="cpu"
+        The compute device: batches, indices and the training state live there.
+    data_on_device : bool, default=True
+        Store the arrays on ``device`` (moved once). False keeps them in host
+        memory and copies each batch to ``device``.
     """
 
-    def __init__(self, X_labeled, y_labeled, X_unlabeled, device="cpu"):
-        self.X_labeled = torch.as_tensor(X_labeled, dtype=torch.float32, device=device)
-        self.y_labeled = torch.as_tensor(y_labeled, dtype=torch.long, device=device)
+    def __init__(
+        self, X_labeled, y_labeled, X_unlabeled, device="cpu", data_on_device=True
+    ):
+        self.device = torch.device(device)
+        self.data_on_device = bool(data_on_device)
+        store = self.device if self.data_on_device else torch.device("cpu")
+        self.X_labeled = torch.as_tensor(X_labeled, dtype=torch.float32, device=store)
+        self.y_labeled = torch.as_tensor(y_labeled, dtype=torch.long, device=store)
         self.X_unlabeled = torch.as_tensor(
-            X_unlabeled, dtype=torch.float32, device=device
+            X_unlabeled, dtype=torch.float32, device=store
         )
         if len(self.X_labeled) == 0:
             raise ValueError("SemiSupervisedDataset needs at least one labeled row")
@@ -46,6 +72,24 @@ class SemiSupervisedDataset(Dataset):
 
     def __len__(self):
         return self.n_unlabeled or self.n_labeled
+
+    def take(self, rows, idx):
+        """``rows[idx]`` on the compute device (``rows`` is one of the arrays).
+
+        Host-stored rows are gathered into pinned memory when the compute
+        device is a GPU, so that the copy does not block the host.
+        """
+        if rows.device == self.device:
+            return rows[idx]
+        idx = idx.to(rows.device)
+        if self.device.type == "cuda":
+            batch = torch.empty(
+                (len(idx), *rows.shape[1:]), dtype=rows.dtype, pin_memory=True
+            )
+            torch.index_select(rows, 0, idx, out=batch)
+        else:
+            batch = rows[idx]
+        return batch.to(self.device, non_blocking=True)
 
     def __getitem__(self, i):  # only for tools that inspect a Dataset
         if self.n_unlabeled:
@@ -81,7 +125,7 @@ class SemiSupervisedBatches:
 
     @property
     def _device(self):
-        return self.dataset.X_labeled.device
+        return self.dataset.device
 
     def __len__(self):
         ds = self.dataset
@@ -111,10 +155,11 @@ class SemiSupervisedBatches:
             order = self._permutation(ds.n_labeled)
             for start, stop in _chunks(ds.n_labeled, self.batch_size):
                 idx = order[start:stop]
-                yield ds.X_labeled[idx], ds.y_labeled[idx], None, None
+                yield ds.take(ds.X_labeled, idx), ds.take(ds.y_labeled, idx), None, None
             return
         order = self._permutation(ds.n_unlabeled)
         for start, stop in _chunks(ds.n_unlabeled, self.mu * self.batch_size):
             idx_u = order[start:stop]
             idx_l = self._next_labeled(self.batch_size)
-            yield ds.X_labeled[idx_l], ds.y_labeled[idx_l], ds.X_unlabeled[idx_u], idx_u
+            x_lab, y_lab = ds.take(ds.X_labeled, idx_l), ds.take(ds.y_labeled, idx_l)
+            yield x_lab, y_lab, ds.take(ds.X_unlabeled, idx_u), idx_u

@@ -5,10 +5,14 @@ documented seams: ``initialize_module`` (adds the EMA teacher ``ema_module_``),
 ``initialize_optimizer`` (no weight decay on biases and normalisation layers),
 ``get_iterator`` (labeled + unlabeled batches), ``train_step_single`` (the
 losses), ``evaluation_step`` (predict with the teacher), the net's own
-``on_*`` hooks, and ``_default_callbacks``. It only ever sees encoded labels
-0..C-1 and never -1.
+``on_*`` hooks, ``_default_callbacks`` and, for fp16 with a gradient scaler
+only, ``train_step``. It only ever sees encoded labels 0..C-1 and never -1.
+
+:class:`AcceleratedBoostMISNet` adds skorch's
+:class:`~skorch.hf.AccelerateMixin` (Hugging Face ``accelerate``).
 """
 
+import contextlib
 import math
 
 import torch
@@ -16,7 +20,8 @@ import torch.nn.functional as F
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.hf import AccelerateMixin
+from skorch.utils import TeeGenerator, to_tensor
 
 from .augment import default_augmentations, make_augmentation
 from .data import SemiSupervisedBatches, SemiSupervisedDataset
@@ -27,6 +32,34 @@ from .modules import no_weight_decay_names
 from .thresholds import AdaptiveThreshold, make_threshold
 
 STEP_RECORDS = ("sup_loss", "unsup_loss", "mask_ratio", "threshold")
+PRECISIONS = {None: None, "32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(precision):
+    """The autocast dtype of a ``precision`` value (None = full float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be None, '32', 'bf16' or 'fp16'; got {precision!r}"
+        )
+    return PRECISIONS[precision]
+
+
+def _grad_scaler(device_type):
+    """A gradient scaler for fp16 (``torch.cuda.amp`` before torch 2.3)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device_type)
+    return torch.cuda.amp.GradScaler()  # pragma: no cover
+
+
+def _move_tensor_state(obj, device, _depth=0):
+    """Move the tensors an object keeps (a fitted augmentation) to ``device``."""
+    if _depth > 2 or not hasattr(obj, "__dict__"):
+        return
+    for name, value in vars(obj).items():
+        if isinstance(value, torch.Tensor):
+            setattr(obj, name, value.to(device))
+        elif hasattr(value, "fit") and callable(value):
+            _move_tensor_state(value, device, _depth + 1)
 
 
 class CosineLR(Callback):
@@ -73,6 +106,9 @@ class BoostMISNet(NeuralNetClassifier):
     ema_decay : float, default=0.999
     weak_augment, strong_augment : callable or "auto", default="auto"
     unsup_normalizer : {"batch", "selected"}, default="batch"
+    precision : {None, "32", "bf16", "fp16"}, default=None
+        Forward passes under :func:`torch.autocast` with this dtype (losses in
+        float32); ``"fp16"`` adds a :class:`torch.amp.GradScaler`.
     seed : int, default=0
         Seeds data order and augmentations.
     **kwargs
@@ -92,6 +128,7 @@ class BoostMISNet(NeuralNetClassifier):
         weak_augment="auto",
         strong_augment="auto",
         unsup_normalizer="batch",
+        precision=None,
         seed=0,
         **kwargs,
     ):
@@ -105,6 +142,7 @@ class BoostMISNet(NeuralNetClassifier):
         self.weak_augment = weak_augment
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
+        self.precision = precision
         self.seed = seed
 
     @property
@@ -151,7 +189,7 @@ class BoostMISNet(NeuralNetClassifier):
     def get_iterator(self, dataset, training=False):
         if training and isinstance(dataset, SemiSupervisedDataset):
             if not hasattr(self, "generator_") or self.generator_ is None:
-                self.generator_ = self._new_generator(dataset.X_labeled.device)
+                self.generator_ = self._new_generator(dataset.device)
             return SemiSupervisedBatches(
                 dataset, self.batch_size, self.mu, self.generator_
             )
@@ -167,8 +205,12 @@ class BoostMISNet(NeuralNetClassifier):
                 "BoostMISNet.fit expects a SemiSupervisedDataset as X; use "
                 "BoostMISClassifier for arrays with -1 for unlabeled rows"
             )
-        device = X.X_labeled.device
+        device = X.device
         self.generator_ = self._new_generator(device)
+        dtype = autocast_dtype(self.precision)
+        self.grad_scaler_ = None
+        if dtype == torch.float16 and getattr(self, "accelerator", None) is None:
+            self.grad_scaler_ = _grad_scaler(device.type)
         all_rows = torch.cat([X.X_labeled, X.X_unlabeled])
         params = (self.weak_augment, self.strong_augment)
         needs_default = any(isinstance(p, str) for p in params)
@@ -180,6 +222,8 @@ class BoostMISNet(NeuralNetClassifier):
         for augment in (self.weak_, self.strong_):
             if hasattr(augment, "fit"):
                 augment.fit(all_rows, generator=self.generator_)
+                if all_rows.device != device:  # host-stored data
+                    _move_tensor_state(augment, device)
         policy = self.threshold if self.threshold is not None else AdaptiveThreshold()
         self.threshold_ = make_threshold(policy).start(
             X.n_unlabeled, self.max_epochs, device
@@ -213,15 +257,62 @@ class BoostMISNet(NeuralNetClassifier):
         self.ema_module_.eval()
 
     # -- steps --------------------------------------------------------------
+    def _autocast(self, device_type):
+        """Context of the forward passes: autocast at ``precision``."""
+        dtype = autocast_dtype(getattr(self, "precision", None))  # older pickles
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=dtype)
+
+    def _backward(self, loss):
+        """``loss.backward()``, through the gradient scaler or accelerator."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None:
+            accelerator.backward(loss)
+        elif getattr(self, "grad_scaler_", None) is not None:
+            self.grad_scaler_.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def train_step(self, batch, **fit_params):
+        """skorch's step, with a gradient scaler when ``precision="fp16"``.
+
+        Gradients are unscaled before ``on_grad_computed`` (so that clipping
+        callbacks see true gradients) and the scaler skips steps whose
+        gradients overflowed.
+        """
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        accumulator = self.get_train_step_accumulator()
+        self._zero_grad_optimizer()
+        accumulator.store_step(self.train_step_single(batch, **fit_params))
+        optimizers = [getattr(self, name + "_") for name in self._optimizers]
+        for optimizer in optimizers:
+            scaler.unscale_(optimizer)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        for optimizer in optimizers:
+            scaler.step(optimizer)
+        scaler.update()
+        return accumulator.get_step()
+
     def train_step_single(self, batch, **fit_params):
         if not self.module_.training:  # the teacher stays in eval mode
             self.module_.train()
         x_lab, y_lab, x_unl, idx = batch
+        device_type = x_lab.device.type
         x_lab_weak = self.weak_(x_lab)
         if x_unl is None:
-            logits = self.module_(x_lab_weak)
+            with self._autocast(device_type):
+                logits = self.module_(x_lab_weak)
+            logits = logits.float()
             loss = supervised_loss(logits, y_lab)
-            loss.backward()
+            self._backward(loss)
             zero = torch.zeros((), device=loss.device)
             return {
                 "loss": loss,
@@ -233,21 +324,26 @@ class BoostMISNet(NeuralNetClassifier):
             }
         with torch.no_grad():
             x_unl_weak = self.weak_(x_unl)
-            if len(x_unl) > 1:
-                logits_weak = self.module_(x_unl_weak)
-            else:  # BatchNorm cannot train on one row: borrow the labeled batch
-                logits_weak = self.module_(torch.cat([x_lab_weak, x_unl_weak]))[-1:]
-            proba_weak = F.softmax(logits_weak, dim=1)
+            with self._autocast(device_type):
+                if len(x_unl) > 1:
+                    logits_weak = self.module_(x_unl_weak)
+                else:  # BatchNorm cannot train on one row: borrow the labeled batch
+                    both = torch.cat([x_lab_weak, x_unl_weak])
+                    logits_weak = self.module_(both)[-1:]
+            proba_weak = F.softmax(logits_weak.float(), dim=1)
         mask, pseudo_labels = self.threshold_(proba_weak, idx)
         self.memory_.update(idx, pseudo_labels, mask, self.threshold_.pass_ + 1)
-        logits = self.module_(torch.cat([x_lab_weak, self.strong_(x_unl)]))
+        x_both = torch.cat([x_lab_weak, self.strong_(x_unl)])
+        with self._autocast(device_type):
+            logits = self.module_(x_both)
+        logits = logits.float()
         n_lab = len(x_lab)
         sup = supervised_loss(logits[:n_lab], y_lab)
         unsup = masked_consistency_loss(
             logits[n_lab:], pseudo_labels, mask, self.unsup_normalizer
         )
         loss = sup + self.lambda_u * unsup
-        loss.backward()
+        self._backward(loss)
         return {
             "loss": loss,
             "y_pred": logits[:n_lab],
@@ -261,6 +357,42 @@ class BoostMISNet(NeuralNetClassifier):
         """Forward pass of the EMA teacher (eval mode, no gradient)."""
         self.check_is_fitted()
         Xi, _ = unpack_data(batch)
+        Xi = to_tensor(Xi, device=self.device)
         with torch.no_grad():
             self.ema_module_.eval()
-            return self.ema_module_(to_tensor(Xi, device=self.device))
+            with self._autocast(Xi.device.type):
+                return self.ema_module_(Xi).float()
+
+
+class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
+    """:class:`BoostMISNet` with skorch's :class:`~skorch.hf.AccelerateMixin`.
+
+    Pass ``accelerator=accelerate.Accelerator(...)`` and ``device=None``: the
+    accelerator places the student, criterion and optimizer, wraps the
+    backward pass (mixed precision, gradient accumulation, DDP) and the
+    evaluation batches. The EMA teacher is never prepared for training: it
+    stays frozen and is only moved to the accelerator's device. The training
+    batches come from :class:`~sklearn_boostmis.data.SemiSupervisedBatches`,
+    which the accelerator leaves as they are (not sharded across processes).
+    Not picklable while it holds the accelerator; export with
+    :func:`~sklearn_boostmis.persistence.save_weights`.
+    """
+
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        modules = self._modules
+        self._modules = [name for name in modules if name != "ema_module"]
+        try:
+            super()._initialize_accelerator()
+        finally:
+            self._modules = modules
+        self.ema_module_.to(self.accelerator.device)
+        return self
+
+    def _autocast(self, device_type):
+        return self.accelerator.autocast()
+
+    # AccelerateMixin.train_step_single would replace the BoostMIS step; ours
+    # reaches the accelerator through _autocast and _backward.
+    train_step_single = BoostMISNet.train_step_single
