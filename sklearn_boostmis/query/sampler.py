@@ -379,8 +379,9 @@ class InformativeQuerySampler(BaseEstimator):
         clf, X = unwrap_classifier(classifier, X_pool)
         net = clf.net_
         teacher = net.ema_module_
+        device = next(teacher.parameters()).device  # net.device is None with accelerate
         proba, Z, X_t = teacher_outputs(
-            teacher, X, batch_size=self.batch_size, device=net.device
+            teacher, X, batch_size=self.batch_size, device=device
         )
         threshold = self.candidate_threshold
         if threshold is None:
