@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .data import SemiSupervisedDataset, fits_on_device
 from .engine import AcceleratedBoostMISNet, BoostMISNet
 from .modules import MLPClassifierModule, resolve_device
+from .scoring import labeled_rows
 from .thresholds import make_threshold
 
 UNLABELED = -1
@@ -511,11 +512,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
 
         This keeps cross-validation on partially labeled data meaningful.
         """
-        from .scoring import labeled_mask
-
-        mask = labeled_mask(y)
+        X_labeled, y_labeled, mask = labeled_rows(X, y)
         weights = None if sample_weight is None else np.asarray(sample_weight)[mask]
-        return super().score(_take(X, mask), np.asarray(y)[mask], weights)
+        return super().score(X_labeled, y_labeled, weights)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -524,8 +523,3 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         tags.target_tags.required = True
         return tags
 
-
-def _take(X, mask):
-    if hasattr(X, "iloc"):
-        return X.iloc[np.flatnonzero(mask)]
-    return np.asarray(X)[mask] if not hasattr(X, "shape") else X[mask]

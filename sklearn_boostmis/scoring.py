@@ -12,6 +12,16 @@ def labeled_mask(y):
     return np.asarray(y != -1, dtype=bool).reshape(len(y))
 
 
+def labeled_rows(X, y):
+    """``X`` and ``y`` restricted to the rows whose label is not -1."""
+    mask = labeled_mask(y)
+    if hasattr(X, "iloc"):
+        X_labeled = X.iloc[np.flatnonzero(mask)]
+    else:
+        X_labeled = np.asarray(X)[mask] if not hasattr(X, "shape") else X[mask]
+    return X_labeled, np.asarray(y)[mask], mask
+
+
 class _LabeledRowsScorer:
     """Wraps a scikit-learn scorer to evaluate only the labeled rows."""
 
@@ -19,11 +29,10 @@ class _LabeledRowsScorer:
         self.scorer = scorer
 
     def __call__(self, estimator, X, y, **kwargs):
-        mask = labeled_mask(y)
+        X_labeled, y_labeled, mask = labeled_rows(X, y)
         if not mask.any():
             raise ValueError("cannot score: every row of y is unlabeled (-1)")
-        X_labeled = X.iloc[np.flatnonzero(mask)] if hasattr(X, "iloc") else X[mask]
-        return self.scorer(estimator, X_labeled, np.asarray(y)[mask], **kwargs)
+        return self.scorer(estimator, X_labeled, y_labeled, **kwargs)
 
     def __repr__(self):
         return f"make_labeled_scorer({self.scorer!r})"
