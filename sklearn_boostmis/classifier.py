@@ -121,8 +121,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         on pickling an estimator that holds one: export a fitted model with
         :func:`~sklearn_boostmis.persistence.save_weights` and rebuild it with
         :func:`~sklearn_boostmis.persistence.load_weights` on an estimator
-        without an accelerator. Multi-process (DDP) runs train every process
-        on the same batches: the training batches are not sharded.
+        without an accelerator. Under ``accelerate launch`` (or ``torchrun``)
+        with several processes, each process trains on its own share of every
+        step (``batch_size`` is per process, as in DDP) and the per-row state
+        (confident rows, pseudo-label memory) is merged at the end of each
+        epoch, so every process ends with the same model.
     warm_start : bool, default=False
         Continue from the previous fit's weights and EMA teacher (each
         annotation cycle): the optimizer state and LR schedule are reset.

@@ -97,12 +97,13 @@ class SemiSupervisedDataset(Dataset):
         return self.X_labeled[i], self.y_labeled[i]
 
 
-def _chunks(n, size):
-    """Boundaries of batches of ``size`` over ``n`` rows, never leaving a batch of
-    one row (BatchNorm cannot train on it) unless ``n == 1``."""
+def _chunks(n, size, min_size=2):
+    """Boundaries of batches of ``size`` over ``n`` rows; a last batch smaller than
+    ``min_size`` is merged into the one before it (BatchNorm cannot train on one
+    row, and each of ``min_size // 2`` processes needs two)."""
     starts = list(range(0, n, size))
     bounds = [(s, min(s + size, n)) for s in starts]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
         bounds[-2] = (bounds[-2][0], n)
         bounds.pop()
     return bounds
@@ -113,13 +114,33 @@ class SemiSupervisedBatches:
 
     ``x_unlabeled`` and ``idx`` are None when there are no unlabeled rows.
     All randomness comes from ``generator``.
+
+    With ``num_shards`` processes (data-parallel training), every process draws
+    the same permutations from an identically seeded ``generator``; a step
+    covers ``num_shards * mu * B`` unlabeled and ``num_shards * B`` labeled
+    rows, and process ``shard_index`` takes every ``num_shards``-th of them. So
+    in one epoch each unlabeled row is visited by exactly one process, every
+    process runs the same number of steps, and ``batch_size`` is per process
+    (as in PyTorch's DistributedDataParallel).
     """
 
-    def __init__(self, dataset, batch_size, mu, generator):
+    def __init__(self, dataset, batch_size, mu, generator, num_shards=1, shard_index=0):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.mu = int(mu)
         self.generator = generator
+        self.num_shards = int(num_shards)
+        self.shard_index = int(shard_index)
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(
+                f"shard_index must be in [0, {self.num_shards}), got {shard_index}"
+            )
+        rows = dataset.n_unlabeled or dataset.n_labeled
+        if rows < self.num_shards:
+            raise ValueError(
+                f"{self.num_shards} processes need at least as many "
+                f"{'unlabeled' if dataset.n_unlabeled else 'labeled'} rows; got {rows}"
+            )
         self._labeled_order = torch.empty(0, dtype=torch.long, device=self._device)
         self._cursor = 0
 
@@ -127,11 +148,22 @@ class SemiSupervisedBatches:
     def _device(self):
         return self.dataset.device
 
+    def _steps(self, n, per_process):
+        """Global step boundaries over ``n`` rows, ``per_process`` rows each."""
+        shards = self.num_shards
+        return _chunks(n, shards * per_process, min_size=2 * shards)
+
+    def _shard(self, positions):
+        """This process's share of a global step's positions."""
+        if self.num_shards == 1:
+            return positions
+        return positions[self.shard_index :: self.num_shards]
+
     def __len__(self):
         ds = self.dataset
         if ds.n_unlabeled:
-            return len(_chunks(ds.n_unlabeled, self.mu * self.batch_size))
-        return len(_chunks(ds.n_labeled, self.batch_size))
+            return len(self._steps(ds.n_unlabeled, self.mu * self.batch_size))
+        return len(self._steps(ds.n_labeled, self.batch_size))
 
     def _permutation(self, n):
         return torch.randperm(n, generator=self.generator, device=self._device)
@@ -153,13 +185,13 @@ class SemiSupervisedBatches:
         ds = self.dataset
         if not ds.n_unlabeled:
             order = self._permutation(ds.n_labeled)
-            for start, stop in _chunks(ds.n_labeled, self.batch_size):
-                idx = order[start:stop]
+            for start, stop in self._steps(ds.n_labeled, self.batch_size):
+                idx = self._shard(order[start:stop])
                 yield ds.take(ds.X_labeled, idx), ds.take(ds.y_labeled, idx), None, None
             return
         order = self._permutation(ds.n_unlabeled)
-        for start, stop in _chunks(ds.n_unlabeled, self.mu * self.batch_size):
-            idx_u = order[start:stop]
-            idx_l = self._next_labeled(self.batch_size)
+        for start, stop in self._steps(ds.n_unlabeled, self.mu * self.batch_size):
+            idx_u = self._shard(order[start:stop])
+            idx_l = self._shard(self._next_labeled(self.num_shards * self.batch_size))
             x_lab, y_lab = ds.take(ds.X_labeled, idx_l), ds.take(ds.y_labeled, idx_l)
             yield x_lab, y_lab, ds.take(ds.X_unlabeled, idx_u), idx_u

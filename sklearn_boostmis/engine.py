@@ -23,6 +23,7 @@ from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
 
+from ._deferred import PendingFloat, defer_item
 from .augment import default_augmentations, make_augmentation
 from .data import SemiSupervisedBatches, SemiSupervisedDataset
 from .ema import effective_decay, ema_pairs, ema_update, make_teacher
@@ -188,15 +189,59 @@ class BoostMISNet(NeuralNetClassifier):
     # -- data -------------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
         if training and isinstance(dataset, SemiSupervisedDataset):
-            if not hasattr(self, "generator_") or self.generator_ is None:
-                self.generator_ = self._new_generator(dataset.device)
+            if getattr(self, "generator_", None) is None:
+                self._new_generators(dataset.device)
+            num_shards, shard_index = self._shards()
             return SemiSupervisedBatches(
-                dataset, self.batch_size, self.mu, self.generator_
+                dataset,
+                self.batch_size,
+                self.mu,
+                self.order_generator_,
+                num_shards=num_shards,
+                shard_index=shard_index,
             )
         return super().get_iterator(dataset, training=training)
 
-    def _new_generator(self, device):
-        return torch.Generator(device=device).manual_seed(int(self.seed))
+    def _shards(self):
+        """``(number of data-parallel processes, this process's index)``."""
+        return 1, 0
+
+    def _reduce_sum(self, tensor):
+        """Sum of ``tensor`` over the data-parallel processes."""
+        return tensor
+
+    def _merge_shards(self):
+        """Give every process the per-row state of the rows the others visited.
+
+        In a data-parallel epoch each unlabeled row is visited by exactly one
+        process (:class:`~sklearn_boostmis.data.SemiSupervisedBatches`), so a
+        sum over processes of the rows each one visited is the merged state.
+        Objects list their per-row tensors in ``row_state_attributes``.
+        """
+        visited = self._visited_rows
+        for owner in (self.threshold_, self.memory_):
+            for name in getattr(owner, "row_state_attributes", ()):
+                state = getattr(owner, name)
+                local = torch.where(visited, state.to(torch.long), 0)
+                setattr(owner, name, self._reduce_sum(local).to(state.dtype))
+        visited.zero_()
+
+    def _new_generators(self, device):
+        """Seed ``generator_`` (augmentations) and ``order_generator_`` (batches).
+
+        One process uses one generator for both. Data-parallel processes must
+        draw identical batch permutations, but their augmentations consume
+        random numbers per row of their own shards: the order then gets its own
+        generator, seeded alike on every process, and each process seeds its
+        augmentations with ``seed + process index``.
+        """
+        num_shards, shard_index = self._shards()
+        seed = int(self.seed)
+        self.order_generator_ = torch.Generator(device=device).manual_seed(seed)
+        self.generator_ = self.order_generator_
+        if num_shards > 1:
+            self.generator_ = torch.Generator(device=device)
+            self.generator_.manual_seed(seed + shard_index)
 
     # -- hooks --------------------------------------------------------------
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -206,7 +251,7 @@ class BoostMISNet(NeuralNetClassifier):
                 "BoostMISClassifier for arrays with -1 for unlabeled rows"
             )
         device = X.device
-        self.generator_ = self._new_generator(device)
+        self._new_generators(device)
         dtype = autocast_dtype(self.precision)
         self.grad_scaler_ = None
         if dtype == torch.float16 and getattr(self, "accelerator", None) is None:
@@ -229,6 +274,12 @@ class BoostMISNet(NeuralNetClassifier):
             X.n_unlabeled, self.max_epochs, device
         )
         self.memory_ = PseudoLabelMemory(X.n_unlabeled, device)
+        sharded = self._shards()[0] > 1
+        self._visited_rows = (
+            torch.zeros(X.n_unlabeled, dtype=torch.bool, device=device)
+            if sharded
+            else None
+        )
         self.threshold_history_ = []
         self._ema_pairs = ema_pairs(self.ema_module_, self.module_)
         self._step_records = []
@@ -240,19 +291,25 @@ class BoostMISNet(NeuralNetClassifier):
         decay = effective_decay(self.ema_decay, self.ema_updates_)
         ema_update(self.ema_module_, self.module_, decay, self._ema_pairs)
         # kept on the device; copied to the history once per epoch (one sync)
-        self._step_records.append(torch.stack([step[k] for k in STEP_RECORDS]))
+        values = [step[k] for k in STEP_RECORDS] + [step["loss"]]
+        self._step_records.append(torch.stack(values).as_subclass(torch.Tensor))
 
     def on_epoch_end(self, net, **kwargs):
         if self._step_records:
             rows = torch.stack(self._step_records).tolist()
             for batch, row in zip(self.history[-1]["batches"], rows, strict=True):
-                batch.update(zip(STEP_RECORDS, row, strict=True))
+                batch.update(zip(STEP_RECORDS, row, strict=False))
+                loss = batch.get("train_loss")
+                if isinstance(loss, PendingFloat):
+                    batch["train_loss"] = loss.resolve(row[-1])
             self._step_records = []
+        if self._visited_rows is not None:
+            self._merge_shards()
         self.threshold_history_.append(float(self.threshold_.current_threshold()))
         self.threshold_.end_pass()
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        self.generator_ = None
+        self.generator_ = self.order_generator_ = None
         self._ema_pairs = None
         self.ema_module_.eval()
 
@@ -279,11 +336,20 @@ class BoostMISNet(NeuralNetClassifier):
 
         Gradients are unscaled before ``on_grad_computed`` (so that clipping
         callbacks see true gradients) and the scaler skips steps whose
-        gradients overflowed.
+        gradients overflowed. The returned ``"loss"`` is detached and reaches
+        the host at epoch end (:mod:`sklearn_boostmis._deferred`): skorch's
+        loop calls ``.item()`` on it after every batch, which would otherwise
+        wait for the device at every step.
         """
         scaler = getattr(self, "grad_scaler_", None)
         if scaler is None:
-            return super().train_step(batch, **fit_params)
+            step = super().train_step(batch, **fit_params)
+        else:
+            step = self._scaled_train_step(scaler, batch, **fit_params)
+        step["loss"] = defer_item(step["loss"])
+        return step
+
+    def _scaled_train_step(self, scaler, batch, **fit_params):
         accumulator = self.get_train_step_accumulator()
         self._zero_grad_optimizer()
         accumulator.store_step(self.train_step_single(batch, **fit_params))
@@ -332,6 +398,8 @@ class BoostMISNet(NeuralNetClassifier):
                     logits_weak = self.module_(both)[-1:]
             proba_weak = F.softmax(logits_weak.float(), dim=1)
         mask, pseudo_labels = self.threshold_(proba_weak, idx)
+        if self._visited_rows is not None:
+            self._visited_rows[idx] = True
         self.memory_.update(idx, pseudo_labels, mask, self.threshold_.pass_ + 1)
         x_both = torch.cat([x_lab_weak, self.strong_(x_unl)])
         with self._autocast(device_type):
@@ -371,24 +439,47 @@ class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
     accelerator places the student, criterion and optimizer, wraps the
     backward pass (mixed precision, gradient accumulation, DDP) and the
     evaluation batches. The EMA teacher is never prepared for training: it
-    stays frozen and is only moved to the accelerator's device. The training
-    batches come from :class:`~sklearn_boostmis.data.SemiSupervisedBatches`,
-    which the accelerator leaves as they are (not sharded across processes).
-    Not picklable while it holds the accelerator; export with
-    :func:`~sklearn_boostmis.persistence.save_weights`.
+    stays frozen and is only moved to the accelerator's device.
+
+    Under ``accelerate launch`` (or ``torchrun``) with several processes, the
+    training batches are sharded: each process takes its share of every step
+    (:class:`~sklearn_boostmis.data.SemiSupervisedBatches`, ``batch_size`` is
+    per process), DDP averages the gradients, and at the end of each epoch the
+    per-row state (the adaptive threshold's confident rows, the pseudo-label
+    memory) is summed over the processes, so all of them hold the same eps_t,
+    ``transduction_`` and EMA teacher. Not picklable while it holds the
+    accelerator; export with :func:`~sklearn_boostmis.persistence.save_weights`.
     """
 
     def _initialize_accelerator(self):
         if self._wrapped_with_accelerator:
             return self
-        modules = self._modules
+        # Under several processes, prepare() wraps modules in DDP, which refuses
+        # a module without trainable parameters (the teacher, the criterion).
+        modules, criteria = self._modules, self._criteria
         self._modules = [name for name in modules if name != "ema_module"]
+        self._criteria = [name for name in criteria if self._trains(name)]
         try:
             super()._initialize_accelerator()
         finally:
-            self._modules = modules
+            self._modules, self._criteria = modules, criteria
         self.ema_module_.to(self.accelerator.device)
+        for name in criteria:
+            if name not in self._criteria or not self._trains(name):
+                getattr(self, name + "_").to(self.accelerator.device)
         return self
+
+    def _trains(self, name):
+        component = getattr(self, name + "_")
+        return isinstance(component, torch.nn.Module) and any(
+            p.requires_grad for p in component.parameters()
+        )
+
+    def _shards(self):
+        return self.accelerator.num_processes, self.accelerator.process_index
+
+    def _reduce_sum(self, tensor):
+        return self.accelerator.reduce(tensor, reduction="sum")
 
     def _autocast(self, device_type):
         return self.accelerator.autocast()

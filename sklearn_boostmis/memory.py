@@ -13,6 +13,9 @@ class PseudoLabelMemory(TensorStateMixin):
     ``labeled_iter_`` of the estimator after ``fit``.
     """
 
+    # per-row state, merged across data-parallel processes each pass
+    row_state_attributes = ("labels", "since")
+
     def __init__(self, n_unlabeled, device="cpu"):
         self.labels = torch.full((n_unlabeled,), -1, dtype=torch.long, device=device)
         self.since = torch.full((n_unlabeled,), -1, dtype=torch.long, device=device)

@@ -26,6 +26,9 @@ class BaseThreshold(TensorStateMixin, BaseEstimator):
 
     Subclasses implement :meth:`current_threshold` (the current eps as a 0-d tensor)
     and may override :meth:`start`, :meth:`observe` and :meth:`end_pass`.
+    A policy with per-unlabeled-row tensors names them in
+    ``row_state_attributes``, so that data-parallel training can merge them
+    across processes once per pass.
     """
 
     def start(self, n_unlabeled, n_passes, device="cpu"):
@@ -141,6 +144,9 @@ class AdaptiveThreshold(BaseThreshold):
     >>> round(float(policy.current_threshold()), 4)  # Count_{t-1} = 0: ratio 1, N_A = 0
     0.9
     """
+
+    # per-unlabeled-row state, merged across data-parallel processes each pass
+    row_state_attributes = ("confident_",)
 
     def __init__(self, alpha=0.9, beta=0.05, t_max=None, n_annotated=0, quota=None):
         self.alpha = alpha

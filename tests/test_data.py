@@ -72,3 +72,48 @@ def test_dataset_validation():
         SemiSupervisedDataset(np.zeros((2, 2)), np.array([0, -1]), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="lengths"):
         SemiSupervisedDataset(np.zeros((2, 2)), np.array([0]), np.zeros((3, 2)))
+
+
+def _shard_epochs(dataset, num_shards, batch_size=4, mu=2, epochs=2):
+    """Per shard: the (labeled rows, unlabeled positions) of each step, by epoch."""
+    out = []
+    for shard in range(num_shards):
+        batches = SemiSupervisedBatches(
+            dataset, batch_size, mu, torch.Generator().manual_seed(3),
+            num_shards=num_shards, shard_index=shard,
+        )
+        out.append([[(b[0][:, 0], b[3]) for b in batches] for _ in range(epochs)])
+    return out
+
+
+@pytest.mark.parametrize("num_shards", [2, 3])
+def test_shards_partition_every_epoch_with_equal_step_counts(num_shards):
+    ds = make(n_lab=7, n_unl=53)
+    shards = _shard_epochs(ds, num_shards)
+    for epoch in range(2):
+        steps = [len(shard[epoch]) for shard in shards]
+        assert len(set(steps)) == 1  # DDP needs the same number of steps
+        rows = [torch.cat([idx for _, idx in shard[epoch]]) for shard in shards]
+        assert sorted(torch.cat(rows).tolist()) == list(range(53))  # disjoint cover
+        for shard in shards:
+            assert all(len(lab) == 4 and len(idx) >= 2 for lab, idx in shard[epoch])
+    # the global labeled stream is split too: one step's rows differ per shard
+    firsts = [shard[0][0][0].tolist() for shard in shards]
+    assert len({tuple(f) for f in firsts}) == num_shards
+
+
+def test_one_shard_is_the_unsharded_iterator():
+    ds = make()
+    a = _shard_epochs(ds, 1)[0]
+    plain = SemiSupervisedBatches(ds, 4, 2, torch.Generator().manual_seed(3))
+    b = [[(x[0][:, 0], x[3]) for x in plain] for _ in range(2)]
+    for epoch_a, epoch_b in zip(a, b, strict=True):
+        for (la, ia), (lb, ib) in zip(epoch_a, epoch_b, strict=True):
+            assert torch.equal(la, lb) and torch.equal(ia, ib)
+
+
+def test_shard_arguments_are_checked():
+    with pytest.raises(ValueError, match="shard_index must be in"):
+        SemiSupervisedBatches(make(), 4, 2, torch.Generator(), 2, 2)
+    with pytest.raises(ValueError, match="4 processes need at least as many unlabeled"):
+        SemiSupervisedBatches(make(n_unl=3), 4, 2, torch.Generator(), 4, 0)

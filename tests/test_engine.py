@@ -99,3 +99,48 @@ def test_labeled_only_dataset(iris_data):
     assert (net.predict(X) == y).mean() > 0.6
     assert isinstance(net.threshold_, AdaptiveThreshold)
     assert torch.equal(net.threshold_.confident_, torch.zeros(0, dtype=torch.bool))
+
+
+def test_no_host_read_per_step(dataset, monkeypatch):
+    """skorch reads step["loss"].item() after every batch; the engine defers it."""
+    reads = {"item": 0, "tolist": 0, "__float__": 0}
+    for name in reads:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            reads[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    net = make_net(max_epochs=4).fit(dataset, None)
+    monkeypatch.undo()
+    steps = sum(len(epoch["batches"]) for epoch in net.history)
+    assert steps == 36
+    # one records transfer and one threshold read per epoch, nothing per step
+    assert reads == {"item": 0, "tolist": 4, "__float__": 4}
+    for epoch in net.history:
+        for batch in epoch["batches"]:
+            assert type(batch["train_loss"]) is float
+            expected = batch["sup_loss"] + net.lambda_u * batch["unsup_loss"]
+            assert batch["train_loss"] == pytest.approx(expected, rel=1e-5)
+        mean = np.average(
+            [b["train_loss"] for b in epoch["batches"]],
+            weights=[b["train_batch_size"] for b in epoch["batches"]],
+        )
+        assert epoch["train_loss"] == pytest.approx(mean)
+
+
+def test_callbacks_still_read_the_loss_as_a_number(dataset):
+    from skorch.callbacks import Callback
+
+    class Keep(Callback):
+        def on_batch_end(self, net, loss=None, training=False, **kwargs):
+            self.last_ = loss.item() * 2.0  # a PendingFloat resolves on use
+            self.in_history_ = net.history[-1, "batches", -1, "train_loss"]
+
+    net = make_net(callbacks=[("keep", Keep())]).fit(dataset, None)
+    keep = dict(net.callbacks_)["keep"]
+    assert type(keep.last_) is float
+    last = net.history[-1, "batches", -1, "train_loss"]
+    assert keep.last_ == pytest.approx(2.0 * last)
+    assert float(keep.in_history_) == pytest.approx(keep.last_ / 2.0)

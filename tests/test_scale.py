@@ -226,6 +226,38 @@ def test_accelerator_mixed_precision_and_checks(iris_data, accelerator):
     assert np.isfinite(clf.predict_proba(X)).all()
 
 
+def test_two_process_accelerate_shards_the_batches(tmp_path):
+    """Two CPU processes (gloo) under torchrun, as ``accelerate launch`` runs them."""
+    pytest.importorskip("accelerate")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(worker), str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank{i}.npz", allow_pickle=True) for i in (0, 1)]
+    assert [int(r["num_processes"]) for r in ranks] == [2, 2]
+    n_unlabeled = int(ranks[0]["n_unlabeled"])
+    # every epoch: the same number of steps, and the two shards split U exactly
+    np.testing.assert_array_equal(ranks[0]["steps"], ranks[1]["steps"])
+    for rows0, rows1 in zip(ranks[0]["rows"], ranks[1]["rows"], strict=True):
+        assert not set(rows0) & set(rows1)
+        assert sorted([*rows0, *rows1]) == list(range(n_unlabeled))
+    # DDP kept the students equal; the merged per-row state gives equal results
+    for key in ("student", "teacher", "proba", "transduction", "labeled_iter",
+                "thresholds"):
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+    assert (ranks[0]["transduction"] != -1).sum() > 9  # pseudo-labels were merged
+    # each process trained on its own shard: different per-process losses
+    assert not np.array_equal(ranks[0]["train_loss"], ranks[1]["train_loss"])
+    assert float(ranks[0]["accuracy"]) > 0.6
+
+
 # -- distributed search -------------------------------------------------------------
 def test_grid_search_on_dask_matches_local(iris_data):
     pytest.importorskip("dask.distributed", reason="needs dask[distributed]")
