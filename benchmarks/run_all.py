@@ -27,7 +27,7 @@ Usage::
 Expected time on 2 shared CPU cores: ``--quick`` 6.9 min measured (2026-11-26,
 load average 1.4-3.6 from other jobs; the header of RESULTS.md has the figure
 of the last run); the full run roughly 60-80 min, estimated from per-script
-figures, not measured end to end: ssl_quality ~2, ssl_grid ~25,
+figures, not measured end to end: ssl_quality ~7 (10 seeds), ssl_grid ~25,
 active_learning ~10, ablations ~5, cost ~3, throughput ~3, images ~4 min.
 """
 
@@ -47,7 +47,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 # (script, section, title, extra args in full mode, extra args with --quick)
 SCRIPTS = [
-    ("ssl_quality.py", "ssl_quality", "Semi-supervised quality", ["--seeds", "3"],
+    ("ssl_quality.py", "ssl_quality", "Semi-supervised quality", ["--seeds", "10"],
      ["--seeds", "3"]),
     ("ssl_grid.py", "ssl_grid", "Semi-supervised grid (MESCC-like SYNTHETIC)",
      [], []),

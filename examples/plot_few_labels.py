@@ -21,10 +21,10 @@ Four models see the same partially labeled training set:
 To keep the example fast, the neural models train for ``max_epochs=100``
 passes over the unlabeled rows (the default is 200) and a single seed is
 used, so the bars below are one draw, not a benchmark. The measured mean and
-standard deviation over 3 seeds with the default settings are in
+standard deviation over 10 seeds with the default settings are in
 ``benchmarks/RESULTS.md`` (section "Semi-supervised quality"): on digits with
-50 labels, macro-F1 0.825 +- 0.012 (labels only), 0.869 +- 0.022
-(LabelSpreading), 0.877 +- 0.040 (FixMatch) and 0.912 +- 0.012 (BoostMIS).
+50 labels, macro-F1 0.823 +- 0.016 (labels only), 0.883 +- 0.022
+(LabelSpreading), 0.868 +- 0.041 (FixMatch) and 0.883 +- 0.033 (BoostMIS).
 """
 
 # %%

@@ -31,7 +31,8 @@ def main(n_labels=50, seed=0):
     for c in np.unique(y_train):
         keep = rng.choice(np.flatnonzero(y_train == c), n_labels // 10, replace=False)
         y_partial[keep] = y_train[keep]
-    print(f"{(y_partial != -1).sum()} labeled, {(y_partial == -1).sum()} unlabeled rows")
+    n_labeled = int((y_partial != -1).sum())
+    print(f"{n_labeled} labeled, {len(y_partial) - n_labeled} unlabeled rows")
 
     models = {
         "labels only (same network, lambda_u=0)": BoostMISClassifier(
