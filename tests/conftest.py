@@ -10,6 +10,10 @@ from sklearn_boostmis import BoostMISClassifier
 # shared 2-core machine, 10x slowdowns). Results do not depend on this setting.
 torch.set_num_threads(1)
 
+# A script run by test_scale.py under torchrun, not a test module; --doctest-modules
+# would import it, and it needs the optional accelerate extra.
+collect_ignore = ["ddp_worker.py"]
+
 FAST = dict(max_epochs=15, batch_size=16, module_params={"hidden_units": (32,)})
 
 
