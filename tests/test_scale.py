@@ -238,8 +238,17 @@ def test_two_process_accelerate_shards_the_batches(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node", "2", str(worker), str(tmp_path)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # One retry: on a loaded machine the launcher's rendezvous can fail once
+    # (seen one time in 14 runs here); what the workers wrote is checked below.
+    errors = []
+    for _ in range(2):
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=600
+        )
+        if done.returncode == 0:
+            break
+        errors.append(done.stderr[-3000:])
+    assert done.returncode == 0, "\n---\n".join(errors)
     ranks = [np.load(tmp_path / f"rank{i}.npz", allow_pickle=True) for i in (0, 1)]
     assert [int(r["num_processes"]) for r in ranks] == [2, 2]
     n_unlabeled = int(ranks[0]["n_unlabeled"])
