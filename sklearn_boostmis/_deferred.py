@@ -8,8 +8,6 @@ replaces the pending values in the history with floats at epoch end, in one
 transfer with the other per-batch records.
 """
 
-import operator
-
 import torch
 
 
@@ -49,14 +47,11 @@ class PendingFloat:
 
 
 def _numeric(name):
-    op = getattr(operator, name, None)
-
     def method(self, *args):
         args = [a.resolve() if isinstance(a, PendingFloat) else a for a in args]
         return getattr(self.resolve(), f"__{name}__")(*args)
 
     method.__name__ = f"__{name}__"
-    method.__doc__ = op.__doc__ if op else None
     return method
 
 

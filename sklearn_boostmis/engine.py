@@ -297,11 +297,12 @@ class BoostMISNet(NeuralNetClassifier):
     def on_epoch_end(self, net, **kwargs):
         if self._step_records:
             rows = torch.stack(self._step_records).tolist()
-            for batch, row in zip(self.history[-1]["batches"], rows, strict=True):
-                batch.update(zip(STEP_RECORDS, row, strict=False))
-                loss = batch.get("train_loss")
-                if isinstance(loss, PendingFloat):
-                    batch["train_loss"] = loss.resolve(row[-1])
+            for batch, (*records, loss) in zip(
+                self.history[-1]["batches"], rows, strict=True
+            ):
+                batch.update(zip(STEP_RECORDS, records, strict=True))
+                if isinstance(batch.get("train_loss"), PendingFloat):
+                    batch["train_loss"] = batch["train_loss"].resolve(loss)
             self._step_records = []
         if self._visited_rows is not None:
             self._merge_shards()
@@ -457,16 +458,15 @@ class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
         # Under several processes, prepare() wraps modules in DDP, which refuses
         # a module without trainable parameters (the teacher, the criterion).
         modules, criteria = self._modules, self._criteria
+        frozen = [name for name in criteria if not self._trains(name)]
         self._modules = [name for name in modules if name != "ema_module"]
-        self._criteria = [name for name in criteria if self._trains(name)]
+        self._criteria = [name for name in criteria if name not in frozen]
         try:
             super()._initialize_accelerator()
         finally:
             self._modules, self._criteria = modules, criteria
-        self.ema_module_.to(self.accelerator.device)
-        for name in criteria:
-            if name not in self._criteria or not self._trains(name):
-                getattr(self, name + "_").to(self.accelerator.device)
+        for name in ["ema_module", *frozen]:
+            getattr(self, name + "_").to(self.accelerator.device)
         return self
 
     def _trains(self, name):
