@@ -4,7 +4,8 @@ Extends ``ssl_quality.py`` (digits 50 labels, breast cancer 20) with the
 method list of its ``methods(seed)`` function (labels only with the same net
 and ``lambda_u=0``, ``SelfTrainingClassifier(MLPClassifier(256))``,
 ``LabelSpreading`` kNN 7, FixMatch = ``BoostMISClassifier(threshold="fixed")``,
-BoostMIS at its defaults) on:
+BoostMIS at its defaults; on the MESCC-like data also labels only and BoostMIS
+with ``class_weight="balanced"``) on:
 
 - **SYNTHETIC** MESCC-like data (``make_mescc_like(scale, task,
   random_state=seed)``: 2048 non-negative features, the release's split sizes
@@ -67,10 +68,28 @@ def mescc_split(task, n_labels, seed, scale):
     return X, y_partial, X_test, d.y_test
 
 
-def evaluate(X, y_partial, X_test, y_test, seed, max_epochs):
-    """{method: (macro-F1, accuracy, fit s)} of every method of ``methods``."""
+def balanced_methods(seed):
+    """The imbalance remedy: ``class_weight="balanced"`` on the supervised loss."""
+    return {
+        "labels only, class_weight=balanced": BoostMISClassifier(
+            lambda_u=0.0, class_weight="balanced", random_state=seed
+        ),
+        "BoostMIS, class_weight=balanced": BoostMISClassifier(
+            class_weight="balanced", random_state=seed
+        ),
+    }
+
+
+def evaluate(X, y_partial, X_test, y_test, seed, max_epochs, imbalanced=False):
+    """{method: (macro-F1, accuracy, fit s)} of every method of ``methods``.
+
+    ``imbalanced`` adds the ``class_weight="balanced"`` rows.
+    """
     out = {}
-    for method, model in methods(seed).items():
+    models = methods(seed)
+    if imbalanced:
+        models.update(balanced_methods(seed))
+    for method, model in models.items():
         if isinstance(model, BoostMISClassifier) and max_epochs is not None:
             model.set_params(max_epochs=max_epochs)
         start = time.perf_counter()
@@ -105,7 +124,7 @@ def run(seeds, quick):
         per_seed = []
         for seed in range(seeds):
             split = mescc_split(task, n_labels, seed, scale)
-            per_seed.append(evaluate(*split, seed, mescc_epochs))
+            per_seed.append(evaluate(*split, seed, mescc_epochs, imbalanced=True))
             log(f"MESCC-like {task} {n_labels} seed {seed}: " + ", ".join(
                 f"{m} {v[0]:.3f} ({v[2]:.1f} s)" for m, v in per_seed[-1].items()))
         n_train = len(split[0])

@@ -10,6 +10,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -87,6 +88,15 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         None: no augmentation; a callable maps a batch tensor to a batch tensor.
     unsup_normalizer : {"batch", "selected"}, default="batch"
         Divide L_u by the unlabeled batch size (FixMatch) or the selected count.
+    class_weight : None, "balanced" or dict, default=None
+        Class weights of the supervised loss, as in scikit-learn's
+        classifiers: ``"balanced"`` weighs each class by
+        ``n_labeled / (n_classes * n_labeled_in_class)`` (computed from the
+        labeled rows only); a dict maps labels to weights (missing labels
+        weigh 1). For imbalanced data scored by macro-averaged metrics. The
+        consistency loss stays unweighted: weighing the pseudo-labels too made
+        the minority class take over on the MESCC-like synthetic data
+        (``benchmarks/ssl_grid.py``).
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch engine.
     net_params : dict, default=None
@@ -208,6 +218,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "weak_augment": [StrOptions({"auto"}), None, callable],
         "strong_augment": [StrOptions({"auto"}), None, callable],
         "unsup_normalizer": [StrOptions({"batch", "selected"})],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
         "callbacks": [None, list],
         "net_params": [None, dict],
         "device": [str, torch.device],
@@ -239,6 +250,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         weak_augment="auto",
         strong_augment="auto",
         unsup_normalizer="batch",
+        class_weight=None,
         callbacks=None,
         net_params=None,
         device="auto",
@@ -267,6 +279,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.weak_augment = weak_augment
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
+        self.class_weight = class_weight
         self.callbacks = callbacks
         self.net_params = net_params
         self.device = device
@@ -320,14 +333,18 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             )
             if warm:
                 net = self.net_
-                net.set_params(seed=seed, threshold=self._threshold())
+                net.set_params(
+                    seed=seed,
+                    threshold=self._threshold(),
+                    class_weight=self._class_weight(encoded),
+                )
                 net._initialize_optimizer()
                 if self.accelerator is not None:
                     net._initialize_accelerator()
                 n_before = len(net.history)
                 net.partial_fit(dataset, None)
             else:
-                net = self._make_net(device, seed)
+                net = self._make_net(device, seed, self._class_weight(encoded))
                 n_before = 0
                 net.fit(dataset, None)
         self.net_ = net
@@ -429,7 +446,23 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 params[name] = value
         return self.module, params
 
-    def _make_net(self, device, seed):
+    def _class_weight(self, encoded):
+        """Per-class weights of the supervised loss, in ``classes_`` order."""
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, dict):
+            unknown = [k for k in self.class_weight if k not in set(self.classes_)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown} that are not among the "
+                    f"labeled classes {self.classes_.tolist()}"
+                )
+        weights = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[encoded]
+        )
+        return [float(w) for w in weights]
+
+    def _make_net(self, device, seed, class_weight=None):
         module, module_kwargs = self._make_module()
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if issubclass(self.optimizer, torch.optim.SGD):
@@ -465,6 +498,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             weak_augment=self.weak_augment,
             strong_augment=self.strong_augment,
             unsup_normalizer=self.unsup_normalizer,
+            class_weight=class_weight,
             classes=list(range(len(self.classes_))),
             callbacks=copy.deepcopy(self.callbacks),
             precision=None if self.precision == "32" else self.precision,
@@ -525,4 +559,3 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = False
         tags.target_tags.required = True
         return tags
-

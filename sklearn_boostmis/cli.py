@@ -39,9 +39,11 @@ _RESUME_KEYS = (
     "initial_labels",
     "budget",
     "max_epochs",
+    "class_weight",
     "n_train",
     "n_features",
 )
+_RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
 
 
 # -- small helpers -------------------------------------------------------------
@@ -85,6 +87,11 @@ def _non_negative_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
+
+
+def _class_weight(args):
+    """The estimator's ``class_weight`` from ``--class-weight``."""
+    return None if args.class_weight == "none" else args.class_weight
 
 
 def _positive_int(text):
@@ -172,9 +179,10 @@ def _check_resume_config(out, config):
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
         for key in _RESUME_KEYS:
-            if old.get(key) != config[key]:
+            previous = old.get(key, _RESUME_DEFAULTS.get(key))
+            if previous != config[key]:
                 raise ValueError(
-                    f"{out} holds a run with {key}={old.get(key)!r}, not "
+                    f"{out} holds a run with {key}={previous!r}, not "
                     f"{config[key]!r}: resume with the same settings or use another "
                     "--out"
                 )
@@ -293,6 +301,7 @@ def cmd_run(args):
         "seed": args.seed,
         "max_epochs": args.max_epochs,
         "device": args.device,
+        "class_weight": args.class_weight,
         "n_train": int(X_train.shape[0]),
         "n_features": int(X_train.shape[1]),
     }
@@ -302,7 +311,10 @@ def cmd_run(args):
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
     estimator = BoostMISClassifier(
-        max_epochs=args.max_epochs, random_state=args.seed, device=args.device
+        max_epochs=args.max_epochs,
+        random_state=args.seed,
+        device=args.device,
+        class_weight=_class_weight(args),
     )
     sampler = InformativeQuerySampler(random_state=args.seed)
 
@@ -467,7 +479,10 @@ def cmd_query(args):
         raise ValueError(f"{args.labels}: every train row is labeled; nothing to query")
     _say(f"training on {len(indices)} labels and {pool.size} unlabeled rows ...")
     clf = BoostMISClassifier(
-        max_epochs=args.max_epochs, random_state=args.seed, device=args.device
+        max_epochs=args.max_epochs,
+        random_state=args.seed,
+        device=args.device,
+        class_weight=_class_weight(args),
     ).fit(X, y)
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)
@@ -647,6 +662,14 @@ def _build_parser():
         type=_positive_int,
         default=100,
         help="epochs per fit (default: %(default)s)",
+    )
+    common.add_argument(
+        "--class-weight",
+        choices=["none", "balanced"],
+        default="none",
+        help="'balanced' weighs the supervised loss by inverse class frequency "
+        "of the labeled rows, for imbalanced grades scored by macro-F1 "
+        "(default: %(default)s)",
     )
     common.add_argument(
         "--device",

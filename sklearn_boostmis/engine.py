@@ -107,6 +107,8 @@ class BoostMISNet(NeuralNetClassifier):
     ema_decay : float, default=0.999
     weak_augment, strong_augment : callable or "auto", default="auto"
     unsup_normalizer : {"batch", "selected"}, default="batch"
+    class_weight : None or sequence of float, default=None
+        Weight of each encoded class (0..C-1) in the supervised loss.
     precision : {None, "32", "bf16", "fp16"}, default=None
         Forward passes under :func:`torch.autocast` with this dtype (losses in
         float32); ``"fp16"`` adds a :class:`torch.amp.GradScaler`.
@@ -129,6 +131,7 @@ class BoostMISNet(NeuralNetClassifier):
         weak_augment="auto",
         strong_augment="auto",
         unsup_normalizer="batch",
+        class_weight=None,
         precision=None,
         seed=0,
         **kwargs,
@@ -143,6 +146,7 @@ class BoostMISNet(NeuralNetClassifier):
         self.weak_augment = weak_augment
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
+        self.class_weight = class_weight
         self.precision = precision
         self.seed = seed
 
@@ -274,6 +278,11 @@ class BoostMISNet(NeuralNetClassifier):
             X.n_unlabeled, self.max_epochs, device
         )
         self.memory_ = PseudoLabelMemory(X.n_unlabeled, device)
+        self.class_weight_ = None
+        if self.class_weight is not None:
+            self.class_weight_ = torch.as_tensor(
+                self.class_weight, dtype=torch.float32, device=device
+            )
         sharded = self._shards()[0] > 1
         self._visited_rows = (
             torch.zeros(X.n_unlabeled, dtype=torch.bool, device=device)
@@ -311,6 +320,7 @@ class BoostMISNet(NeuralNetClassifier):
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.generator_ = self.order_generator_ = None
+        self.class_weight_ = None  # a device tensor: not kept in pickles
         self._ema_pairs = None
         self.ema_module_.eval()
 
@@ -378,7 +388,7 @@ class BoostMISNet(NeuralNetClassifier):
             with self._autocast(device_type):
                 logits = self.module_(x_lab_weak)
             logits = logits.float()
-            loss = supervised_loss(logits, y_lab)
+            loss = supervised_loss(logits, y_lab, self.class_weight_)
             self._backward(loss)
             zero = torch.zeros((), device=loss.device)
             return {
@@ -407,7 +417,7 @@ class BoostMISNet(NeuralNetClassifier):
             logits = self.module_(x_both)
         logits = logits.float()
         n_lab = len(x_lab)
-        sup = supervised_loss(logits[:n_lab], y_lab)
+        sup = supervised_loss(logits[:n_lab], y_lab, self.class_weight_)
         unsup = masked_consistency_loss(
             logits[n_lab:], pseudo_labels, mask, self.unsup_normalizer
         )

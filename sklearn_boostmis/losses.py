@@ -3,9 +3,13 @@
 import torch.nn.functional as F
 
 
-def supervised_loss(logits, targets):
-    """L_s: mean cross-entropy over the labeled batch."""
-    return F.cross_entropy(logits, targets)
+def supervised_loss(logits, targets, weight=None):
+    """L_s: mean cross-entropy over the labeled batch.
+
+    ``weight`` (one float per class, or None) gives a class-weighted mean,
+    ``sum_i w[y_i] CE_i / sum_i w[y_i]``, as :func:`torch.nn.functional.cross_entropy`.
+    """
+    return F.cross_entropy(logits, targets, weight=weight)
 
 
 def masked_consistency_loss(logits_strong, pseudo_labels, mask, normalizer="batch"):

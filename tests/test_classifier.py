@@ -164,6 +164,8 @@ def test_errors_on_sparse_empty_and_feature_count(iris_data, fitted_iris):
         ({"threshold": "flex"}, "threshold"),
         ({"alpha": 1.5}, "alpha"),
         ({"weak_augment": "strong"}, "weak_augment"),
+        ({"class_weight": "auto"}, "class_weight"),
+        ({"class_weight": {7: 2.0}}, "class_weight has labels \\[7\\]"),
     ],
 )
 def test_invalid_parameters(iris_data, params, match):
@@ -267,6 +269,31 @@ def test_lambda_u_zero_ignores_pseudo_labels(iris_data):
     losses = clf.history_[:, "batches", :, "train_loss"]
     sup = clf.history_[:, "batches", :, "sup_loss"]
     np.testing.assert_allclose(losses, sup, rtol=1e-5)
+
+
+def test_class_weight_balanced_weighs_the_supervised_loss_only():
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (270, 4)), rng.normal(1.2, 1, (30, 4))])
+    y = np.array(["a"] * 270 + ["b"] * 30, dtype=object)
+    y_partial = y.copy()
+    y_partial[rng.rand(len(y)) < 0.7] = -1
+    params = dict(FAST, lambda_u=0, random_state=0)
+    plain = BoostMISClassifier(**params).fit(X, y_partial)
+    balanced = BoostMISClassifier(class_weight="balanced", **params).fit(X, y_partial)
+    manual = BoostMISClassifier(
+        class_weight=dict(zip("ab", balanced.net_.class_weight, strict=True)), **params
+    ).fit(X, y_partial)
+    labeled = y_partial[y_partial != -1]
+    n_a, n_b = (labeled == "a").sum(), (labeled == "b").sum()
+    expected = [len(labeled) / (2 * n_a), len(labeled) / (2 * n_b)]
+    np.testing.assert_allclose(balanced.net_.class_weight, expected)
+    assert plain.net_.class_weight is None
+    np.testing.assert_array_equal(manual.predict_proba(X), balanced.predict_proba(X))
+    recall_b = [(m.predict(X)[y == "b"] == "b").mean() for m in (plain, balanced)]
+    assert recall_b[1] > recall_b[0]
+    # weights are not a device tensor kept in the pickle
+    assert balanced.net_.class_weight_ is None
+    pickle.loads(pickle.dumps(balanced))
 
 
 # -- workflows ---------------------------------------------------------------------

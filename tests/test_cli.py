@@ -156,23 +156,34 @@ def test_resume_extends_a_finished_run(data_dir, tmp_path, reference_run):
     assert [e["cycle"] for e in report["cycles"]] == [0, 1, 2]
 
 
-def test_resume_refuses_changed_settings(data_dir, reference_run, capsys):
-    rc = main(
-        [
-            "run",
-            str(data_dir),
-            "--task",
-            "six",
-            "--cycles",
-            "2",
-            *TINY,
-            "--out",
-            str(reference_run),
-        ]
-    )
+@pytest.mark.parametrize(
+    "change, key",
+    [(["--task", "six"], "task"), (["--class-weight", "balanced"], "class_weight")],
+)
+def test_resume_refuses_changed_settings(data_dir, reference_run, capsys, change, key):
+    task = [] if "--task" in change else ["--task", "two"]
+    args = ["run", str(data_dir), *task, *change, "--cycles", "2", *TINY]
+    rc = main([*map(str, args), "--out", str(reference_run)])
     assert rc == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "task" in err
+    assert err.startswith("error: ") and f"{key}=" in err
+
+
+def test_run_with_balanced_class_weight(data_dir, tmp_path, monkeypatch):
+    seen = []
+    real_fit = BoostMISClassifier.fit
+
+    def recording_fit(self, X, y):
+        seen.append(self.class_weight)
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(BoostMISClassifier, "fit", recording_fit)
+    out = tmp_path / "balanced"
+    args = ["run", data_dir, "--task", "two", "--cycles", 1, *TINY]
+    assert main([*map(str, args), "--class-weight", "balanced", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["class_weight"] == "balanced"
+    assert seen and set(seen) == {"balanced"}
 
 
 def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):

@@ -14,6 +14,16 @@ def test_supervised_loss_is_mean_cross_entropy():
     assert supervised_loss(logits, y) == pytest.approx(float(expected))
 
 
+def test_supervised_loss_class_weights_give_weighted_mean():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = torch.tensor([0, 1, 1])
+    per_row = F.cross_entropy(logits, y, reduction="none")
+    w = torch.tensor([3.0, 0.5])
+    expected = (3.0 * per_row[0] + 0.5 * per_row[1] + 0.5 * per_row[2]) / 4.0
+    assert supervised_loss(logits, y, w) == pytest.approx(float(expected))
+    assert supervised_loss(logits, y, w) != pytest.approx(float(per_row.mean()))
+
+
 def test_masked_rows_contribute_nothing_and_batch_normalizer():
     logits = torch.tensor([[3.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
     labels = torch.tensor([0, 0, 1])
