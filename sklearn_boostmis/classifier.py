@@ -336,7 +336,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 net.set_params(
                     seed=seed,
                     threshold=self._threshold(),
-                    class_weight=self._class_weight(encoded),
+                    class_weight=self._class_weight(y[labeled]),
                 )
                 net._initialize_optimizer()
                 if self.accelerator is not None:
@@ -344,7 +344,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 n_before = len(net.history)
                 net.partial_fit(dataset, None)
             else:
-                net = self._make_net(device, seed, self._class_weight(encoded))
+                net = self._make_net(device, seed, self._class_weight(y[labeled]))
                 n_before = 0
                 net.fit(dataset, None)
         self.net_ = net
@@ -446,19 +446,20 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 params[name] = value
         return self.module, params
 
-    def _class_weight(self, encoded):
+    def _class_weight(self, y_labeled):
         """Per-class weights of the supervised loss, in ``classes_`` order."""
         if self.class_weight is None:
             return None
         if isinstance(self.class_weight, dict):
-            unknown = [k for k in self.class_weight if k not in set(self.classes_)]
+            known = set(self.classes_)
+            unknown = [k for k in self.class_weight if k not in known]
             if unknown:
                 raise ValueError(
                     f"class_weight has labels {unknown} that are not among the "
                     f"labeled classes {self.classes_.tolist()}"
                 )
         weights = compute_class_weight(
-            self.class_weight, classes=self.classes_, y=self.classes_[encoded]
+            self.class_weight, classes=self.classes_, y=y_labeled
         )
         return [float(w) for w in weights]
 

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
+from ._io import atomic_write
 from .datasets import (
-    SIX_GRADE_NAMES,
-    TWO_GRADE_NAMES,
+    _grade_names,
     load_features,
     load_mescc,
     split_paths,
@@ -47,18 +47,8 @@ _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option exist
 
 
 # -- small helpers -------------------------------------------------------------
-def _atomic_write(path, data):
-    """Write bytes or text to ``path`` through ``path.tmp`` and os.replace."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_json(path, obj):
-    _atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _save_weights_atomic(estimator, path):
@@ -72,7 +62,7 @@ def _save_weights_atomic(estimator, path):
 def _save_figure_atomic(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _say(message):
@@ -107,10 +97,6 @@ def _standardize(X_train, *others):
 
     scaler = StandardScaler().fit(X_train)
     return [scaler.transform(X).astype(np.float32) for X in (X_train, *others)]
-
-
-def _class_names(task):
-    return list(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
 
 
 def _metrics(y_true, y_pred, names):
@@ -391,7 +377,7 @@ def cmd_run(args):
     }
     _save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
     write_report(True)
-    _atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
+    atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
     _plot(
         {"BoostMIS": points},
@@ -469,7 +455,7 @@ def cmd_query(args):
         raise ValueError(
             f"--out {args.out} would overwrite the labels file: choose another path"
         )
-    names = _class_names(args.task)
+    names = _grade_names(args.task)
     (X,) = _standardize(load_features(split_paths(args.data_dir, "train")[0]))
     indices, labels = _read_labels(args.labels, X.shape[0], names)
     y = np.full(X.shape[0], -1, dtype=np.int64)
@@ -497,7 +483,7 @@ def cmd_query(args):
         writer.writerow([int(pool[pos]), f"{float(score):.6g}", selector, int(pred)])
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)
-    _atomic_write(args.out, buf.getvalue())
+    atomic_write(args.out, buf.getvalue())
     _say(f"wrote {len(picked)} candidates to {args.out}")
     return 0
 

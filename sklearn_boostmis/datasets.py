@@ -123,15 +123,18 @@ def _load_targets(file):
     return y
 
 
+def _grade_names(task):
+    """Class names of ``task`` (``"six"`` or ``"two"``), in label order."""
+    return list(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
+
+
 def _describe(task, synthetic, counts):
     lines = [
         "SYNTHETIC stand-in for the MESCC feature release (not real images or "
         "features: class-dependent Gaussian clusters through a ReLU)."
         if synthetic
         else "MESCC feature release (ResNet-50 features of MRI slices).",
-        f"Task: {task}-grading; classes "
-        + ", ".join(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
-        + ".",
+        f"Task: {task}-grading; classes " + ", ".join(_grade_names(task)) + ".",
     ]
     for split, n in counts.items():
         lines.append(f"{split}: {n} samples")
@@ -202,10 +205,9 @@ def load_mescc(path, task="two"):
     if task == "two" and six_grade:
         for split in SPLITS:
             data[f"y_{split}"] = six_to_two(data[f"y_{split}"])
-    names = SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES
     return Bunch(
         **data,
-        target_names=list(names),
+        target_names=_grade_names(task),
         task=task,
         DESCR=_describe(task, False, counts),
     )
@@ -265,9 +267,11 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
         data[f"X_{split}"] = X
         data[f"y_{split}"] = six_to_two(y) if task == "two" else y
         counts[split] = y.size
-    names = SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES
     return Bunch(
-        **data, target_names=list(names), task=task, DESCR=_describe(task, True, counts)
+        **data,
+        target_names=_grade_names(task),
+        task=task,
+        DESCR=_describe(task, True, counts),
     )
 
 

@@ -260,16 +260,17 @@ class BoostMISNet(NeuralNetClassifier):
         self.grad_scaler_ = None
         if dtype == torch.float16 and getattr(self, "accelerator", None) is None:
             self.grad_scaler_ = _grad_scaler(device.type)
-        all_rows = torch.cat([X.X_labeled, X.X_unlabeled])
         params = (self.weak_augment, self.strong_augment)
         needs_default = any(isinstance(p, str) for p in params)
         weak, strong = (
-            default_augmentations(all_rows.ndim) if needs_default else (None, None)
+            default_augmentations(X.X_labeled.ndim) if needs_default else (None, None)
         )
         self.weak_ = make_augmentation(self.weak_augment, weak)
         self.strong_ = make_augmentation(self.strong_augment, strong)
-        for augment in (self.weak_, self.strong_):
-            if hasattr(augment, "fit"):
+        to_fit = [a for a in (self.weak_, self.strong_) if hasattr(a, "fit")]
+        if to_fit:  # the copy of every row is made only when something learns
+            all_rows = torch.cat([X.X_labeled, X.X_unlabeled])
+            for augment in to_fit:
                 augment.fit(all_rows, generator=self.generator_)
                 if all_rows.device != device:  # host-stored data
                     _move_tensor_state(augment, device)

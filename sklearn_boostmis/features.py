@@ -178,10 +178,10 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
                 "images must be (N, H, W), (N, 1, H, W) or (N, 3, H, W); got "
                 f"shape {tuple(x.shape)}"
             )
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
         size = (self.image_size, self.image_size)
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if x.shape[1] == 1:  # after resizing: one channel resized, not three
+            x = x.expand(-1, 3, -1, -1)
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std

@@ -18,8 +18,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
+from ._io import atomic_write
 from .query.sampler import InformativeQuerySampler
-from .scoring import labeled_mask
+from .scoring import labeled_mask, labeled_rows
 from .thresholds import AdaptiveThreshold
 
 __all__ = ["AnnotationLoop"]
@@ -33,16 +34,6 @@ _LOG_HEADER = ["index", "label", "cycle"]
 def _key(value):
     """Hashable, type-tolerant key of a label (numpy scalars -> Python)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _atomic_write(path, data):
-    """Write ``data`` (bytes) to ``path`` via a temporary file and os.replace."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class AnnotationLoop(BaseEstimator):
@@ -202,12 +193,12 @@ class AnnotationLoop(BaseEstimator):
 
     def _write_state(self, state):
         if self.state_dir is not None:
-            _atomic_write(self._path(STATE_NAME), json.dumps(state).encode())
+            atomic_write(self._path(STATE_NAME), json.dumps(state).encode())
 
     def _write_model(self, estimator, cycle):
         if self.state_dir is not None:
             blob = pickle.dumps({"cycle": int(cycle), "estimator": estimator})
-            _atomic_write(self._path(MODEL_NAME), blob)
+            atomic_write(self._path(MODEL_NAME), blob)
 
     def _resume(self, y, shape, lookup):
         """Re-apply the log; return (next cycle, N_A, history, pending, model)."""
@@ -303,9 +294,8 @@ class AnnotationLoop(BaseEstimator):
             "picks": None,
         }
         if X_val is not None:
-            mask = labeled_mask(y_val)
-            y_true = np.asarray(y_val)[mask]
-            y_pred = est.predict(_safe_indexing(X_val, np.flatnonzero(mask)))
+            X_true, y_true, _ = labeled_rows(X_val, y_val)
+            y_pred = est.predict(X_true)
             entry["val_accuracy"] = float(accuracy_score(y_true, y_pred))
             entry["val_f1_macro"] = float(f1_score(y_true, y_pred, average="macro"))
         return entry
@@ -393,8 +383,7 @@ class AnnotationLoop(BaseEstimator):
             sampler = InformativeQuerySampler()
         est = model["estimator"] if model is not None else None
         last = self.n_cycles + int(self.final_fit)
-        annotated_since_fit = True
-        while cycle < last and annotated_since_fit:
+        while cycle < last:
             if model is not None and model["cycle"] == cycle:
                 model = None  # this cycle's fit survived the interruption
             else:
@@ -405,7 +394,6 @@ class AnnotationLoop(BaseEstimator):
             unlabeled = np.flatnonzero(~labeled_mask(y))
             if cycle == self.n_cycles or unlabeled.size == 0:
                 history.append(entry)
-                annotated_since_fit = False
                 self._write_state(self._state(shape, cycle + 1, n_annotated, history))
                 break
             if pending is None or pending["cycle"] != cycle:
@@ -433,7 +421,6 @@ class AnnotationLoop(BaseEstimator):
             n_annotated, pending = len(positions), None
             self.n_annotated_ = n_annotated
             cycle += 1
-            annotated_since_fit = True
             self._write_state(self._state(shape, cycle, n_annotated, history))
         if est is not None:
             self.estimator_ = est

@@ -5,6 +5,7 @@ A module usable for representation-space AUS exposes ``embed(X) -> Z`` and
 """
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -78,6 +79,22 @@ def supports_embedding(module):
     return callable(getattr(module, "embed", None)) and callable(
         getattr(module, "head", None)
     )
+
+
+@contextmanager
+def eval_mode(module):
+    """Evaluation mode inside the block; every submodule's own mode restored after.
+
+    ``module.train(previous)`` would not do: a frozen submodule may be in
+    evaluation mode inside a module in training mode.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
 
 
 def no_weight_decay_names(module):

@@ -1,3 +1,6 @@
+import csv
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +62,11 @@ def fitted_iris(iris_data):
     """A fitted estimator for read-only tests."""
     X, _, y_partial = iris_data
     return BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+
+
+def read_annotations(folder):
+    """Rows ``(index, label, cycle)`` of ``folder/annotations.csv``, header checked."""
+    with open(os.path.join(folder, "annotations.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["index", "label", "cycle"]
+    return [tuple(int(v) for v in row) for row in rows[1:]]

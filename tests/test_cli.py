@@ -14,6 +14,8 @@ from sklearn_boostmis import BoostMISClassifier, load_weights
 from sklearn_boostmis.cli import main
 from sklearn_boostmis.datasets import six_to_two, write_mescc_like
 
+from .conftest import read_annotations
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY = ["--budget", "4", "--initial-labels", "12", "--max-epochs", "3", "--seed", "0"]
 OUTPUTS = [
@@ -49,13 +51,6 @@ def _ok(result):
     return result
 
 
-def _annotations(out):
-    with open(os.path.join(out, "annotations.csv"), newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["index", "label", "cycle"]
-    return [tuple(int(v) for v in row) for row in rows[1:]]
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return write_mescc_like(
@@ -88,7 +83,7 @@ def test_run_two_writes_every_output(reference_run, data_dir, y_train):
     cycles = report["cycles"]
     assert [e["cycle"] for e in cycles] == [0, 1, 2]
     assert [e["final"] for e in cycles] == [False, False, True]
-    rows = _annotations(out)
+    rows = read_annotations(out)
     n_labeled = [e["n_labeled"] for e in cycles]
     assert n_labeled[0] == 12
     assert n_labeled[-1] == 12 + len(rows)
@@ -131,7 +126,7 @@ def test_run_six_grade(data_dir, tmp_path):
     assert list(last["per_class_recall"]) == ["b0", "b1a", "b1b", "b1c", "b2", "b3"]
     assert np.asarray(last["confusion_matrix"]).shape == (6, 6)
     # six-grade answers are the raw grades
-    rows = _annotations(out)
+    rows = read_annotations(out)
     y = np.load(os.path.join(data_dir, "train-targets.npy"))
     assert [r[1] for r in rows] == y[[r[0] for r in rows]].tolist()
 
@@ -139,19 +134,19 @@ def test_run_six_grade(data_dir, tmp_path):
 def test_resume_extends_a_finished_run(data_dir, tmp_path, reference_run):
     out = tmp_path / "resume"
     _ok(_cli("run", data_dir, "--task", "two", "--cycles", 1, *TINY, "--out", out))
-    first = _annotations(out)
+    first = read_annotations(out)
     assert first and {r[2] for r in first} == {0}
     result = _ok(
         _cli("run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out)
     )
     assert "resumed" in result.stderr
-    rows = _annotations(out)
+    rows = read_annotations(out)
     assert rows[: len(first)] == first  # cycle 0 untouched
     index = [r[0] for r in rows]
     assert len(set(index)) == len(index)
     assert {r[2] for r in rows} == {0, 1}
     # same seed: identical to the uninterrupted two-cycle run
-    assert rows == _annotations(reference_run)
+    assert rows == read_annotations(reference_run)
     report = json.loads((out / "report.json").read_text())
     assert [e["cycle"] for e in report["cycles"]] == [0, 1, 2]
 
@@ -205,12 +200,12 @@ def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):
         pytest.skip("the run finished before it could be killed (fast machine)")
     if not log.exists():
         pytest.skip("no annotation within 120 s: machine too loaded to test the kill")
-    partial = _annotations(out)
+    partial = read_annotations(out)
     assert len({r[0] for r in partial}) == len(partial)
     _ok(_cli(*args))
-    rows = _annotations(out)
+    rows = read_annotations(out)
     assert rows[: len(partial)] == partial
-    assert rows == _annotations(reference_run)
+    assert rows == read_annotations(reference_run)
     report = json.loads((out / "report.json").read_text())
     assert report["complete"] and len(report["cycles"]) == 3
 

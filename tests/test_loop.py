@@ -1,4 +1,3 @@
-import csv
 import os
 
 import numpy as np
@@ -7,6 +6,8 @@ import pytest
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
 from sklearn_boostmis.query import InformativeQuerySampler
+
+from .conftest import read_annotations
 
 FAST = dict(max_epochs=5, batch_size=16, module_params={"hidden_units": (32,)})
 K = 4
@@ -45,13 +46,6 @@ def _loop(oracle, state_dir=None, n_cycles=2, final_fit=False):
         final_fit=final_fit,
         state_dir=state_dir,
     )
-
-
-def _read_log(state_dir):
-    with open(os.path.join(state_dir, "annotations.csv"), newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["index", "label", "cycle"]
-    return [tuple(int(v) for v in row) for row in rows[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +90,7 @@ def test_two_cycles_with_final_fit(iris_data, tmp_path):
     assert loop.estimator_.threshold.n_annotated == len(oracle.calls[-1])
     assert loop.estimator_.threshold.quota == K
 
-    log = _read_log(tmp_path)
+    log = read_annotations(tmp_path)
     assert [r[0] for r in log] == asked.tolist()
     assert [r[1] for r in log] == y[asked].tolist()
     n_first, n_second = map(len, oracle.calls)
@@ -132,7 +126,7 @@ def test_resume_after_kill_before_next_fit(iris_data, tmp_path, monkeypatch, ref
     with pytest.raises(_Killed):
         _loop(first, state_dir=tmp_path).fit(X, y_partial)
     monkeypatch.undo()
-    logged = {r[0] for r in _read_log(tmp_path)}
+    logged = {r[0] for r in read_annotations(tmp_path)}
     assert logged == set(first.calls[0].tolist()) and len(first.calls) == 1
 
     second = RecordingOracle(y, y_partial)
@@ -141,7 +135,7 @@ def test_resume_after_kill_before_next_fit(iris_data, tmp_path, monkeypatch, ref
     assert len(second.calls) == 1
     assert not logged & set(second.calls[0].tolist())
     _assert_same_run(loop, reference)
-    assert len(_read_log(tmp_path)) == len(reference[0].annotated_indices_)
+    assert len(read_annotations(tmp_path)) == len(reference[0].annotated_indices_)
 
 
 def test_resume_after_kill_between_log_and_state(
@@ -158,7 +152,7 @@ def test_resume_after_kill_between_log_and_state(
     with pytest.raises(_Killed):
         _loop(RecordingOracle(y, y_partial), state_dir=tmp_path).fit(X, y_partial)
     monkeypatch.undo()
-    logged = {r[0] for r in _read_log(tmp_path)}
+    logged = {r[0] for r in read_annotations(tmp_path)}
 
     oracle = RecordingOracle(y, y_partial)
     loop = _loop(oracle, state_dir=tmp_path).fit(X, y_partial)
@@ -185,7 +179,7 @@ def test_oracle_exception_is_wrapped_and_log_intact(iris_data, tmp_path, referen
     with pytest.raises(RuntimeError, match="cycle 1") as info:
         _loop(flaky, state_dir=tmp_path).fit(X, y_partial)
     assert isinstance(info.value.__cause__, ConnectionError)
-    log = _read_log(tmp_path)
+    log = read_annotations(tmp_path)
     assert [r[0] for r in log] == good.calls[0].tolist()
 
     # Fitting again resumes at cycle 1 (reusing the saved cycle-1 model).
@@ -259,4 +253,4 @@ def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, refere
     extended = _loop(oracle, state, n_cycles=2).fit(X, y_partial)
     assert len(oracle.calls) == 1  # cycle 1's query, with the final fit's model
     _assert_same_run(extended, reference)
-    assert sorted({c for _, _, c in _read_log(state)}) == [0, 1]
+    assert sorted({c for _, _, c in read_annotations(state)}) == [0, 1]

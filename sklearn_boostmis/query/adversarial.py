@@ -8,7 +8,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from ..modules import supports_embedding
+from ..modules import eval_mode, supports_embedding
 
 __all__ = ["adversarial_instability"]
 
@@ -135,9 +135,7 @@ def adversarial_instability(
 
         head = module
 
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
+    with eval_mode(module):
         scores = [
             _score_batch(
                 embed,
@@ -151,9 +149,6 @@ def adversarial_instability(
             )
             for start in range(0, X.shape[0], int(batch_size))
         ]
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
     if not scores:
         return torch.empty(0, device=X.device)
     return torch.cat(scores).to(X.device)

@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ..modules import supports_embedding
+from ..modules import eval_mode, supports_embedding
 from .adversarial import adversarial_instability
 from .balanced import balanced_top_k
 from .combine import interleave_rankings, union_candidates
@@ -124,23 +124,17 @@ def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
     X = X.to(device=device, dtype=torch.float32)
     embedding = supports_embedding(module)
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
     probas, zs = [], []
-    try:
-        with torch.no_grad():
-            for start in range(0, X.shape[0], int(batch_size)):
-                x = X[start : start + int(batch_size)]
-                if embedding:
-                    z = module.embed(x)
-                    logits = module.head(z)
-                else:
-                    z, logits = x, module(x)
-                probas.append(F.softmax(logits, dim=1))
-                zs.append(z.flatten(start_dim=1))
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
+    with eval_mode(module), torch.no_grad():
+        for start in range(0, X.shape[0], int(batch_size)):
+            x = X[start : start + int(batch_size)]
+            if embedding:
+                z = module.embed(x)
+                logits = module.head(z)
+            else:
+                z, logits = x, module(x)
+            probas.append(F.softmax(logits, dim=1))
+            zs.append(z.flatten(start_dim=1))
     if not probas:
         raise ValueError("X_pool is empty.")
     return torch.cat(probas), torch.cat(zs), X
@@ -463,10 +457,12 @@ class InformativeQuerySampler(BaseEstimator):
                 [rank_a.get(i, n) <= rank_b.get(i, n) for i in idx.tolist()], bool
             )
             scores = np.where(from_aus, score_aus[idx], score_bus[idx])
-        elif aus is not None:
-            idx, scores = aus[:n].numpy(), score_aus[aus[:n].numpy()]
+        elif aus is not None:  # the rankings hold at most n rows
+            idx = aus.numpy()
+            scores = score_aus[idx]
         else:
-            idx, scores = bus[:n].numpy(), score_bus[bus[:n].numpy()]
+            idx = bus.numpy()
+            scores = score_bus[idx]
         return idx.astype(np.int64), np.asarray(scores, dtype=np.float64)
 
     def select_union(self, classifier, X_pool, quota):
@@ -489,8 +485,8 @@ class InformativeQuerySampler(BaseEstimator):
         """
         k = min(self._check_count(quota, "quota"), _num_rows(X_pool))
         aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, k)
-        top_a = aus[:k] if aus is not None else torch.empty(0, dtype=torch.long)
-        top_b = bus[:k] if bus is not None else torch.empty(0, dtype=torch.long)
+        top_a = aus if aus is not None else torch.empty(0, dtype=torch.long)
+        top_b = bus if bus is not None else torch.empty(0, dtype=torch.long)
         idx = union_candidates(top_a, top_b, k).numpy().astype(np.int64)
         from_aus = np.isin(idx, top_a.numpy())
         return QueryUnion(
