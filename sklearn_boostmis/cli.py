@@ -253,19 +253,11 @@ def _plot(series, path, title):
     plt.close(fig)
 
 
-def _final_fit(estimator, X, y, n_annotated, budget):
+def _final_fit(template, estimator, X, y, n_annotated, budget):
     """Warm-started fit on every answer, as AnnotationLoop's final fit does."""
-    from .thresholds import AdaptiveThreshold
+    from .loop import _warm_start_params
 
-    params = {"warm_start": True}
-    if isinstance(estimator.threshold, str) and estimator.threshold == "adaptive":
-        params["threshold"] = AdaptiveThreshold(
-            alpha=estimator.alpha,
-            beta=estimator.beta,
-            t_max=estimator.t_max,
-            n_annotated=int(n_annotated),
-            quota=int(budget),
-        )
+    params = _warm_start_params(template.threshold, estimator, n_annotated, budget)
     return estimator.set_params(**params).fit(X, y)
 
 
@@ -360,7 +352,9 @@ def cmd_run(args):
             f"macro-F1 {e['macro_f1']:.3f} ({time.perf_counter() - start:.1f}s)"
         )
     start = time.perf_counter()
-    est = _final_fit(loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget)
+    est = _final_fit(
+        estimator, loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget
+    )
     eps = est.threshold_history_
     val = _metrics(data.y_val, est.predict(X_val), names)
     entries = {c: e for c, e in entries.items() if c < args.cycles}

@@ -73,15 +73,19 @@ class SemiSupervisedDataset(Dataset):
     def __len__(self):
         return self.n_unlabeled or self.n_labeled
 
-    def take(self, rows, idx):
-        """``rows[idx]`` on the compute device (``rows`` is one of the arrays).
+    def take(self, idx, *arrays):
+        """``array[idx]`` on the compute device, one per array (the dataset's).
 
         Host-stored rows are gathered into pinned memory when the compute
         device is a GPU, so that the copy does not block the host.
         """
-        if rows.device == self.device:
-            return rows[idx]
-        idx = idx.to(rows.device)
+        # not `rows.device == self.device`: "cuda" != "cuda:0" in torch
+        if self.data_on_device:
+            return tuple(rows[idx] for rows in arrays)
+        idx = idx.to("cpu")  # once for all arrays
+        return tuple(self._gather_to_device(rows, idx) for rows in arrays)
+
+    def _gather_to_device(self, rows, idx):
         if self.device.type == "cuda":
             batch = torch.empty(
                 (len(idx), *rows.shape[1:]), dtype=rows.dtype, pin_memory=True
@@ -187,11 +191,12 @@ class SemiSupervisedBatches:
             order = self._permutation(ds.n_labeled)
             for start, stop in self._steps(ds.n_labeled, self.batch_size):
                 idx = self._shard(order[start:stop])
-                yield ds.take(ds.X_labeled, idx), ds.take(ds.y_labeled, idx), None, None
+                yield *ds.take(idx, ds.X_labeled, ds.y_labeled), None, None
             return
         order = self._permutation(ds.n_unlabeled)
         for start, stop in self._steps(ds.n_unlabeled, self.mu * self.batch_size):
             idx_u = self._shard(order[start:stop])
             idx_l = self._shard(self._next_labeled(self.num_shards * self.batch_size))
-            x_lab, y_lab = ds.take(ds.X_labeled, idx_l), ds.take(ds.y_labeled, idx_l)
-            yield x_lab, y_lab, ds.take(ds.X_unlabeled, idx_u), idx_u
+            x_lab, y_lab = ds.take(idx_l, ds.X_labeled, ds.y_labeled)
+            (x_unl,) = ds.take(idx_u, ds.X_unlabeled)
+            yield x_lab, y_lab, x_unl, idx_u

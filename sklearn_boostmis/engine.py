@@ -272,7 +272,7 @@ class BoostMISNet(NeuralNetClassifier):
             all_rows = torch.cat([X.X_labeled, X.X_unlabeled])
             for augment in to_fit:
                 augment.fit(all_rows, generator=self.generator_)
-                if all_rows.device != device:  # host-stored data
+                if not X.data_on_device:  # fitted on host rows
                     _move_tensor_state(augment, device)
         policy = self.threshold if self.threshold is not None else AdaptiveThreshold()
         self.threshold_ = make_threshold(policy).start(

@@ -36,6 +36,35 @@ def _key(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _warm_start_params(threshold, estimator, n_annotated, budget):
+    """Parameters of the warm-started refit after an annotation round.
+
+    Parameters
+    ----------
+    threshold : str or object
+        The *template* estimator's ``threshold``: with ``"adaptive"`` the refit
+        gets a new :class:`~sklearn_boostmis.thresholds.AdaptiveThreshold` that
+        knows the round's N_A and K. (The fitted estimator's own ``threshold``
+        is already such an object after the first round, holding an older N_A.)
+    estimator : BoostMISClassifier
+        The estimator to refit (its ``alpha``, ``beta`` and ``t_max`` are kept).
+    n_annotated : int
+        N_A, the size of the last round's AUS + BUS union.
+    budget : int
+        K, each selector's quota.
+    """
+    params = {"warm_start": True}
+    if isinstance(threshold, str) and threshold == "adaptive":
+        params["threshold"] = AdaptiveThreshold(
+            alpha=estimator.alpha,
+            beta=estimator.beta,
+            t_max=estimator.t_max,
+            n_annotated=int(n_annotated),
+            quota=int(budget),
+        )
+    return params
+
+
 class AnnotationLoop(BaseEstimator):
     """BoostMIS active annotation loop around a BoostMISClassifier.
 
@@ -266,17 +295,10 @@ class AnnotationLoop(BaseEstimator):
     # -- one cycle -----------------------------------------------------------
     def _fit_estimator(self, est, X, y, cycle, n_annotated):
         if cycle > 0 and est is not None:
-            params = {"warm_start": True}
             threshold = getattr(self.estimator, "threshold", None)
-            if isinstance(threshold, str) and threshold == "adaptive":
-                params["threshold"] = AdaptiveThreshold(
-                    alpha=est.alpha,
-                    beta=est.beta,
-                    t_max=est.t_max,
-                    n_annotated=int(n_annotated),
-                    quota=int(self.budget),
-                )
-            est.set_params(**params)
+            est.set_params(
+                **_warm_start_params(threshold, est, n_annotated, self.budget)
+            )
         else:
             est = clone(self.estimator)
         return est.fit(X, y)

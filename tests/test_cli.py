@@ -392,3 +392,25 @@ def test_errors_through_the_console_have_no_traceback(data_dir, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "val-features.npy" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, monkeypatch):
+    # the final fit's eps_t must see the last round's N_A, not the one before
+    thresholds = []
+    real_fit = BoostMISClassifier.fit
+
+    def recording_fit(self, X, y):
+        thresholds.append(self.threshold)
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(BoostMISClassifier, "fit", recording_fit)
+    out = tmp_path / "final"
+    args = ["run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out]
+    assert main(list(map(str, args))) == 0
+    report = json.loads((out / "report.json").read_text())
+    n_queried = [e["n_queried"] for e in report["cycles"][:2]]
+    assert n_queried[0] != n_queried[1]  # else this test could not tell them apart
+    assert thresholds[0] == "adaptive"
+    assert thresholds[1].n_annotated == n_queried[0]
+    assert thresholds[-1].n_annotated == n_queried[1]
+    assert thresholds[-1].quota == 4

@@ -117,3 +117,42 @@ def test_shard_arguments_are_checked():
         SemiSupervisedBatches(make(), 4, 2, torch.Generator(), 2, 2)
     with pytest.raises(ValueError, match="4 processes need at least as many unlabeled"):
         SemiSupervisedBatches(make(n_unl=3), 4, 2, torch.Generator(), 4, 0)
+
+
+def test_data_on_device_takes_rows_without_a_copy(monkeypatch):
+    # "cpu:0" stands for "cuda": the stored tensors report "cpu" / "cuda:0",
+    # which torch does not count as equal to the device the dataset was given
+    ds = SemiSupervisedDataset(
+        np.ones((4, 2)), np.array([0, 1, 0, 1]), np.zeros((6, 2)), device="cpu:0"
+    )
+    assert ds.X_labeled.device != ds.device
+    moves = []
+    real_to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        moves.append(args)
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    x, y = ds.take(torch.tensor([2, 0]), ds.X_labeled, ds.y_labeled)
+    assert moves == []
+    assert torch.equal(x, ds.X_labeled[[2, 0]]) and y.tolist() == [0, 0]
+
+
+def test_host_data_moves_the_index_once(monkeypatch):
+    ds = SemiSupervisedDataset(
+        np.ones((4, 2)), np.array([0, 1, 0, 1]), np.zeros((6, 2)), data_on_device=False
+    )
+    idx = torch.tensor([3, 1])
+    index_moves = []
+    real_to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        if self is idx:
+            index_moves.append(args)
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    x, y = ds.take(idx, ds.X_labeled, ds.y_labeled)
+    assert x.shape == (2, 2) and y.tolist() == [1, 1]
+    assert len(index_moves) == 1
