@@ -164,21 +164,27 @@ def test_resume_refuses_changed_settings(data_dir, reference_run, capsys, change
     assert err.startswith("error: ") and f"{key}=" in err
 
 
-def test_run_with_balanced_class_weight(data_dir, tmp_path, monkeypatch):
-    seen = []
+@pytest.fixture
+def fit_params(monkeypatch):
+    """The parameters of every BoostMISClassifier.fit call, in order."""
+    calls = []
     real_fit = BoostMISClassifier.fit
 
     def recording_fit(self, X, y):
-        seen.append(self.class_weight)
+        calls.append(self.get_params(deep=False))
         return real_fit(self, X, y)
 
     monkeypatch.setattr(BoostMISClassifier, "fit", recording_fit)
+    return calls
+
+
+def test_run_with_balanced_class_weight(data_dir, tmp_path, fit_params):
     out = tmp_path / "balanced"
     args = ["run", data_dir, "--task", "two", "--cycles", 1, *TINY]
     assert main([*map(str, args), "--class-weight", "balanced", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["class_weight"] == "balanced"
-    assert seen and set(seen) == {"balanced"}
+    assert fit_params and {p["class_weight"] for p in fit_params} == {"balanced"}
 
 
 def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):
@@ -394,22 +400,15 @@ def test_errors_through_the_console_have_no_traceback(data_dir, tmp_path):
     assert "val-features.npy" in lines[0] and "Traceback" not in result.stderr
 
 
-def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, monkeypatch):
+def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, fit_params):
     # the final fit's eps_t must see the last round's N_A, not the one before
-    thresholds = []
-    real_fit = BoostMISClassifier.fit
-
-    def recording_fit(self, X, y):
-        thresholds.append(self.threshold)
-        return real_fit(self, X, y)
-
-    monkeypatch.setattr(BoostMISClassifier, "fit", recording_fit)
     out = tmp_path / "final"
     args = ["run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out]
     assert main(list(map(str, args))) == 0
     report = json.loads((out / "report.json").read_text())
     n_queried = [e["n_queried"] for e in report["cycles"][:2]]
     assert n_queried[0] != n_queried[1]  # else this test could not tell them apart
+    thresholds = [p["threshold"] for p in fit_params]
     assert thresholds[0] == "adaptive"
     assert thresholds[1].n_annotated == n_queried[0]
     assert thresholds[-1].n_annotated == n_queried[1]
