@@ -52,10 +52,14 @@ def machine_info():
 
 
 def write_section(name, body):
-    """Replace the ``name`` section of RESULTS.md (between its markers)."""
+    """Replace the ``name`` section of RESULTS.md (between its markers).
+
+    The section starts with an ``<a id="name">`` anchor, the target of the
+    header's links (``run_all.py``).
+    """
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
+    block = f'{start}\n<a id="{name}"></a>\n{body.rstrip()}\n{end}'
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     text = (
         pattern.sub(lambda _: block, text)
