@@ -3,6 +3,7 @@ pseudo-labeling and informative active annotation (Zhang et al., CVPR 2022)."""
 
 from .augment import FeatureDropoutNoise, GaussianFeatureNoise
 from .classifier import BoostMISClassifier
+from .diagnostics import PseudoLabelCollapseWarning
 from .engine import BoostMISNet
 from .loop import AnnotationLoop
 from .modules import MLPClassifierModule
@@ -23,6 +24,7 @@ __all__ = [
     "GaussianFeatureNoise",
     "InformativeQuerySampler",
     "MLPClassifierModule",
+    "PseudoLabelCollapseWarning",
     "load_weights",
     "make_labeled_scorer",
     "save_weights",

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data import SemiSupervisedDataset, fits_on_device
+from .diagnostics import warn_on_collapse
 from .engine import AcceleratedBoostMISNet, BoostMISNet
 from .modules import MLPClassifierModule, resolve_device
 from .scoring import labeled_rows
@@ -305,6 +306,14 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : BoostMISClassifier
+
+        Warns
+        -----
+        PseudoLabelCollapseWarning
+            When a labeled class got less than a tenth of its labeled share
+            among the accepted pseudo-labels and among the predictions on the
+            unlabeled rows (see :mod:`sklearn_boostmis.diagnostics`): the fit
+            has probably collapsed onto the other classes.
         """
         warm = self.warm_start and hasattr(self, "net_")
         X, y = self._validate_input(X, y, reset=not warm)
@@ -350,7 +359,15 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.n_iter_ = len(net.history) - n_before
         self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
-        self._set_transduction(y, labeled)
+        pseudo = self._set_transduction(y, labeled)
+        if self.lambda_u > 0:
+            warn_on_collapse(
+                self.classes_,
+                encoded,
+                pseudo,
+                lambda: self.net_.predict_proba(X[~labeled]).argmax(axis=1),
+                stacklevel=4,  # past fit's _fit_context wrapper, at the caller
+            )
         return self
 
     def _validate_input(self, X, y="no_validation", reset=True):
@@ -386,7 +403,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             )
         labeled = np.asarray(y != UNLABELED, dtype=bool)
         if labeled.all():
-            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=3)
+            # 4: this method, fit, sklearn's _fit_context wrapper, the caller
+            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)
         if not labeled.any():
             raise ValueError(
                 "y contains no labeled samples: at least two classes must be labeled "
@@ -510,6 +528,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _set_transduction(self, y, labeled):
+        """Set ``transduction_`` and ``labeled_iter_``; return the accepted
+        pseudo-labels (encoded)."""
         pseudo, since = self.net_.memory_.transduction()
         unlabeled_pos = np.flatnonzero(~labeled)
         self.transduction_ = np.array(y, copy=True)
@@ -517,6 +537,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         passed = pseudo >= 0
         self.transduction_[unlabeled_pos[passed]] = self.classes_[pseudo[passed]]
         self.labeled_iter_[unlabeled_pos[passed]] = since[passed]
+        return pseudo[passed]
 
     # -- prediction ---------------------------------------------------------
     @property

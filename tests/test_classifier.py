@@ -121,8 +121,9 @@ def test_string_dtype_rejected(iris_data):
 
 def test_warns_when_everything_labeled(iris_data):
     X, y, _ = iris_data
-    with pytest.warns(UserWarning, match="y contains no unlabeled samples"):
+    with pytest.warns(UserWarning, match="y contains no unlabeled samples") as record:
         clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y)
+    assert record[0].filename == __file__  # the caller's line, not sklearn's
     assert clf.score(X, y) > 0.8
 
 

@@ -1,0 +1,125 @@
+"""Warnings about a semi-supervised fit that went wrong.
+
+With few labels and strong class imbalance, the consistency loss can feed the
+model's majority predictions back to it until a class is (almost) never
+pseudo-labeled: confirmation bias. The fitted model then predicts that class
+rarely or never, and scores below the same network trained on the labels only.
+:func:`warn_on_collapse` notices it at the end of ``fit`` (from the
+pseudo-labels and the predictions on the unlabeled rows) and says so, instead
+of leaving the user with a silently worse model.
+"""
+
+import warnings
+
+import numpy as np
+
+
+class PseudoLabelCollapseWarning(UserWarning):
+    """A class almost never received a pseudo-label although it is labeled.
+
+    Raised by :meth:`BoostMISClassifier.fit
+    <sklearn_boostmis.BoostMISClassifier.fit>` when a class's share among the
+    accepted pseudo-labels, and among the predictions on the unlabeled rows,
+    are both below a tenth of its share among the labeled rows.
+    Filter it like any warning::
+
+        warnings.filterwarnings("ignore", category=PseudoLabelCollapseWarning)
+    """
+
+
+#: A class is starved below this fraction of its labeled share.
+STARVED_FRACTION = 0.1
+
+
+def starved_classes(
+    labeled, pseudo, n_classes, fraction=STARVED_FRACTION, min_expected=5
+):
+    """Classes whose pseudo-label share fell below ``fraction`` of their label share.
+
+    Parameters
+    ----------
+    labeled : array-like of int
+        Encoded classes of the labeled rows.
+    pseudo : array-like of int
+        Encoded classes of the accepted pseudo-labels (unlabeled rows that
+        passed the threshold).
+    n_classes : int
+    fraction : float, default=0.1
+        A class is starved when ``share among pseudo < fraction * share among
+        labeled``. In ``benchmarks/ssl_quality.py``-style runs (digits,
+        breast cancer, 5 seeds, adaptive and fixed thresholds) the smallest
+        ratio of a healthy fit was 0.29; fits that collapsed onto the majority
+        class of the synthetic MESCC-like data had 0.05 or less.
+    min_expected : float, default=5
+        Only classes expected to get at least this many pseudo-labels (their
+        label share times the number of pseudo-labels) are judged: with fewer,
+        the shares say little.
+
+    Returns
+    -------
+    starved : list of tuple (int, float, float)
+        ``(class index, share among labeled, share among pseudo-labels)``.
+
+    Examples
+    --------
+    >>> starved_classes([0] * 90 + [1] * 10, [0] * 400 + [1] * 2, 2)
+    [(1, 0.1, 0.004975...)]
+    >>> starved_classes([0] * 90 + [1] * 10, [0] * 380 + [1] * 20, 2)
+    []
+    """
+    labeled = np.asarray(labeled, dtype=int)
+    pseudo = np.asarray(pseudo, dtype=int)
+    if len(labeled) == 0 or len(pseudo) == 0:
+        return []
+    label_share = np.bincount(labeled, minlength=n_classes) / len(labeled)
+    pseudo_share = np.bincount(pseudo, minlength=n_classes) / len(pseudo)
+    judged = label_share * len(pseudo) >= min_expected
+    starved = judged & (pseudo_share < fraction * label_share)
+    return [
+        (int(c), float(label_share[c]), float(pseudo_share[c]))
+        for c in np.flatnonzero(starved)
+    ]
+
+
+def warn_on_collapse(classes, labeled, pseudo, predict_unlabeled, stacklevel=3):
+    """Emit a :class:`PseudoLabelCollapseWarning` for each collapsed class.
+
+    A class has collapsed when it is starved among the pseudo-labels
+    (:func:`starved_classes`) *and* the model predicts it for fewer than a
+    tenth of its labeled share of the unlabeled rows. The second test tells a
+    collapse from a class that is merely never confident yet (e.g. the middle
+    class of iris after a few epochs), and costs a prediction pass only when
+    the first one fires.
+
+    Parameters
+    ----------
+    classes : ndarray
+        The estimator's ``classes_`` (decodes the class indices).
+    labeled, pseudo : array-like of int
+        As in :func:`starved_classes`.
+    predict_unlabeled : callable
+        ``() -> encoded predicted classes of the unlabeled rows``.
+    stacklevel : int, default=3
+        Passed to :func:`warnings.warn` (3: the caller of the function that
+        calls this one).
+    """
+    suspects = starved_classes(labeled, pseudo, len(classes))
+    if not suspects:
+        return
+    predicted = np.asarray(predict_unlabeled(), dtype=int)
+    predicted_share = np.bincount(predicted, minlength=len(classes)) / len(predicted)
+    for c, label_share, pseudo_share in suspects:
+        if predicted_share[c] >= STARVED_FRACTION * label_share:
+            continue
+        label = classes[c].item() if hasattr(classes[c], "item") else classes[c]
+        warnings.warn(
+            f"class {label!r} is {label_share:.1%} of the labeled rows but only "
+            f"{pseudo_share:.1%} of the {len(pseudo)} pseudo-labels and "
+            f"{predicted_share[c]:.1%} of the predictions on the {len(predicted)} "
+            "unlabeled rows: the consistency loss has probably collapsed the "
+            "model onto the other classes (confirmation bias, common with strong "
+            "class imbalance). Compare with the labels only (lambda_u=0) and try "
+            "class_weight='balanced' before trusting this fit.",
+            PseudoLabelCollapseWarning,
+            stacklevel=stacklevel,
+        )
