@@ -1,9 +1,10 @@
 """Warnings about a semi-supervised fit that went wrong.
 
-With few labels and strong class imbalance, the consistency loss can feed the
-model's majority predictions back to it until a class is (almost) never
+With very few labels, or strong class imbalance, the consistency loss can feed
+the model's own predictions back to it until a class is (almost) never
 pseudo-labeled: confirmation bias. The fitted model then predicts that class
-rarely or never, and scores below the same network trained on the labels only.
+rarely or never; on imbalanced data it can score below the same network
+trained on the labels only.
 :func:`warn_on_collapse` notices it at the end of ``fit`` (from the
 pseudo-labels and the predictions on the unlabeled rows) and says so, instead
 of leaving the user with a silently worse model.
@@ -116,10 +117,11 @@ def warn_on_collapse(classes, labeled, pseudo, predict_unlabeled, stacklevel=3):
             f"class {label!r} is {label_share:.1%} of the labeled rows but only "
             f"{pseudo_share:.1%} of the {len(pseudo)} pseudo-labels and "
             f"{predicted_share[c]:.1%} of the predictions on the {len(predicted)} "
-            "unlabeled rows: the consistency loss has probably collapsed the "
-            "model onto the other classes (confirmation bias, common with strong "
-            "class imbalance). Compare with the labels only (lambda_u=0) and try "
-            "class_weight='balanced' before trusting this fit.",
+            "unlabeled rows: the consistency loss has pushed the model away "
+            "from it (confirmation bias, most likely with very few labels or "
+            "strong class imbalance). Compare this class's recall with the labels "
+            "only (lambda_u=0); with imbalance try class_weight='balanced'; more "
+            "labels of this class (an annotation round) usually repair it.",
             PseudoLabelCollapseWarning,
             stacklevel=stacklevel,
         )
