@@ -161,6 +161,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     transduction_ : ndarray of shape (n_samples,)
         The given labels, and for unlabeled rows the last pseudo-label if its
         last visit passed the threshold, else -1.
+    collapsed_classes_ : list
+        Labels named by a :class:`~sklearn_boostmis.PseudoLabelCollapseWarning`
+        in the last ``fit`` (empty when it did not warn): the warning is also
+        kept here, where a warning emitted in a parallel worker (e.g.
+        ``GridSearchCV(n_jobs=...)``) would not be seen.
     labeled_iter_ : ndarray of shape (n_samples,)
         0 for given labels, the epoch (1-based) since which an unlabeled row's
         pseudo-label has passed the threshold, -1 otherwise.
@@ -360,8 +365,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(net.history) - n_before
         self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
         pseudo = self._set_transduction(y, labeled)
+        self.collapsed_classes_ = []
         if self.lambda_u > 0:
-            warn_on_collapse(
+            self.collapsed_classes_ = warn_on_collapse(
                 self.classes_,
                 encoded,
                 pseudo,

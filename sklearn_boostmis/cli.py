@@ -342,6 +342,7 @@ def cmd_run(args):
             "threshold": hist["threshold"],
             "val_accuracy": hist["val_accuracy"],
             "val_macro_f1": hist["val_f1_macro"],
+            "collapsed_classes": hist.get("collapsed_classes", []),
             **evaluate(loop.estimator_),
         }
         write_report(False)
@@ -367,6 +368,7 @@ def cmd_run(args):
         "threshold": float(eps[-1]) if len(eps) else None,
         "val_accuracy": val["accuracy"],
         "val_macro_f1": val["macro_f1"],
+        "collapsed_classes": list(est.collapsed_classes_),
         **evaluate(est),
     }
     _save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))

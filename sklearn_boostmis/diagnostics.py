@@ -103,16 +103,23 @@ def warn_on_collapse(classes, labeled, pseudo, predict_unlabeled, stacklevel=3):
     stacklevel : int, default=3
         Passed to :func:`warnings.warn` (3: the caller of the function that
         calls this one).
+
+    Returns
+    -------
+    collapsed : list
+        The labels (elements of ``classes``) it warned about.
     """
     suspects = starved_classes(labeled, pseudo, len(classes))
+    collapsed = []
     if not suspects:
-        return
+        return collapsed
     predicted = np.asarray(predict_unlabeled(), dtype=int)
     predicted_share = np.bincount(predicted, minlength=len(classes)) / len(predicted)
     for c, label_share, pseudo_share in suspects:
         if predicted_share[c] >= STARVED_FRACTION * label_share:
             continue
         label = classes[c].item() if hasattr(classes[c], "item") else classes[c]
+        collapsed.append(label)
         warnings.warn(
             f"class {label!r} is {label_share:.1%} of the labeled rows but only "
             f"{pseudo_share:.1%} of the {len(pseudo)} pseudo-labels and "
@@ -125,3 +132,4 @@ def warn_on_collapse(classes, labeled, pseudo, predict_unlabeled, stacklevel=3):
             PseudoLabelCollapseWarning,
             stacklevel=stacklevel,
         )
+    return collapsed

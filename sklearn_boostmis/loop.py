@@ -124,7 +124,8 @@ class AnnotationLoop(BaseEstimator):
         saw), ``threshold`` (the fit's last eps_t), ``val_accuracy`` and
         ``val_f1_macro`` (None without validation data), ``n_queried`` (N_A,
         0 for the final fit), ``picks`` (``{"aus", "bus", "both"}`` counts:
-        rows picked by AUS only, BUS only, both; None for the final fit).
+        rows picked by AUS only, BUS only, both; None for the final fit),
+        ``collapsed_classes`` (the fit's ``collapsed_classes_``).
     start_cycle_ : int
         The cycle this ``fit`` started at (> 0 when it resumed).
 
@@ -314,6 +315,7 @@ class AnnotationLoop(BaseEstimator):
             "val_f1_macro": None,
             "n_queried": 0,
             "picks": None,
+            "collapsed_classes": list(getattr(est, "collapsed_classes_", [])),
         }
         if X_val is not None:
             X_true, y_true, _ = labeled_rows(X_val, y_val)

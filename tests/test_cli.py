@@ -6,11 +6,16 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 
-from sklearn_boostmis import BoostMISClassifier, load_weights
+from sklearn_boostmis import (
+    BoostMISClassifier,
+    PseudoLabelCollapseWarning,
+    load_weights,
+)
 from sklearn_boostmis.cli import main
 from sklearn_boostmis.datasets import six_to_two, write_mescc_like
 
@@ -413,3 +418,19 @@ def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, fit_params
     assert thresholds[1].n_annotated == n_queried[0]
     assert thresholds[-1].n_annotated == n_queried[1]
     assert thresholds[-1].quota == 4
+
+
+def test_report_records_collapse_warnings(data_dir, tmp_path):
+    out = tmp_path / "collapse"
+    args = ["run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(list(map(str, args))) == 0
+    named = [str(w.message) for w in caught if w.category is PseudoLabelCollapseWarning]
+    assert named  # the 12-label start on 9:1 data collapses
+    cycles = json.loads((out / "report.json").read_text())["cycles"]
+    assert len(cycles) == 3 and all("collapsed_classes" in e for e in cycles)
+    recorded = [c for e in cycles for c in e["collapsed_classes"]]
+    assert len(recorded) == len(named)
+    for label, message in zip(recorded, named, strict=True):
+        assert message.startswith(f"class {label!r} is")

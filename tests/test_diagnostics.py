@@ -37,7 +37,8 @@ def test_warn_on_collapse_needs_starved_predictions_too():
 
         warn_on_collapse(classes, labeled, [0] * 90 + [1] * 10, never_called)
     with pytest.warns(PseudoLabelCollapseWarning, match="'malignant' is 10.0%"):
-        warn_on_collapse(classes, labeled, pseudo, lambda: [0] * 100)
+        collapsed = warn_on_collapse(classes, labeled, pseudo, lambda: [0] * 100)
+    assert collapsed == ["malignant"]
 
 
 def _imbalanced(seed):
@@ -63,6 +64,7 @@ def test_fit_warns_when_the_minority_class_collapses():
     with pytest.warns(PseudoLabelCollapseWarning, match="class 1 ") as record:
         clf = BoostMISClassifier(max_epochs=10, random_state=0).fit(X, y_partial)
     assert record[0].filename == __file__  # points at the caller of fit
+    assert clf.collapsed_classes_ == [1]
     # the warning is about a real failure: the minority is barely predicted
     assert (clf.predict(X) == 1).sum() < 0.3 * (y == 1).sum()
     assert (clf.transduction_ == 1).sum() < 0.3 * (y_partial == 1).sum() + 5
@@ -75,7 +77,8 @@ def test_no_warning_without_the_consistency_loss(params):
     X, _, y_partial = _imbalanced(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PseudoLabelCollapseWarning)
-        BoostMISClassifier(max_epochs=10, random_state=0, **params).fit(X, y_partial)
+        clf = BoostMISClassifier(max_epochs=10, random_state=0, **params)
+        assert clf.fit(X, y_partial).collapsed_classes_ == []
 
 
 def test_no_warning_on_a_healthy_fit(digits_data):
@@ -84,3 +87,4 @@ def test_no_warning_on_a_healthy_fit(digits_data):
         warnings.simplefilter("error", PseudoLabelCollapseWarning)
         clf = BoostMISClassifier(max_epochs=10, random_state=0).fit(X, y_partial)
     assert len(np.unique(clf.transduction_[y_partial == -1])) == 11  # 10 and -1
+    assert clf.collapsed_classes_ == []
