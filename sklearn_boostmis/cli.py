@@ -188,6 +188,15 @@ def _previous_entries(out):
     return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
 
 
+def _class_name(names, label):
+    """The target name of an encoded class label (the label itself if unknown)."""
+    return (
+        names[label]
+        if isinstance(label, int) and 0 <= label < len(names)
+        else str(label)
+    )
+
+
 def _report_md(report):
     cfg = report["config"]
     names = cfg["target_names"]
@@ -218,6 +227,23 @@ def _report_md(report):
             f"| {fmt(e['accuracy'])} | {fmt(e['macro_precision'])} | "
             f"{fmt(e['macro_recall'])} | {fmt(e['macro_f1'])} | {recall} |"
         )
+    collapsed = [
+        ("final" if e.get("final") else str(e["cycle"]), e["collapsed_classes"])
+        for e in report["cycles"]
+        if e.get("collapsed_classes")
+    ]
+    if collapsed:
+        lines += [
+            "",
+            "**Pseudo-label collapse** (`PseudoLabelCollapseWarning`: the class got "
+            "under a tenth of its labeled share of the pseudo-labels and of the "
+            "predictions on the unlabeled rows; compare with the labels only): "
+            + "; ".join(
+                f"cycle {label}: " + ", ".join(_class_name(names, c) for c in classes)
+                for label, classes in collapsed
+            )
+            + ".",
+        ]
     last = report["cycles"][-1]
     lines += [
         "",

@@ -434,3 +434,8 @@ def test_report_records_collapse_warnings(data_dir, tmp_path):
     assert len(recorded) == len(named)
     for label, message in zip(recorded, named, strict=True):
         assert message.startswith(f"class {label!r} is")
+    names = json.loads((out / "report.json").read_text())["config"]["target_names"]
+    md = (out / "report.md").read_text()
+    assert "**Pseudo-label collapse**" in md
+    first = next(e for e in cycles if e["collapsed_classes"])
+    assert f"cycle {first['cycle']}: {names[first['collapsed_classes'][0]]}" in md
