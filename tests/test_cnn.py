@@ -4,7 +4,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
 from sklearn_boostmis.cnn import (
     ResNetStyleCNN,
     SmallCNN,
@@ -133,6 +133,34 @@ def test_estimator_module_params_and_wrong_shape(digit_images):
     assert clf.net_.module_.embedding_dim == 16
     with pytest.raises(ValueError, match="shape"):
         clf.predict(np.zeros((2, 10, 10), dtype=np.float32))
+
+
+def test_query_sampler_takes_image_pools(fitted_images, digit_images):
+    X, _, y_partial = digit_images
+    pool = X[y_partial == -1]
+    sampler = InformativeQuerySampler(random_state=0)
+    picked, scores = sampler(fitted_images, pool, n_instances=6)
+    assert len(set(picked.tolist())) == 6 and scores.shape == (6,)
+    # (N, H, W) and (N, 1, H, W) are the same pool
+    again, _ = sampler(fitted_images, pool[:, None], n_instances=6)
+    np.testing.assert_array_equal(picked, again)
+    with pytest.raises(ValueError, match="shape"):
+        sampler(fitted_images, np.zeros((4, 10, 10), dtype=np.float32), 2)
+
+
+def test_annotation_loop_on_images(digit_images):
+    X, y, y_partial = digit_images
+    loop = AnnotationLoop(
+        BoostMISClassifier(**FAST_IMAGES),
+        oracle=lambda idx: y[idx],
+        n_cycles=2,
+        budget=3,
+        final_fit=False,
+    ).fit(X, y_partial)
+    first = loop.history_[0]
+    assert first["n_labeled"] == 30 and 3 <= first["n_queried"] <= 6
+    assert loop.history_[1]["n_labeled"] == 30 + first["n_queried"]
+    assert np.all(loop.y_[loop.annotated_indices_] == y[loop.annotated_indices_])
 
 
 @pytest.mark.cuda

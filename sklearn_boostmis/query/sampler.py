@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..modules import eval_mode, supports_embedding
 from .adversarial import adversarial_instability
@@ -52,15 +52,17 @@ def unwrap_classifier(classifier, X):
         A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
         with a fitted skorch engine ``net_`` holding an ``ema_module_``), a
         Pipeline ending in one, or a modAL learner wrapping either.
-    X : array-like of shape (n_samples, n_features)
-        The pool, in the representation the outer object receives.
+    X : array-like of shape (n_samples, n_features) or images
+        The pool, in the representation the outer object receives; images
+        ``(n_samples, [channels,] height, width)`` for an image classifier.
 
     Returns
     -------
     classifier : estimator
         The object that owns ``net_``.
-    X : ndarray of shape (n_samples, n_features_in_), float32
-        The pool as the classifier's network receives it.
+    X : ndarray, float32
+        The pool as the classifier's network receives it: ``(n_samples,
+        n_features_in_)``, or images ``(n_samples, channels, height, width)``.
 
     Raises
     ------
@@ -84,7 +86,7 @@ def unwrap_classifier(classifier, X):
             break
     if isinstance(clf, BoostMISClassifier):
         check_is_fitted(clf, "net_")
-        X = validate_data(clf, X, dtype=np.float32, reset=False)
+        X = clf._validate_input(X, reset=False)  # images (N, [C,] H, W) too
     elif not hasattr(getattr(clf, "net_", None), "ema_module_"):
         raise TypeError(
             "InformativeQuerySampler needs a fitted BoostMISClassifier (an "
