@@ -155,3 +155,25 @@ def test_empty_and_invalid():
         adversarial_instability(EmbedHead(), _points(), n_power=-1)
     with pytest.raises(ValueError):
         adversarial_instability(EmbedHead(), _points(), batch_size=0)
+
+
+def test_embedded_input_skips_embed_and_gives_the_same_scores():
+    module = EmbedHead(n_features=3, with_bn=True).eval()
+    with torch.no_grad():
+        module.bn.running_mean.fill_(0.5)
+        module.bn.running_var.fill_(2.0)
+    X = torch.randn(40, 3, generator=_gen(1))
+    from_inputs = adversarial_instability(module, X, generator=_gen(2), batch_size=16)
+    with torch.no_grad():
+        Z = module.embed(X)
+
+    def must_not_run(x):
+        raise AssertionError("embed ran on representations")
+
+    module.embed = must_not_run
+    from_z = adversarial_instability(
+        module, Z, generator=_gen(2), batch_size=16, embedded=True
+    )
+    assert torch.equal(from_inputs, from_z)
+    with pytest.raises(ValueError, match="embedded=True needs"):
+        adversarial_instability(InputOnly(), X, embedded=True)

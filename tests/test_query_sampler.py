@@ -258,3 +258,20 @@ def test_union_scores_come_from_the_selector_that_picked(fitted_iris, pool):
     ):
         expected = a_scores[idx] if by in ("aus", "both") else b_scores[idx]
         assert score == pytest.approx(expected)
+
+
+def test_teacher_embeds_each_pool_row_once(fitted_iris, pool, monkeypatch):
+    """AUS perturbs the representations of the scoring pass, not new ones."""
+    teacher = fitted_iris.net_.ema_module_
+    embedded_rows = []
+    real_embed = teacher.embed
+
+    def counting(x):
+        embedded_rows.append(len(x))
+        return real_embed(x)
+
+    expected = InformativeQuerySampler(random_state=0)(fitted_iris, pool, 10)
+    monkeypatch.setattr(teacher, "embed", counting)
+    picked = InformativeQuerySampler(random_state=0)(fitted_iris, pool, 10)
+    assert sum(embedded_rows) == len(pool)
+    np.testing.assert_array_equal(picked[0], expected[0])

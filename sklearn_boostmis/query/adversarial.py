@@ -21,6 +21,10 @@ def _kl(log_p, logits_q):
     return F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim=-1)
 
 
+def _identity(x):
+    return x
+
+
 def _unit(d):
     """L2-normalise every sample of ``d`` over all non-batch dimensions."""
     norm = d.flatten(start_dim=1).norm(dim=1)
@@ -57,6 +61,7 @@ def adversarial_instability(
     symmetric=False,
     batch_size=1024,
     generator=None,
+    embedded=False,
 ):
     """Virtual adversarial instability of each sample (AUS score).
 
@@ -96,6 +101,11 @@ def adversarial_instability(
         Source of the random start ``d`` (must live on the device of ``Z``).
         The noise is drawn batch by batch, so scores are reproducible for a
         given generator state *and* ``batch_size``.
+    embedded : bool, default=False
+        If True, ``X`` already holds the representations
+        ``Z = module.embed(inputs)`` (as :func:`teacher_outputs` returns them):
+        only ``module.head`` runs, which saves a forward pass of the backbone.
+        Needs a module with ``embed``/``head``.
 
     Returns
     -------
@@ -119,7 +129,14 @@ def adversarial_instability(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
     X = torch.as_tensor(X)
-    if supports_embedding(module):
+    if embedded:
+        if not supports_embedding(module):
+            raise ValueError(
+                f"embedded=True needs a module with embed()/head(); "
+                f"{type(module).__name__} has none"
+            )
+        embed, head = _identity, module.head
+    elif supports_embedding(module):
         embed, head = module.embed, module.head
     else:
         warnings.warn(

@@ -123,6 +123,12 @@ def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
     X : torch.Tensor
         ``X`` on ``device`` (reused by AUS).
     """
+    proba, Z, X = _teacher_outputs(module, X, batch_size=batch_size, device=device)
+    return proba, Z.flatten(start_dim=1), X
+
+
+def _teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
+    """:func:`teacher_outputs` with ``Z`` as ``embed`` returns it (not flattened)."""
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
     X = X.to(device=device, dtype=torch.float32)
     embedding = supports_embedding(module)
@@ -136,7 +142,7 @@ def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
             else:
                 z, logits = x, module(x)
             probas.append(F.softmax(logits, dim=1))
-            zs.append(z.flatten(start_dim=1))
+            zs.append(z)
     if not probas:
         raise ValueError("X_pool is empty.")
     return torch.cat(probas), torch.cat(zs), X
@@ -188,10 +194,12 @@ def aus_ranking(module, X, **kwargs):
     module : torch.nn.Module
         The EMA teacher.
     X : torch.Tensor of shape (n_samples, ...)
-        Candidates, on the module's device.
+        Candidates (or their representations, with ``embedded=True``), on
+        the module's device.
     **kwargs
         ``xi``, ``eps``, ``n_power``, ``symmetric``, ``batch_size``,
-        ``generator``: see :func:`~sklearn_boostmis.query.adversarial_instability`.
+        ``generator``, ``embedded``: see
+        :func:`~sklearn_boostmis.query.adversarial_instability`.
 
     Returns
     -------
@@ -376,7 +384,7 @@ class InformativeQuerySampler(BaseEstimator):
         net = clf.net_
         teacher = net.ema_module_
         device = next(teacher.parameters()).device  # net.device is None with accelerate
-        proba, Z, X_t = teacher_outputs(
+        proba, Z, X_t = _teacher_outputs(
             teacher, X, batch_size=self.batch_size, device=device
         )
         threshold = self.candidate_threshold
@@ -390,11 +398,16 @@ class InformativeQuerySampler(BaseEstimator):
         if self.selectors in ("both", "aus"):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
+            # perturb the representations computed above instead of embedding
+            # the candidates again (modules without embed() perturb the input)
+            embedded = supports_embedding(teacher)
+            rows = Z if embedded else X_t
             # after a short fit every row is a candidate: avoid copying the pool
-            X_cand = X_t if len(cand) == n_pool else X_t[cand]
+            rows = rows if len(cand) == n_pool else rows[cand]
             rank, s = aus_ranking(
                 teacher,
-                X_cand,
+                rows,
+                embedded=embedded,
                 xi=self.xi,
                 eps=self.eps,
                 n_power=self.n_power,
@@ -405,7 +418,11 @@ class InformativeQuerySampler(BaseEstimator):
             aus = cand[rank[:k]].cpu()
             score_aus = score_aus.index_copy(0, cand.cpu(), s.detach().double().cpu())
         if self.selectors in ("both", "bus"):
-            rho = knn_density(Z, n_neighbors=self.n_neighbors, method=self.density)
+            rho = knn_density(
+                Z.flatten(start_dim=1),
+                n_neighbors=self.n_neighbors,
+                method=self.density,
+            )
             rank, s = bus_ranking(
                 proba[cand], rho[cand], k, beta_d=self.beta_d, balance=self.balance
             )
