@@ -23,7 +23,9 @@ view with both of its strategies side by side (each operation on the rows that
 drew it, the CPU default; every operation on the whole batch selected by masks,
 the GPU default, which never waits for the host), next to the
 training throughput of the image fits: ``steps * B * (1 + 2 mu) / fit time``
-(each step runs the labeled batch and two views of ``mu * B`` unlabeled rows).
+(each step runs the labeled batch and two views of ``mu * B`` unlabeled rows),
+and the pool rows/s of a query's scoring with and without reusing the
+representations (``query_throughput``).
 
 Usage: ``python benchmarks/images.py [--seeds 3] [--max-epochs 50] [--write]``.
 """
@@ -44,6 +46,8 @@ from sklearn.semi_supervised import LabelSpreading
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.image_augment import StrongImageAugment, WeakImageAugment
+from sklearn_boostmis.query import adversarial_instability
+from sklearn_boostmis.query.sampler import _teacher_outputs
 
 N_PER_CLASS = 5
 
@@ -183,6 +187,48 @@ def augmentation_throughput(device, repeats=5):
     return rows
 
 
+def query_throughput(device, n_pool=3000, repeats=3):
+    """Images/s of the AUS scoring of a query on a 3x32x32 pool (SmallCNN).
+
+    Both rows run the scoring pass (probabilities and ``Z = embed(X)`` of every
+    row) and then AUS on every row (after a short fit all rows are
+    candidates): on ``Z`` as the sampler does (``embedded=True``), or on the
+    inputs, which embeds every row a second time (the sampler before it
+    reused ``Z``). Alternated ``repeats`` times; the median is reported.
+    """
+    rng = np.random.RandomState(0)
+    X = rng.rand(n_pool, 3, 32, 32).astype(np.float32)
+    y = np.full(n_pool, -1)
+    y[:40] = np.arange(40) % 4
+    clf = BoostMISClassifier(max_epochs=1, random_state=0, device=device).fit(X, y)
+    teacher = clf.net_.ema_module_
+    X_t = torch.as_tensor(X, device=device)
+    ways = {"AUS on the scoring pass's Z (sampler)": True, "AUS on the inputs": False}
+    seconds = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, embedded in ways.items():
+            start = time.perf_counter()
+            _, Z, _ = _teacher_outputs(teacher, X_t, device=device)
+            adversarial_instability(
+                teacher,
+                Z if embedded else X_t,
+                embedded=embedded,
+                generator=torch.Generator(device).manual_seed(0),
+            )
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds[name].append(time.perf_counter() - start)
+    return [
+        [
+            f"query scoring, {name}",
+            f"pool {n_pool}x3x32x32",
+            device,
+            f"{n_pool / np.median(seconds[name]):,.0f}",
+        ]
+        for name in ways
+    ]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -194,6 +240,7 @@ def main(argv=None):
     rows, means, train_speed = run_quality(args.seeds, args.max_epochs)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     speed_rows = [row for device in devices for row in augmentation_throughput(device)]
+    speed_rows += [row for device in devices for row in query_throughput(device)]
     speed_rows.append(
         [
             "training (BoostMIS images, B=64, mu=2)",
