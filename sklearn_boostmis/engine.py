@@ -362,6 +362,10 @@ class BoostMISNet(NeuralNetClassifier):
         return step
 
     def _scaled_train_step(self, scaler, batch, **fit_params):
+        # skorch's train_step with unscale_ between backward and
+        # on_grad_computed. Its _step_optimizer hook cannot hold the scaler:
+        # skorch notifies on_grad_computed inside the optimizer closure, before
+        # a hook could unscale, and GradScaler.step does not accept closures.
         accumulator = self.get_train_step_accumulator()
         self._zero_grad_optimizer()
         accumulator.store_step(self.train_step_single(batch, **fit_params))
