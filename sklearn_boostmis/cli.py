@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -538,7 +539,12 @@ def cmd_demo(args):
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import train_test_split
 
-    from . import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
+    from . import (
+        AnnotationLoop,
+        BoostMISClassifier,
+        InformativeQuerySampler,
+        PseudoLabelCollapseWarning,
+    )
 
     t0 = time.perf_counter()
     cfg = (
@@ -576,9 +582,14 @@ def cmd_demo(args):
         _say(f"{name}: {len(loop.history_)} fits in {time.perf_counter() - start:.1f}s")
         return loop
 
-    boost = run_loop(InformativeQuerySampler(random_state=args.seed), "BoostMIS loop")
-    sizes = [h["n_queried"] for h in boost.history_[: cfg["cycles"]]]
-    rand = run_loop(_RandomQuerySampler(sizes, args.seed), "random-query loop")
+    with warnings.catch_warnings():
+        # reported once, after the table, from the loops' histories
+        warnings.simplefilter("ignore", PseudoLabelCollapseWarning)
+        boost = run_loop(
+            InformativeQuerySampler(random_state=args.seed), "BoostMIS loop"
+        )
+        sizes = [h["n_queried"] for h in boost.history_[: cfg["cycles"]]]
+        rand = run_loop(_RandomQuerySampler(sizes, args.seed), "random-query loop")
     supervised = []
     start = time.perf_counter()
     for h in boost.history_:
@@ -620,6 +631,22 @@ def cmd_demo(args):
             f"{r[1]:.3f}  {r[2]:.3f}       | {s[1]:.3f}  {s[2]:.3f}"
             + ("" if r[0] == b[0] else f"  (random: {r[0]} labels)")
         )
+    collapsed = {
+        name: [[h["cycle"], h["collapsed_classes"]] for h in loop.history_]
+        for name, loop in (("BoostMIS loop", boost), ("random-query loop", rand))
+    }
+    warned = [
+        f"{name} cycle {cycle}: digit {', '.join(map(str, classes))}"
+        for name, cycles in collapsed.items()
+        for cycle, classes in cycles
+        if classes
+    ]
+    if warned:
+        print(
+            "\npseudo-label collapse (PseudoLabelCollapseWarning: the class got "
+            "under a tenth of its labeled share of the pseudo-labels and of the "
+            "predictions on the unlabeled rows): " + "; ".join(warned)
+        )
     os.makedirs(args.out, exist_ok=True)
     png = os.path.join(args.out, CURVE_PNG)
     _plot(series, png, "BoostMIS on digits: closed loop vs. baselines (test split)")
@@ -628,6 +655,7 @@ def cmd_demo(args):
         {
             "config": cfg | {"seed": args.seed, "dataset": "sklearn digits"},
             "series": {k: [list(p) for p in v] for k, v in series.items()},
+            "collapsed_classes": collapsed,
         },
     )
     print(f"\nwrote {png} and results.json; total {time.perf_counter() - t0:.1f}s")

@@ -270,6 +270,20 @@ def test_demo_quick(tmp_path):
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert len(results["series"]) == 3
     assert all(len(v) == 3 for v in results["series"].values())
+    # collapse warnings are summarised once, from the loops' histories
+    collapsed = results["collapsed_classes"]
+    assert set(collapsed) == {"BoostMIS loop", "random-query loop"}
+    assert all(len(cycles) == 3 for cycles in collapsed.values())
+    warned = [
+        f"{name} cycle {cycle}: digit {', '.join(map(str, classes))}"
+        for name, cycles in collapsed.items()
+        for cycle, classes in cycles
+        if classes
+    ]
+    assert warned  # 2 labels per digit starve a class in the quick setting
+    assert "pseudo-label collapse" in result.stdout
+    assert all(line in result.stdout for line in warned)
+    assert "PseudoLabelCollapseWarning:" not in result.stderr
 
 
 # -- bad input ---------------------------------------------------------------------
