@@ -365,15 +365,17 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(net.history) - n_before
         self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
         pseudo = self._set_transduction(y, labeled)
-        self.collapsed_classes_ = []
-        if self.lambda_u > 0:
-            self.collapsed_classes_ = warn_on_collapse(
+        self.collapsed_classes_ = (
+            warn_on_collapse(
                 self.classes_,
                 encoded,
                 pseudo,
                 lambda: self.net_.predict_proba(X[~labeled]).argmax(axis=1),
                 stacklevel=4,  # past fit's _fit_context wrapper, at the caller
             )
+            if self.lambda_u > 0
+            else []
+        )
         return self
 
     def _validate_input(self, X, y="no_validation", reset=True):

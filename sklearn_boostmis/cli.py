@@ -189,15 +189,6 @@ def _previous_entries(out):
     return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
 
 
-def _class_name(names, label):
-    """The target name of an encoded class label (the label itself if unknown)."""
-    return (
-        names[label]
-        if isinstance(label, int) and 0 <= label < len(names)
-        else str(label)
-    )
-
-
 def _report_md(report):
     cfg = report["config"]
     names = cfg["target_names"]
@@ -240,7 +231,7 @@ def _report_md(report):
             "under a tenth of its labeled share of the pseudo-labels and of the "
             "predictions on the unlabeled rows; compare with the labels only): "
             + "; ".join(
-                f"cycle {label}: " + ", ".join(_class_name(names, c) for c in classes)
+                f"cycle {label}: " + ", ".join(names[c] for c in classes)
                 for label, classes in collapsed
             )
             + ".",
