@@ -410,15 +410,15 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 "dtype object, and use -1 as the label for unlabeled samples."
             )
         labeled = np.asarray(y != UNLABELED, dtype=bool)
-        if labeled.all():
-            # 4: this method, fit, sklearn's _fit_context wrapper, the caller
-            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)
         if not labeled.any():
             raise ValueError(
                 "y contains no labeled samples: at least two classes must be labeled "
                 "(-1 marks unlabeled rows)"
             )
         check_classification_targets(y[labeled])
+        if labeled.all():
+            # 4: this method, fit, sklearn's _fit_context wrapper, the caller
+            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)
         n_classes = len(np.unique(y[labeled]))
         if n_classes < 2:
             raise ValueError(
@@ -568,6 +568,23 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         return self.net_.predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, from the logits (finite where it underflows).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        logits = self.net_.forward(X, training=False)
+        return torch.log_softmax(logits.float(), dim=1).numpy()
 
     def predict(self, X):
         """Predicted class labels (elements of ``classes_``)."""

@@ -62,6 +62,19 @@ def test_fitted_attributes(fitted_iris, iris_data):
     assert (clf.labeled_iter_[~labeled & ~pseudo] == -1).all()
 
 
+def test_predict_log_proba_is_log_of_proba_and_finite(fitted_iris, iris_data):
+    X = iris_data[0]
+    far = X[:3] * 1e3  # pushes some probabilities below float32's smallest value
+    for rows in (X, far):
+        log_proba = fitted_iris.predict_log_proba(rows)
+        assert log_proba.shape == (len(rows), len(fitted_iris.classes_))
+        assert np.isfinite(log_proba).all()
+        np.testing.assert_allclose(
+            np.exp(log_proba), fitted_iris.predict_proba(rows), atol=1e-6
+        )
+    assert (fitted_iris.predict_proba(far) == 0).any()
+
+
 def test_transduction_is_mostly_correct(fitted_iris, iris_data):
     _, y, y_partial = iris_data
     pseudo = (y_partial == -1) & (fitted_iris.transduction_ != -1)
@@ -134,6 +147,15 @@ def test_errors_on_no_labels_or_one_class(iris_data):
     one_class = np.where(y == 0, 0, -1)
     with pytest.raises(ValueError, match="at least 2 labeled classes"):
         BoostMISClassifier(**FAST).fit(X, one_class)
+
+
+def test_continuous_target_errors_without_labeling_warning(iris_data):
+    X, _, _ = iris_data
+    y = np.random.RandomState(0).rand(len(X))  # no -1: "all labeled" if it were valid
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="Unknown label type: continuous"):
+            BoostMISClassifier(**FAST).fit(X, y)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
