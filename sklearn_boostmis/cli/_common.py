@@ -1,0 +1,119 @@
+"""Helpers shared by the ``boostmis`` subcommands: argument types, output files,
+standardisation, metrics and the learning-curve plot."""
+
+import argparse
+import io
+import json
+import os
+import sys
+
+import numpy as np
+
+from .._io import atomic_write
+
+CURVE_PNG = "learning_curve.png"
+
+
+def write_json(path, obj):
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_weights_atomic(estimator, path):
+    from ..persistence import save_weights
+
+    tmp = f"{path}.tmp"
+    save_weights(estimator, tmp)
+    os.replace(tmp, path)
+
+
+def save_figure_atomic(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write(path, buf.getvalue())
+
+
+def say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def class_weight_arg(args):
+    """The estimator's ``class_weight`` from ``--class-weight``."""
+    return None if args.class_weight == "none" else args.class_weight
+
+
+def positive_int(text):
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def standardize(X_train, *others):
+    """Standardise with the train split's statistics (AUS eps is in feature units)."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(X_train)
+    return [scaler.transform(X).astype(np.float32) for X in (X_train, *others)]
+
+
+def classification_metrics(y_true, y_pred, names):
+    """Accuracy, macro P/R/F1, per-class recall and row-normalised confusion."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
+    labels = list(range(len(names)))
+    p, r, f, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="macro", zero_division=0
+    )
+    cm = confusion_matrix(y_true, y_pred, labels=labels).astype(float)
+    support = cm.sum(axis=1)
+    norm = np.divide(
+        cm, support[:, None], out=np.zeros_like(cm), where=support[:, None] > 0
+    )
+    recall = {
+        name: (float(norm[i, i]) if support[i] > 0 else None)
+        for i, name in enumerate(names)
+    }
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_precision": float(p),
+        "macro_recall": float(r),
+        "macro_f1": float(f),
+        "per_class_recall": recall,
+        "confusion_matrix": np.round(norm, 6).tolist(),
+    }
+
+
+def plot_curves(series, path, title):
+    """Accuracy and macro-F1 against labels; ``series`` = {name: [(n, acc, f1)]}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in series.items():
+        n, acc, f1 = (list(v) for v in zip(*points, strict=True))
+        axes[0].plot(n, acc, marker="o", label=name)
+        axes[1].plot(n, f1, marker="o", label=name)
+    for ax, metric in zip(axes, ("accuracy", "macro-F1"), strict=True):
+        ax.set_xlabel("labeled samples")
+        ax.set_ylabel(f"test {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    save_figure_atomic(fig, path)
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""``boostmis query``: train on a person's labels and write the next candidates."""
+
+import csv
+import io
+import os
+
+import numpy as np
+
+from .._io import atomic_write
+from ..datasets import _grade_names, load_features, split_paths
+from ._common import class_weight_arg, say, standardize
+
+
+def _read_labels(path, n_rows, names):
+    """Validated (indices, codes) of a person's ``index,label`` CSV."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"labels file not found: {path}")
+    codes = {str(i): i for i in range(len(names))} | {n: i for i, n in enumerate(names)}
+    indices, labels, seen = [], [], {}
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip().lower() for c in rows[0]] != ["index", "label"]:
+        got = ",".join(rows[0]) if rows else "an empty file"
+        raise ValueError(
+            f"{path}: the first line must be the header 'index,label', got {got!r}"
+        )
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 2:
+            raise ValueError(f"{path}: line {line} must hold index,label, got {row!r}")
+        text_index, text_label = row[0].strip(), row[1].strip()
+        try:
+            index = int(text_index)
+        except ValueError:
+            raise ValueError(
+                f"{path}: line {line}: index {text_index!r} is not an integer"
+            ) from None
+        if not 0 <= index < n_rows:
+            raise ValueError(
+                f"{path}: line {line}: unknown index {index} (train has "
+                f"{n_rows} rows, 0..{n_rows - 1})"
+            )
+        if index in seen:
+            raise ValueError(
+                f"{path}: line {line}: duplicate index {index} (first on "
+                f"line {seen[index]})"
+            )
+        if text_label not in codes:
+            raise ValueError(
+                f"{path}: line {line}: unknown class {text_label!r} (classes: "
+                + ", ".join(f"{i}={n}" for i, n in enumerate(names))
+                + ")"
+            )
+        seen[index] = line
+        indices.append(index)
+        labels.append(codes[text_label])
+    if len(set(labels)) < 2:
+        raise ValueError(
+            f"{path}: labels of at least two classes are needed, got "
+            f"{sorted(set(labels))}"
+        )
+    return np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+
+
+def cmd_query(args):
+    from .. import BoostMISClassifier, InformativeQuerySampler
+
+    if not os.path.isdir(args.data_dir):
+        raise FileNotFoundError(f"MESCC data folder not found: {args.data_dir}")
+    if os.path.abspath(args.out) == os.path.abspath(args.labels):
+        raise ValueError(
+            f"--out {args.out} would overwrite the labels file: choose another path"
+        )
+    names = _grade_names(args.task)
+    (X,) = standardize(load_features(split_paths(args.data_dir, "train")[0]))
+    indices, labels = _read_labels(args.labels, X.shape[0], names)
+    y = np.full(X.shape[0], -1, dtype=np.int64)
+    y[indices] = labels
+    pool = np.flatnonzero(y == -1)
+    if pool.size == 0:
+        raise ValueError(f"{args.labels}: every train row is labeled; nothing to query")
+    say(f"training on {len(indices)} labels and {pool.size} unlabeled rows ...")
+    clf = BoostMISClassifier(
+        max_epochs=args.max_epochs,
+        random_state=args.seed,
+        device=args.device,
+        class_weight=class_weight_arg(args),
+    ).fit(X, y)
+    sampler = InformativeQuerySampler(random_state=args.seed)
+    k = min(args.budget, pool.size)
+    union = sampler.select_union(clf, X[pool], k)
+    picked = union.indices
+    predicted = clf.predict(X[pool[picked]])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["index", "score", "selector", "predicted_class"])
+    rows = zip(picked, union.scores, union.picked_by(), predicted, strict=True)
+    for pos, score, selector, pred in rows:
+        writer.writerow([int(pool[pos]), f"{float(score):.6g}", selector, int(pred)])
+    parent = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(parent, exist_ok=True)
+    atomic_write(args.out, buf.getvalue())
+    say(f"wrote {len(picked)} candidates to {args.out}")
+    return 0

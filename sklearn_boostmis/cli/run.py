@@ -1,0 +1,291 @@
+"""``boostmis run``: the closed loop on a MESCC folder with a simulated oracle,
+resumable from its output folder."""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from .._io import atomic_write
+from ..datasets import load_mescc
+from ._common import (
+    CURVE_PNG,
+    class_weight_arg,
+    classification_metrics,
+    plot_curves,
+    save_weights_atomic,
+    say,
+    standardize,
+    write_json,
+)
+
+CONFIG_NAME = "config.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+WEIGHTS_NAME = "model.safetensors"
+# Settings that must not change when a run folder is resumed.
+_RESUME_KEYS = (
+    "task",
+    "seed",
+    "initial_labels",
+    "budget",
+    "max_epochs",
+    "class_weight",
+    "n_train",
+    "n_features",
+)
+_RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
+
+
+def _stratified_initial(y, n, seed):
+    """``n`` row positions drawn stratified from ``y``, at least one per class."""
+    classes, counts = np.unique(y, return_counts=True)
+    if n < len(classes):
+        raise ValueError(
+            f"--initial-labels {n} is below the number of classes ({len(classes)}): "
+            "every class needs one initial label"
+        )
+    if n >= len(y):
+        raise ValueError(f"--initial-labels {n} must be below the {len(y)} train rows")
+    share = n * counts / counts.sum()
+    quota = np.minimum(np.maximum(1, np.floor(share)).astype(int), counts)
+    while quota.sum() < n:  # largest remainder first
+        gap = np.where(quota < counts, share - quota, -np.inf)
+        quota[int(np.argmax(gap))] += 1
+    while quota.sum() > n:  # the one-per-class floor overshot: trim the largest
+        quota[int(np.argmax(np.where(quota > 1, quota, 0)))] -= 1
+    rng = np.random.RandomState(seed)
+    picks = [
+        rng.choice(np.flatnonzero(y == c), q, replace=False)
+        for c, q in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def _check_resume_config(out, config):
+    path = os.path.join(out, CONFIG_NAME)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
+        for key in _RESUME_KEYS:
+            previous = old.get(key, _RESUME_DEFAULTS.get(key))
+            if previous != config[key]:
+                raise ValueError(
+                    f"{out} holds a run with {key}={previous!r}, not "
+                    f"{config[key]!r}: resume with the same settings or use another "
+                    "--out"
+                )
+    write_json(path, config)
+
+
+def _previous_entries(out):
+    """Per-cycle entries (not the final fit) of an earlier report in ``out``."""
+    path = os.path.join(out, REPORT_JSON)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except json.JSONDecodeError:
+        return {}  # recomputed where the model is still at hand
+    return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
+
+
+def _report_md(report):
+    cfg = report["config"]
+    names = cfg["target_names"]
+    lines = [
+        "# BoostMIS closed-loop report",
+        "",
+        f"Data: `{cfg['data_dir']}` ({cfg['task']}-grading, "
+        f"{cfg['n_train']} train rows, "
+        f"{cfg['n_features']} features). Initial labels: {cfg['initial_labels']} "
+        f"(stratified, seed {cfg['seed']}); budget K = {cfg['budget']} per selector "
+        f"and cycle; {cfg['cycles']} cycle(s); max_epochs = {cfg['max_epochs']}; "
+        "features standardised with train statistics; simulated oracle "
+        "(train targets).",
+        "",
+        "Metrics on the TEST split, EMA teacher. Row `final` = fit after the last "
+        "annotations.",
+        "",
+        "| cycle | labels | queried | threshold | accuracy | macro P | macro R | "
+        "macro F1 | " + " | ".join(f"recall {n}" for n in names) + " |",
+        "|" + "---|" * (8 + len(names)),
+    ]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for e in report["cycles"]:
+        label = "final" if e.get("final") else str(e["cycle"])
+        recall = " | ".join(fmt(e["per_class_recall"][n]) for n in names)
+        lines.append(
+            f"| {label} | {e['n_labeled']} | {e['n_queried']} | {fmt(e['threshold'])} "
+            f"| {fmt(e['accuracy'])} | {fmt(e['macro_precision'])} | "
+            f"{fmt(e['macro_recall'])} | {fmt(e['macro_f1'])} | {recall} |"
+        )
+    collapsed = [
+        ("final" if e.get("final") else str(e["cycle"]), e["collapsed_classes"])
+        for e in report["cycles"]
+        if e.get("collapsed_classes")
+    ]
+    if collapsed:
+        lines += [
+            "",
+            "**Pseudo-label collapse** (`PseudoLabelCollapseWarning`: the class got "
+            "under a tenth of its labeled share of the pseudo-labels and of the "
+            "predictions on the unlabeled rows; compare with the labels only): "
+            + "; ".join(
+                f"cycle {label}: " + ", ".join(names[c] for c in classes)
+                for label, classes in collapsed
+            )
+            + ".",
+        ]
+    last = report["cycles"][-1]
+    lines += [
+        "",
+        "Normalised confusion matrix of the last row (rows: true, columns: predicted):",
+        "",
+        "| true \\ pred | " + " | ".join(names) + " |",
+        "|" + "---|" * (1 + len(names)),
+    ]
+    for name, row in zip(names, last["confusion_matrix"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _final_fit(template, estimator, X, y, n_annotated, budget):
+    """Warm-started fit on every answer, as AnnotationLoop's final fit does."""
+    from ..loop import _warm_start_params
+
+    params = _warm_start_params(template.threshold, estimator, n_annotated, budget)
+    return estimator.set_params(**params).fit(X, y)
+
+
+def cmd_run(args):
+    from .. import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
+
+    data = load_mescc(args.data_dir, args.task)
+    out = args.out
+    names = list(data.target_names)
+    X_train, X_val, X_test = standardize(data.X_train, data.X_val, data.X_test)
+    y_train = data.y_train
+    config = {
+        "data_dir": os.path.abspath(args.data_dir),
+        "task": args.task,
+        "target_names": names,
+        "cycles": args.cycles,
+        "budget": args.budget,
+        "initial_labels": args.initial_labels,
+        "seed": args.seed,
+        "max_epochs": args.max_epochs,
+        "device": args.device,
+        "class_weight": args.class_weight,
+        "n_train": int(X_train.shape[0]),
+        "n_features": int(X_train.shape[1]),
+    }
+    initial = _stratified_initial(y_train, args.initial_labels, args.seed)
+    os.makedirs(out, exist_ok=True)
+    _check_resume_config(out, config)
+    y0 = np.full(len(y_train), -1, dtype=np.int64)
+    y0[initial] = y_train[initial]
+    estimator = BoostMISClassifier(
+        max_epochs=args.max_epochs,
+        random_state=args.seed,
+        device=args.device,
+        class_weight=class_weight_arg(args),
+    )
+    sampler = InformativeQuerySampler(random_state=args.seed)
+
+    def oracle(indices):  # simulated annotator: the held-back train targets
+        return y_train[indices]
+
+    entries = _previous_entries(out)
+    report = {"config": config, "initial_indices": initial.tolist(), "cycles": []}
+
+    def write_report(complete):
+        report["cycles"] = [entries[c] for c in sorted(entries)]
+        report["complete"] = complete
+        write_json(os.path.join(out, REPORT_JSON), report)
+
+    def evaluate(est):
+        metrics = classification_metrics(data.y_test, est.predict(X_test), names)
+        return {"split": "test", "n_test": int(len(data.y_test)), **metrics}
+
+    loop = None
+    for target in range(1, args.cycles + 1):
+        start = time.perf_counter()
+        loop = AnnotationLoop(
+            estimator,
+            sampler,
+            oracle,
+            n_cycles=target,
+            budget=args.budget,
+            final_fit=False,
+            state_dir=out,
+        ).fit(X_train, y0, X_val, data.y_val)
+        if loop.start_cycle_ > target:
+            raise ValueError(
+                f"{out} already holds {loop.start_cycle_} annotation cycles: "
+                f"pass --cycles {loop.start_cycle_} or more, or use another --out"
+            )
+        cycle = target - 1
+        if loop.start_cycle_ == target and cycle in entries:
+            say(f"cycle {target}/{args.cycles}: done in an earlier run (resumed)")
+            continue
+        hist = next(h for h in loop.history_ if h["cycle"] == cycle)
+        entries[cycle] = {
+            "cycle": cycle,
+            "final": False,
+            "n_labeled": hist["n_labeled"],
+            "n_queried": hist["n_queried"],
+            "picks": hist["picks"],
+            "threshold": hist["threshold"],
+            "val_accuracy": hist["val_accuracy"],
+            "val_macro_f1": hist["val_f1_macro"],
+            "collapsed_classes": hist.get("collapsed_classes", []),
+            **evaluate(loop.estimator_),
+        }
+        write_report(False)
+        e = entries[cycle]
+        say(
+            f"cycle {target}/{args.cycles}: fit on {e['n_labeled']} labels, "
+            f"+{e['n_queried']} annotated; test accuracy {e['accuracy']:.3f}, "
+            f"macro-F1 {e['macro_f1']:.3f} ({time.perf_counter() - start:.1f}s)"
+        )
+    start = time.perf_counter()
+    est = _final_fit(
+        estimator, loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget
+    )
+    eps = est.threshold_history_
+    val = classification_metrics(data.y_val, est.predict(X_val), names)
+    entries = {c: e for c, e in entries.items() if c < args.cycles}
+    entries[args.cycles] = {
+        "cycle": args.cycles,
+        "final": True,
+        "n_labeled": int((loop.y_ != -1).sum()),
+        "n_queried": 0,
+        "picks": None,
+        "threshold": float(eps[-1]) if len(eps) else None,
+        "val_accuracy": val["accuracy"],
+        "val_macro_f1": val["macro_f1"],
+        "collapsed_classes": list(est.collapsed_classes_),
+        **evaluate(est),
+    }
+    save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
+    write_report(True)
+    atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
+    points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
+    plot_curves(
+        {"BoostMIS": points},
+        os.path.join(out, CURVE_PNG),
+        f"BoostMIS closed loop, {args.task}-grading (test split)",
+    )
+    final = entries[args.cycles]
+    say(
+        f"final fit on {final['n_labeled']} labels: test accuracy "
+        f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f} "
+        f"({time.perf_counter() - start:.1f}s); outputs in {out}"
+    )
+    return 0
