@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+import sklearn_boostmis
 from sklearn_boostmis import (
     BoostMISClassifier,
     PseudoLabelCollapseWarning,
@@ -293,6 +294,13 @@ def test_help_on_every_command(command, capsys):
         main([*command, "--help"])
     assert info.value.code == 0
     assert f"usage: boostmis {' '.join(command)}".strip() in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"boostmis {sklearn_boostmis.__version__}\n"
 
 
 def _bad_copy(data_dir, tmp_path, name=None, array=None, raw=None, drop=None):

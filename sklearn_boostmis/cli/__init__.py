@@ -10,6 +10,7 @@ one ``error: ...`` line on stderr and exit status 2.
 import argparse
 import sys
 
+from .. import __version__
 from ._common import positive_int
 from .demo import cmd_demo
 from .query import cmd_query
@@ -23,6 +24,9 @@ def _build_parser():
         prog="boostmis",
         description="BoostMIS: semi-supervised learning with adaptive pseudo-labeling "
         "and informative active annotation.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
