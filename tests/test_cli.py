@@ -18,7 +18,11 @@ from sklearn_boostmis import (
     load_weights,
 )
 from sklearn_boostmis.cli import main
-from sklearn_boostmis.datasets import six_to_two, write_mescc_like
+from sklearn_boostmis.datasets import (
+    TWO_GRADE_NAMES,
+    six_to_two,
+    write_mescc_like,
+)
 
 from .conftest import read_annotations
 
@@ -249,7 +253,13 @@ def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_
     assert (labels.read_bytes(), os.stat(labels).st_mtime_ns) == before
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["index", "score", "selector", "predicted_class"]
+    assert list(rows[0]) == [
+        "index",
+        "score",
+        "selector",
+        "predicted_class",
+        "predicted_grade",
+    ]
     assert 3 <= len(rows) <= 6
     index = [int(r["index"]) for r in rows]
     assert len(set(index)) == len(index)
@@ -258,6 +268,9 @@ def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_
     assert {r["selector"] for r in rows} <= {"aus", "bus", "both"}
     assert sum(r["selector"] != "bus" for r in rows) == 3  # AUS top-3
     assert {int(r["predicted_class"]) for r in rows} <= {0, 1}
+    assert all(
+        r["predicted_grade"] == TWO_GRADE_NAMES[int(r["predicted_class"])] for r in rows
+    )
     assert all(np.isfinite(float(r["score"])) for r in rows)
     assert not os.path.exists(f"{out}.tmp")
 

@@ -120,8 +120,9 @@ def _build_parser():
         help="suggest the next rows for a person to label",
         description="Train on the train rows listed in LABELS.csv (header index,label; "
         "labels as class codes or names), all other train rows unlabeled, and write "
-        "the next candidates (index, score, selector, predicted_class) to --out. "
-        "LABELS.csv is never modified; only train-features.npy is read.",
+        "the next candidates (index, score, selector, predicted_class, "
+        "predicted_grade) to --out. LABELS.csv is never modified; only "
+        "train-features.npy is read.",
     )
     query.add_argument(
         "data_dir", metavar="DATA_DIR", help="folder with train-features.npy"

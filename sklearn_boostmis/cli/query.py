@@ -94,10 +94,14 @@ def cmd_query(args):
     predicted = clf.predict(X[pool[picked]])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "score", "selector", "predicted_class"])
+    writer.writerow(
+        ["index", "score", "selector", "predicted_class", "predicted_grade"]
+    )
     rows = zip(picked, union.scores, union.picked_by(), predicted, strict=True)
     for pos, score, selector, pred in rows:
-        writer.writerow([int(pool[pos]), f"{float(score):.6g}", selector, int(pred)])
+        writer.writerow(
+            [int(pool[pos]), f"{float(score):.6g}", selector, int(pred), names[pred]]
+        )
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)
     atomic_write(args.out, buf.getvalue())
