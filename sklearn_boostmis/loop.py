@@ -352,11 +352,11 @@ class AnnotationLoop(BaseEstimator):
                 f"The oracle returned {answers.shape[0]} labels for "
                 f"{len(positions)} rows in cycle {cycle}."
             )
-        unknown = [a for a in answers if _key(a) not in lookup]
+        unknown = list(dict.fromkeys(_key(a) for a in answers if _key(a) not in lookup))
         if unknown:
             raise ValueError(
                 f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
-                f"are not among the classes {list(lookup.values())!r} (-1 is not "
+                f"are not among the classes {list(lookup)!r} (-1 is not "
                 "an answer); nothing was recorded."
             )
         return [lookup[_key(a)] for a in answers]
