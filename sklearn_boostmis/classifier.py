@@ -24,6 +24,33 @@ from .thresholds import make_threshold
 UNLABELED = -1
 
 
+# skorch settings made from estimator parameters (None: derived, not settable).
+_NET_PARAMS_OWNED = {
+    "module": "module",
+    "optimizer": "optimizer",
+    "optimizer__weight_decay": "weight_decay",
+    "optimizer__momentum": "momentum",
+    "lr": "lr",
+    "max_epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "mu": "mu",
+    "lambda_u": "lambda_u",
+    "threshold": "threshold",
+    "ema_decay": "ema_decay",
+    "weak_augment": "weak_augment",
+    "strong_augment": "strong_augment",
+    "unsup_normalizer": "unsup_normalizer",
+    "class_weight": "class_weight",
+    "classes": None,
+    "callbacks": "callbacks",
+    "precision": "precision",
+    "seed": "random_state",
+    "verbose": "verbose",
+    "device": "device",
+    "accelerator": "accelerator",
+}
+
+
 class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     """Semi-supervised neural classifier with BoostMIS adaptive pseudo-labeling.
 
@@ -102,6 +129,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Passed to the skorch engine.
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
+        A setting that an estimator parameter already makes (``lr``,
+        ``max_epochs``, ``module__*``, ...) is refused with the parameter to use.
     device : str or torch.device, default="auto"
         ``"auto"`` = CUDA when available, else CPU. Ignored when
         ``accelerator`` is given (its device is used).
@@ -438,6 +467,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 )
             return str(self.accelerator.device)
         device = resolve_device(self.device)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available to this PyTorch "
+                f"build ({torch.__version__}); use device='auto' or 'cpu'"
+            )
         if precision == "fp16" and not device.startswith("cuda"):
             raise ValueError(
                 f"precision='fp16' needs a CUDA device, got device={device!r}; "
@@ -489,7 +523,24 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         )
         return [float(w) for w in weights]
 
+    def _check_net_params(self):
+        """``net_params`` must not repeat what an estimator parameter sets."""
+        for key in self.net_params or {}:
+            if key in _NET_PARAMS_OWNED:
+                owner = _NET_PARAMS_OWNED[key]
+                use = f"the estimator parameter {owner!r}" if owner else "nothing"
+                raise ValueError(
+                    f"net_params sets {key!r}, which BoostMISClassifier sets "
+                    f"itself: use {use} instead"
+                )
+            if key.startswith("module__"):
+                raise ValueError(
+                    f"net_params sets {key!r}: pass module arguments in "
+                    f"module_params={{{key[len('module__') :]!r}: ...}}"
+                )
+
     def _make_net(self, device, seed, class_weight=None):
+        self._check_net_params()
         module, module_kwargs = self._make_module()
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if issubclass(self.optimizer, torch.optim.SGD):

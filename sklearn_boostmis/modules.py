@@ -6,6 +6,7 @@ A module usable for representation-space AUS exposes ``embed(X) -> Z`` and
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -41,11 +42,16 @@ class MLPClassifierModule(nn.Module):
 
     def __init__(self, n_features, n_classes, hidden_units=(256,), dropout=0.2):
         super().__init__()
-        if isinstance(hidden_units, int):
+        if isinstance(hidden_units, Integral):
             hidden_units = (hidden_units,)
-        if not isinstance(hidden_units, Sequence) or not hidden_units:
+        if (
+            isinstance(hidden_units, str)
+            or not isinstance(hidden_units, Sequence)
+            or not hidden_units
+            or not all(_is_positive_int(u) for u in hidden_units)
+        ):
             raise ValueError(
-                "hidden_units must be a non-empty sequence of ints, "
+                "hidden_units must be a non-empty sequence of positive ints, "
                 f"got {hidden_units!r}"
             )
         layers = []
@@ -72,6 +78,10 @@ class MLPClassifierModule(nn.Module):
 
     def forward(self, X):
         return self.head(self.embed(X))
+
+
+def _is_positive_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool) and value > 0
 
 
 def supports_embedding(module):

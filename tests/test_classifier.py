@@ -404,6 +404,42 @@ def test_cpu_device_and_auto(fitted_iris):
     assert next(fitted_iris.net_.module_.parameters()).device.type == expected
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_device_without_cuda_is_a_clear_error(iris_data, device):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        BoostMISClassifier(device=device, **FAST).fit(X, y_partial)
+
+
+@pytest.mark.parametrize(
+    "net_params, use",
+    [
+        ({"max_epochs": 3}, "estimator parameter 'max_epochs'"),
+        ({"seed": 3}, "estimator parameter 'random_state'"),
+        ({"optimizer__momentum": 0.5}, "estimator parameter 'momentum'"),
+        ({"classes": [0, 1]}, "use nothing"),
+        ({"module__hidden_units": (8,)}, r"module_params=\{'hidden_units': ...\}"),
+    ],
+)
+def test_net_params_that_estimator_parameters_set_are_refused(
+    iris_data, net_params, use
+):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match=use):
+        BoostMISClassifier(net_params=net_params, **FAST).fit(X, y_partial)
+
+
+def test_other_net_params_reach_the_engine(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        net_params={"iterator_valid__batch_size": 7, "optimizer__nesterov": False},
+        **FAST,
+    ).fit(X, y_partial)
+    assert clf.net_.iterator_valid__batch_size == 7
+    assert clf.net_.optimizer_.param_groups[0]["nesterov"] is False
+
+
 @pytest.mark.cuda
 def test_cuda_fit_and_cpu_load(iris_data):
     X, _, y_partial = iris_data

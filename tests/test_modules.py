@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -21,13 +22,16 @@ def test_forward_is_head_of_embed():
     assert not supports_embedding(nn.Linear(2, 2))
 
 
-def test_int_hidden_units_and_bad_value():
-    assert MLPClassifierModule(3, 2, hidden_units=7).embed(torch.zeros(2, 3)).shape == (
-        2,
-        7,
-    )
-    with pytest.raises(ValueError, match="hidden_units"):
-        MLPClassifierModule(3, 2, hidden_units=())
+@pytest.mark.parametrize("units", [7, np.int64(7), (7,), [np.int32(7)]])
+def test_int_hidden_units(units):
+    module = MLPClassifierModule(3, 2, hidden_units=units)
+    assert module.embed(torch.zeros(2, 3)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("bad", [(), "64", (0,), (3.5,), (True,), None])
+def test_bad_hidden_units(bad):
+    with pytest.raises(ValueError, match="hidden_units must be a non-empty sequence"):
+        MLPClassifierModule(3, 2, hidden_units=bad)
 
 
 def test_no_weight_decay_names_cover_bias_and_norm():
