@@ -8,6 +8,7 @@ rebuilds a prediction-ready estimator from it and an estimator with the same
 parameters.
 """
 
+import copy
 import json
 
 import numpy as np
@@ -31,6 +32,7 @@ def save_weights(estimator, path):
     """
     from safetensors.torch import save_file
 
+    _check_is_boostmis(estimator)
     check_is_fitted(estimator, "net_")
     net = estimator.net_
     tensors = {}
@@ -65,6 +67,12 @@ def load_weights(estimator, path, device=None):
     -------
     estimator : BoostMISClassifier
 
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a weights file of this package, or its weights do
+        not fit the estimator's network; the estimator is then left unchanged.
+
     Examples
     --------
     >>> import tempfile, os, numpy as np
@@ -79,28 +87,61 @@ def load_weights(estimator, path, device=None):
     >>> bool(np.allclose(loaded.predict_proba(X), clf.predict_proba(X)))
     True
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(
-                f"{path} is not a sklearn_boostmis weights file "
-                f"(format {metadata.get('format')!r}, expected {FORMAT!r})"
-            )
-        tensors = {key: f.get_tensor(key) for key in f.keys()}
+    _check_is_boostmis(estimator)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ValueError(
+                    f"{path} is not a sklearn_boostmis weights file "
+                    f"(format {metadata.get('format')!r}, expected {FORMAT!r})"
+                )
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except SafetensorError as exc:
+        raise ValueError(f"{path} is not a safetensors file ({exc})") from None
     classes = json.loads(metadata["classes"])
     has_strings = any(isinstance(c, str) for c in classes)
-    estimator.classes_ = np.asarray(classes, dtype=object if has_strings else None)
-    estimator.n_features_in_ = int(metadata["n_features_in"])
-    estimator.input_shape_ = tuple(json.loads(metadata["input_shape"]))
+    fitted = {
+        "classes_": np.asarray(classes, dtype=object if has_strings else None),
+        "n_features_in_": int(metadata["n_features_in"]),
+        "input_shape_": tuple(json.loads(metadata["input_shape"])),
+    }
+    staged = copy.copy(estimator)  # the estimator changes only once all loaded
+    for name, value in fitted.items():
+        setattr(staged, name, value)
+    net = _rebuild_net(staged, tensors, device, path)
+    for name, value in fitted.items():
+        setattr(estimator, name, value)
+    estimator.net_ = net
+    return estimator
+
+
+def _rebuild_net(estimator, tensors, device, path):
     device = resolve_device(device or estimator.device)
     with torch.random.fork_rng(devices=[]):
         net = estimator._make_net(device, seed=0).initialize()
     for prefix, module in (("module", net.module_), ("ema_module", net.ema_module_)):
         start = prefix + "."  # "ema_module.x" does not start with "module."
         state = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
-        module.load_state_dict(state)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"the weights in {path} do not fit this estimator's network: was "
+                f"it saved with another module or module_params? {exc}"
+            ) from None
     net.ema_module_.eval()
-    estimator.net_ = net
-    return estimator
+    return net
+
+
+def _check_is_boostmis(estimator):
+    from .classifier import BoostMISClassifier
+
+    if not isinstance(estimator, BoostMISClassifier):
+        raise TypeError(
+            "expected a BoostMISClassifier, got "
+            f"{type(estimator).__name__}: for a Pipeline pass its last step "
+            "(pipe[-1]) and persist the preprocessing steps separately"
+        )

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 from safetensors.torch import save_file
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from sklearn_boostmis import BoostMISClassifier, load_weights, save_weights
 
@@ -40,10 +43,25 @@ def test_rejects_foreign_files_and_unfitted(tmp_path):
         save_weights(BoostMISClassifier(), tmp_path / "x.safetensors")
 
 
-def test_architecture_mismatch_is_an_error(fitted_iris, tmp_path):
+def test_architecture_mismatch_is_an_error_and_changes_nothing(fitted_iris, tmp_path):
     save_weights(fitted_iris, tmp_path / "m.safetensors")
-    with pytest.raises(RuntimeError, match="size mismatch"):
-        load_weights(
-            BoostMISClassifier(module_params={"hidden_units": (7,)}),
-            tmp_path / "m.safetensors",
-        )
+    other = BoostMISClassifier(module_params={"hidden_units": (7,)})
+    with pytest.raises(
+        ValueError, match="(?s)another module or module_params.*size mismatch"
+    ):
+        load_weights(other, tmp_path / "m.safetensors")
+    assert not hasattr(other, "classes_") and not hasattr(other, "net_")
+
+
+def test_junk_file_and_pipeline_get_clear_errors(fitted_iris, iris_data, tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_text("junk")
+    with pytest.raises(ValueError, match="is not a safetensors file"):
+        load_weights(BoostMISClassifier(), junk)
+    X, _, y_partial = iris_data
+    pipe = make_pipeline(StandardScaler(), clone(fitted_iris)).fit(X, y_partial)
+    with pytest.raises(TypeError, match=r"pass its last step \(pipe\[-1\]\)"):
+        save_weights(pipe, tmp_path / "p.safetensors")
+    save_weights(pipe[-1], tmp_path / "p.safetensors")
+    with pytest.raises(TypeError, match="expected a BoostMISClassifier"):
+        load_weights(pipe, tmp_path / "p.safetensors")
