@@ -50,6 +50,16 @@ _NET_PARAMS_OWNED = {
     "accelerator": "accelerator",
 }
 
+# skorch settings that training never reads, with what to do instead.
+_NET_PARAMS_UNUSED = {
+    "criterion": "the losses are METHOD.md's cross-entropies (weigh classes with "
+    "class_weight)",
+    "train_split": "fit trains on every row; validate with cross-validation or "
+    "AnnotationLoop(...).fit(X, y, X_val, y_val)",
+    "iterator_train": "training batches are B labeled + mu * B unlabeled rows "
+    "(batch_size, mu)",
+}
+
 
 class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     """Semi-supervised neural classifier with BoostMIS adaptive pseudo-labeling.
@@ -130,7 +140,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
         A setting that an estimator parameter already makes (``lr``,
-        ``max_epochs``, ``module__*``, ...) is refused with the parameter to use.
+        ``max_epochs``, ``module__*``, ...) is refused with the parameter to use,
+        and so is one that training never reads (``criterion``,
+        ``train_split``, ``iterator_train__*``).
     device : str or torch.device, default="auto"
         ``"auto"`` = CUDA when available, else CPU. Ignored when
         ``accelerator`` is given (its device is used).
@@ -524,7 +536,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         return [float(w) for w in weights]
 
     def _check_net_params(self):
-        """``net_params`` must not repeat what an estimator parameter sets."""
+        """``net_params`` must not repeat what an estimator parameter sets, nor
+        set what training never reads."""
         for key in self.net_params or {}:
             if key in _NET_PARAMS_OWNED:
                 owner = _NET_PARAMS_OWNED[key]
@@ -537,6 +550,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"net_params sets {key!r}: pass module arguments in "
                     f"module_params={{{key[len('module__') :]!r}: ...}}"
+                )
+            prefix = key.split("__")[0]
+            if prefix in _NET_PARAMS_UNUSED:
+                raise ValueError(
+                    f"net_params sets {key!r}, which BoostMISClassifier does not "
+                    f"use: {_NET_PARAMS_UNUSED[prefix]}"
                 )
 
     def _make_net(self, device, seed, class_weight=None):

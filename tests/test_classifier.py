@@ -420,6 +420,9 @@ def test_cuda_device_without_cuda_is_a_clear_error(iris_data, device):
         ({"optimizer__momentum": 0.5}, "estimator parameter 'momentum'"),
         ({"classes": [0, 1]}, "use nothing"),
         ({"module__hidden_units": (8,)}, r"module_params=\{'hidden_units': ...\}"),
+        ({"criterion": torch.nn.NLLLoss}, "does not use: the losses"),
+        ({"train_split": None}, "does not use: fit trains on every row"),
+        ({"iterator_train__shuffle": False}, "does not use: training batches"),
     ],
 )
 def test_net_params_that_estimator_parameters_set_are_refused(
