@@ -30,6 +30,13 @@ class MLPClassifierModule(nn.Module):
     dropout : float, default=0.2
         Dropout probability after each hidden block. With few labels it
         improved macro-F1 in ``benchmarks/ssl_quality.py``.
+    batch_norm : bool, default=True
+        Whether each hidden block has ``BatchNorm1d``. Much of the
+        semi-supervised gain on digits rests on it (``benchmarks/ssl_quality.py``,
+        50 labels, 10 seeds, macro-F1 0.883 with, 0.862 without, paired
+        +0.021 +- 0.011; on the labels only 0.823 vs 0.828); on breast cancer
+        with 20 labels leaving it out is within the noise (0.930 vs 0.925,
+        +0.005 +- 0.008).
 
     Examples
     --------
@@ -40,7 +47,9 @@ class MLPClassifierModule(nn.Module):
     True
     """
 
-    def __init__(self, n_features, n_classes, hidden_units=(256,), dropout=0.2):
+    def __init__(
+        self, n_features, n_classes, hidden_units=(256,), dropout=0.2, batch_norm=True
+    ):
         super().__init__()
         if isinstance(hidden_units, Integral):
             hidden_units = (hidden_units,)
@@ -57,11 +66,10 @@ class MLPClassifierModule(nn.Module):
         layers = []
         width = int(n_features)
         for units in hidden_units:
-            layers += [
-                nn.Linear(width, int(units)),
-                nn.BatchNorm1d(int(units)),
-                nn.ReLU(),
-            ]
+            layers.append(nn.Linear(width, int(units)))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(int(units)))
+            layers.append(nn.ReLU())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = int(units)

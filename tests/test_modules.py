@@ -22,6 +22,16 @@ def test_forward_is_head_of_embed():
     assert not supports_embedding(nn.Linear(2, 2))
 
 
+def test_batch_norm_can_be_left_out():
+    with_bn = MLPClassifierModule(3, 2, hidden_units=(4, 5))
+    without = MLPClassifierModule(3, 2, hidden_units=(4, 5), batch_norm=False)
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in with_bn.modules()) == 2
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in without.modules())
+    x = torch.randn(1, 3)  # one row: only possible without BatchNorm in training
+    assert without.train()(x).shape == (1, 2)
+    assert torch.equal(without.eval()(x), without.head(without.embed(x)))
+
+
 @pytest.mark.parametrize("units", [7, np.int64(7), (7,), [np.int32(7)]])
 def test_int_hidden_units(units):
     module = MLPClassifierModule(3, 2, hidden_units=units)
