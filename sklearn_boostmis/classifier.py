@@ -24,6 +24,30 @@ from .thresholds import make_threshold
 UNLABELED = -1
 
 
+def _check_no_missing_labels(y):
+    """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
+    if y is None:
+        return  # validate_data says that y is required
+    values = np.asarray(y)
+    if values.dtype.kind == "f":
+        missing = int(np.isnan(values).sum())
+    elif values.dtype == object:
+        missing = sum(
+            v is None
+            or type(v).__name__ in ("NAType", "NaTType")
+            or (isinstance(v, (float, np.floating)) and np.isnan(v))
+            for v in values.reshape(-1)
+        )
+    else:
+        return
+    if missing:
+        raise ValueError(
+            f"y has {missing} missing label(s) (NaN, None or NA): mark unlabeled "
+            "rows with -1 instead (e.g. y.fillna(-1), with dtype=object for string "
+            "labels)"
+        )
+
+
 # skorch settings made from estimator parameters (None: derived, not settable).
 _NET_PARAMS_OWNED = {
     "module": "module",
@@ -362,6 +386,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             has probably collapsed onto the other classes.
         """
         warm = self.warm_start and hasattr(self, "net_")
+        _check_no_missing_labels(y)
         X, y = self._validate_input(X, y, reset=not warm)
         labeled = self._check_labels(y)
         classes = np.unique(y[labeled])
@@ -457,6 +482,13 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 "(-1 marks unlabeled rows)"
             )
         check_classification_targets(y[labeled])
+        if y.dtype == object and any(isinstance(c, str) and c == "-1" for c in y):
+            warnings.warn(
+                "y holds the string '-1', which is a class here: unlabeled rows are "
+                "marked by the integer -1",
+                UserWarning,
+                stacklevel=4,
+            )
         if labeled.all():
             # 4: this method, fit, sklearn's _fit_context wrapper, the caller
             warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)

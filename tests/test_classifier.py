@@ -132,6 +132,44 @@ def test_string_dtype_rejected(iris_data):
         BoostMISClassifier(**FAST).fit(X, y.astype(str))
 
 
+def _missing_label_targets(y, unlabeled):
+    pd = pytest.importorskip("pandas")
+    names = np.array(["a", "b", "c"], dtype=object)[y]
+    return {
+        "float NaN": np.where(unlabeled, np.nan, y),
+        "object None": np.where(unlabeled, None, names),
+        "pandas string NA": pd.Series(names, dtype="string").mask(unlabeled),
+        "pandas Int64 NA": pd.Series(y, dtype="Int64").mask(unlabeled),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["float NaN", "object None", "pandas string NA", "pandas Int64 NA"]
+)
+def test_missing_labels_point_to_minus_one(iris_data, kind):
+    X, y, y_partial = iris_data
+    y_missing = _missing_label_targets(y, y_partial == -1)[kind]
+    n_missing = int((y_partial == -1).sum())
+    with pytest.raises(ValueError, match=f"y has {n_missing} missing label.*with -1"):
+        BoostMISClassifier(**FAST).fit(X, y_missing)
+
+
+def test_string_minus_one_warns(iris_data):
+    X, y, y_partial = iris_data
+    names = np.array(["a", "b", "c"], dtype=object)
+    y_str = np.where(y_partial == -1, "-1", names[y]).astype(object)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf = BoostMISClassifier(**FAST).fit(X, y_str)
+    messages = {str(w.message).split(":")[0]: w.filename for w in record}
+    # '-1' strings are labels, so no row is unlabeled either
+    assert messages == {
+        "y holds the string '-1', which is a class here": __file__,
+        "y contains no unlabeled samples": __file__,
+    }
+    assert "-1" in clf.classes_.tolist()
+
+
 def test_warns_when_everything_labeled(iris_data):
     X, y, _ = iris_data
     with pytest.warns(UserWarning, match="y contains no unlabeled samples") as record:
