@@ -18,34 +18,10 @@ from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import AcceleratedBoostMISNet, BoostMISNet
 from .modules import MLPClassifierModule, resolve_device
-from .scoring import labeled_rows
+from .scoring import check_no_missing_labels, labeled_rows
 from .thresholds import make_threshold
 
 UNLABELED = -1
-
-
-def _check_no_missing_labels(y):
-    """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
-    if y is None:
-        return  # validate_data says that y is required
-    values = np.asarray(y)
-    if values.dtype.kind == "f":
-        missing = int(np.isnan(values).sum())
-    elif values.dtype == object:
-        missing = sum(
-            v is None
-            or type(v).__name__ in ("NAType", "NaTType")
-            or (isinstance(v, (float, np.floating)) and np.isnan(v))
-            for v in values.reshape(-1)
-        )
-    else:
-        return
-    if missing:
-        raise ValueError(
-            f"y has {missing} missing label(s) (NaN, None or NA): mark unlabeled "
-            "rows with -1 instead (e.g. y.fillna(-1), with dtype=object for string "
-            "labels)"
-        )
 
 
 # skorch settings made from estimator parameters (None: derived, not settable).
@@ -386,7 +362,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             has probably collapsed onto the other classes.
         """
         warm = self.warm_start and hasattr(self, "net_")
-        _check_no_missing_labels(y)
+        check_no_missing_labels(y)
         X, y = self._validate_input(X, y, reset=not warm)
         labeled = self._check_labels(y)
         classes = np.unique(y[labeled])

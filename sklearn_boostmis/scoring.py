@@ -4,8 +4,33 @@ import numpy as np
 from sklearn.metrics import get_scorer
 
 
+def check_no_missing_labels(y):
+    """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
+    if y is None:
+        return  # validate_data says that y is required
+    values = np.asarray(y)
+    if values.dtype.kind == "f":
+        missing = int(np.isnan(values).sum())
+    elif values.dtype == object:
+        missing = sum(
+            v is None
+            or type(v).__name__ in ("NAType", "NaTType")
+            or (isinstance(v, (float, np.floating)) and np.isnan(v))
+            for v in values.reshape(-1)
+        )
+    else:
+        return
+    if missing:
+        raise ValueError(
+            f"y has {missing} missing label(s) (NaN, None or NA): mark unlabeled "
+            "rows with -1 instead (e.g. y.fillna(-1), with dtype=object for string "
+            "labels)"
+        )
+
+
 def labeled_mask(y):
-    """Boolean mask of the rows whose label is not -1."""
+    """Boolean mask of the rows whose label is not -1 (missing labels refused)."""
+    check_no_missing_labels(y)
     y = np.asarray(y)
     if y.dtype.kind in "US":
         return np.ones(len(y), dtype=bool)

@@ -19,3 +19,21 @@ def test_scorer_on_dataframe_and_repr():
     scorer = make_labeled_scorer("accuracy")
     assert scorer(clf, X, y) == pytest.approx(2 / 3)
     assert "accuracy" in repr(scorer) or "make_labeled_scorer" in repr(scorer)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([1.0, np.nan, 0.0]),
+        np.array(["a", None, "b"], dtype=object),
+        pd.Series(["a", None, "b"], dtype="string"),
+    ],
+)
+def test_missing_labels_are_refused_not_scored_as_wrong(y):
+    X = np.zeros((3, 1))
+    clf = DummyClassifier(strategy="most_frequent").fit(
+        X[[0, 2]], np.asarray(y)[[0, 2]]
+    )
+    with pytest.raises(ValueError, match="y has 1 missing label.*with -1"):
+        make_labeled_scorer("accuracy")(clf, X, y)
+    assert labeled_mask(np.array([1.0, -1.0])).tolist() == [True, False]
