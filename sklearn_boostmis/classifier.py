@@ -136,7 +136,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         the minority class take over on the MESCC-like synthetic data
         (``benchmarks/ssl_grid.py``).
     callbacks : list of skorch callbacks, default=None
-        Passed to the skorch engine.
+        Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``,
+        ``Checkpoint``). Scoring callbacks are refused (there is no validation
+        split); an ``LRScheduler`` needs the built-in cosine schedule turned off
+        with ``net_params={"callbacks__cosine_lr": None}``.
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
         A setting that an estimator parameter already makes (``lr``,
@@ -566,8 +569,32 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                     f"use: {_NET_PARAMS_UNUSED[prefix]}"
                 )
 
+    def _check_callbacks(self):
+        """Refuse callbacks that would silently do nothing or fail obscurely."""
+        from skorch.callbacks import LRScheduler
+        from skorch.callbacks.scoring import ScoringBase
+
+        cosine_on = (self.net_params or {}).get("callbacks__cosine_lr", "on")
+        for entry in self.callbacks or []:
+            callback = entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(callback, ScoringBase):
+                raise ValueError(
+                    f"{type(callback).__name__} is not supported: fit has no "
+                    "validation split and its training rows are mostly unlabeled. "
+                    "history_ holds sup_loss, unsup_loss, mask_ratio and threshold; "
+                    "score held-out rows with make_labeled_scorer after fit, or "
+                    "pass X_val, y_val to AnnotationLoop.fit"
+                )
+            if isinstance(callback, LRScheduler) and cosine_on is not None:
+                raise ValueError(
+                    "the built-in cosine schedule sets the learning rate at every "
+                    "step and would override this LRScheduler: to use your own, "
+                    "also pass net_params={'callbacks__cosine_lr': None}"
+                )
+
     def _make_net(self, device, seed, class_weight=None):
         self._check_net_params()
+        self._check_callbacks()
         module, module_kwargs = self._make_module()
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if issubclass(self.optimizer, torch.optim.SGD):

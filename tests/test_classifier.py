@@ -471,6 +471,43 @@ def test_net_params_that_estimator_parameters_set_are_refused(
         BoostMISClassifier(net_params=net_params, **FAST).fit(X, y_partial)
 
 
+@pytest.mark.parametrize(
+    "callback, match",
+    [
+        ("EpochScoring", "EpochScoring is not supported: fit has no validation"),
+        ("BatchScoring", "BatchScoring is not supported"),
+        ("LRScheduler", "callbacks__cosine_lr': None"),
+    ],
+)
+def test_callbacks_that_cannot_work_are_refused(iris_data, callback, match):
+    from skorch import callbacks
+
+    X, _, y_partial = iris_data
+    made = {
+        "EpochScoring": lambda: callbacks.EpochScoring("accuracy", on_train=True),
+        "BatchScoring": lambda: callbacks.BatchScoring("accuracy", on_train=True),
+        "LRScheduler": lambda: ("step", callbacks.LRScheduler("StepLR", step_size=2)),
+    }[callback]()
+    with pytest.raises(ValueError, match=match):
+        BoostMISClassifier(callbacks=[made], **FAST).fit(X, y_partial)
+
+
+def test_own_lr_schedule_with_the_cosine_one_off(iris_data):
+    from skorch.callbacks import EarlyStopping, LRScheduler
+
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        callbacks=[
+            LRScheduler("StepLR", step_size=2, gamma=0.5),
+            EarlyStopping(monitor="train_loss", patience=100),
+        ],
+        net_params={"callbacks__cosine_lr": None},
+        **{**FAST, "max_epochs": 5},
+    ).fit(X, y_partial)
+    lrs = [h["event_lr"] for h in clf.history_]
+    assert lrs == pytest.approx([0.03 * 0.5 ** (e // 2) for e in range(5)])
+
+
 def test_other_net_params_reach_the_engine(iris_data):
     X, _, y_partial = iris_data
     clf = BoostMISClassifier(
