@@ -18,47 +18,11 @@ from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import AcceleratedBoostMISNet, BoostMISNet
 from .modules import MLPClassifierModule, resolve_device
+from .net_params import check_callbacks, check_net_params
 from .scoring import check_no_missing_labels, labeled_rows
 from .thresholds import make_threshold
 
 UNLABELED = -1
-
-
-# skorch settings made from estimator parameters (None: derived, not settable).
-_NET_PARAMS_OWNED = {
-    "module": "module",
-    "optimizer": "optimizer",
-    "optimizer__weight_decay": "weight_decay",
-    "optimizer__momentum": "momentum",
-    "lr": "lr",
-    "max_epochs": "max_epochs",
-    "batch_size": "batch_size",
-    "mu": "mu",
-    "lambda_u": "lambda_u",
-    "threshold": "threshold",
-    "ema_decay": "ema_decay",
-    "weak_augment": "weak_augment",
-    "strong_augment": "strong_augment",
-    "unsup_normalizer": "unsup_normalizer",
-    "class_weight": "class_weight",
-    "classes": None,
-    "callbacks": "callbacks",
-    "precision": "precision",
-    "seed": "random_state",
-    "verbose": "verbose",
-    "device": "device",
-    "accelerator": "accelerator",
-}
-
-# skorch settings that training never reads, with what to do instead.
-_NET_PARAMS_UNUSED = {
-    "criterion": "the losses are METHOD.md's cross-entropies (weigh classes with "
-    "class_weight)",
-    "train_split": "fit trains on every row; validate with cross-validation or "
-    "AnnotationLoop(...).fit(X, y, X_val, y_val)",
-    "iterator_train": "training batches are B labeled + mu * B unlabeled rows "
-    "(batch_size, mu)",
-}
 
 
 class BoostMISClassifier(ClassifierMixin, BaseEstimator):
@@ -546,55 +510,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         )
         return [float(w) for w in weights]
 
-    def _check_net_params(self):
-        """``net_params`` must not repeat what an estimator parameter sets, nor
-        set what training never reads."""
-        for key in self.net_params or {}:
-            if key in _NET_PARAMS_OWNED:
-                owner = _NET_PARAMS_OWNED[key]
-                use = f"the estimator parameter {owner!r}" if owner else "nothing"
-                raise ValueError(
-                    f"net_params sets {key!r}, which BoostMISClassifier sets "
-                    f"itself: use {use} instead"
-                )
-            if key.startswith("module__"):
-                raise ValueError(
-                    f"net_params sets {key!r}: pass module arguments in "
-                    f"module_params={{{key[len('module__') :]!r}: ...}}"
-                )
-            prefix = key.split("__")[0]
-            if prefix in _NET_PARAMS_UNUSED:
-                raise ValueError(
-                    f"net_params sets {key!r}, which BoostMISClassifier does not "
-                    f"use: {_NET_PARAMS_UNUSED[prefix]}"
-                )
-
-    def _check_callbacks(self):
-        """Refuse callbacks that would silently do nothing or fail obscurely."""
-        from skorch.callbacks import LRScheduler
-        from skorch.callbacks.scoring import ScoringBase
-
-        cosine_on = (self.net_params or {}).get("callbacks__cosine_lr", "on")
-        for entry in self.callbacks or []:
-            callback = entry[1] if isinstance(entry, tuple) else entry
-            if isinstance(callback, ScoringBase):
-                raise ValueError(
-                    f"{type(callback).__name__} is not supported: fit has no "
-                    "validation split and its training rows are mostly unlabeled. "
-                    "history_ holds sup_loss, unsup_loss, mask_ratio and threshold; "
-                    "score held-out rows with make_labeled_scorer after fit, or "
-                    "pass X_val, y_val to AnnotationLoop.fit"
-                )
-            if isinstance(callback, LRScheduler) and cosine_on is not None:
-                raise ValueError(
-                    "the built-in cosine schedule sets the learning rate at every "
-                    "step and would override this LRScheduler: to use your own, "
-                    "also pass net_params={'callbacks__cosine_lr': None}"
-                )
-
     def _make_net(self, device, seed, class_weight=None):
-        self._check_net_params()
-        self._check_callbacks()
+        check_net_params(self.net_params)
+        check_callbacks(self.callbacks, self.net_params)
         module, module_kwargs = self._make_module()
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if issubclass(self.optimizer, torch.optim.SGD):

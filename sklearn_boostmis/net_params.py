@@ -1,0 +1,92 @@
+"""Checks of the skorch settings a user passes through ``BoostMISClassifier``.
+
+``net_params`` and ``callbacks`` reach the skorch engine as they are; these
+checks refuse the ones that an estimator parameter already sets, that training
+never reads, or that would fail obscurely, with what to do instead.
+"""
+
+# skorch settings made from estimator parameters (None: derived from the data).
+_NET_PARAMS_OWNED = {
+    "module": "module",
+    "optimizer": "optimizer",
+    "optimizer__weight_decay": "weight_decay",
+    "optimizer__momentum": "momentum",
+    "lr": "lr",
+    "max_epochs": "max_epochs",
+    "batch_size": "batch_size",
+    "mu": "mu",
+    "lambda_u": "lambda_u",
+    "threshold": "threshold",
+    "ema_decay": "ema_decay",
+    "weak_augment": "weak_augment",
+    "strong_augment": "strong_augment",
+    "unsup_normalizer": "unsup_normalizer",
+    "class_weight": "class_weight",
+    "classes": None,
+    "callbacks": "callbacks",
+    "precision": "precision",
+    "seed": "random_state",
+    "verbose": "verbose",
+    "device": "device",
+    "accelerator": "accelerator",
+}
+
+# skorch settings that training never reads, with what to do instead.
+_NET_PARAMS_UNUSED = {
+    "criterion": "the losses are METHOD.md's cross-entropies (weigh classes with "
+    "class_weight)",
+    "train_split": "fit trains on every row; validate with cross-validation or "
+    "AnnotationLoop(...).fit(X, y, X_val, y_val)",
+    "iterator_train": "training batches are B labeled + mu * B unlabeled rows "
+    "(batch_size, mu)",
+}
+
+
+def check_net_params(net_params):
+    """Raise ``ValueError`` for a ``net_params`` key that must not be set."""
+    for key in net_params or {}:
+        if key in _NET_PARAMS_OWNED:
+            owner = _NET_PARAMS_OWNED[key]
+            use = (
+                f"use the estimator parameter {owner!r} instead"
+                if owner
+                else "it comes from the labeled rows"
+            )
+            raise ValueError(
+                f"net_params sets {key!r}, which BoostMISClassifier sets itself: {use}"
+            )
+        if key.startswith("module__"):
+            raise ValueError(
+                f"net_params sets {key!r}: pass module arguments in "
+                f"module_params={{{key[len('module__') :]!r}: ...}}"
+            )
+        prefix = key.split("__")[0]
+        if prefix in _NET_PARAMS_UNUSED:
+            raise ValueError(
+                f"net_params sets {key!r}, which BoostMISClassifier does not "
+                f"use: {_NET_PARAMS_UNUSED[prefix]}"
+            )
+
+
+def check_callbacks(callbacks, net_params):
+    """Raise ``ValueError`` for callbacks that would do nothing or fail obscurely."""
+    from skorch.callbacks import LRScheduler
+    from skorch.callbacks.scoring import ScoringBase
+
+    cosine_on = (net_params or {}).get("callbacks__cosine_lr", "on")
+    for entry in callbacks or []:
+        callback = entry[1] if isinstance(entry, tuple) else entry
+        if isinstance(callback, ScoringBase):
+            raise ValueError(
+                f"{type(callback).__name__} is not supported: fit has no "
+                "validation split and its training rows are mostly unlabeled. "
+                "history_ holds sup_loss, unsup_loss, mask_ratio and threshold; "
+                "score held-out rows with make_labeled_scorer after fit, or "
+                "pass X_val, y_val to AnnotationLoop.fit"
+            )
+        if isinstance(callback, LRScheduler) and cosine_on is not None:
+            raise ValueError(
+                "the built-in cosine schedule sets the learning rate at every "
+                "step and would override this LRScheduler: to use your own, "
+                "also pass net_params={'callbacks__cosine_lr': None}"
+            )

@@ -1,0 +1,61 @@
+import pytest
+import torch
+from skorch import callbacks
+
+from sklearn_boostmis.net_params import check_callbacks, check_net_params
+
+
+@pytest.mark.parametrize(
+    "net_params, use",
+    [
+        ({"max_epochs": 3}, "use the estimator parameter 'max_epochs' instead"),
+        ({"seed": 3}, "estimator parameter 'random_state'"),
+        ({"optimizer__momentum": 0.5}, "estimator parameter 'momentum'"),
+        ({"classes": [0, 1]}, "it comes from the labeled rows"),
+        ({"module__hidden_units": (8,)}, r"module_params=\{'hidden_units': ...\}"),
+        ({"criterion": torch.nn.NLLLoss}, "does not use: the losses"),
+        ({"train_split": None}, "does not use: fit trains on every row"),
+        ({"iterator_train__shuffle": False}, "does not use: training batches"),
+    ],
+)
+def test_refused_net_params_name_what_to_use(net_params, use):
+    with pytest.raises(ValueError, match=use):
+        check_net_params(net_params)
+
+
+def test_other_net_params_pass():
+    check_net_params(None)
+    check_net_params(
+        {
+            "iterator_valid__batch_size": 7,
+            "optimizer__nesterov": False,
+            "callbacks__cosine_lr": None,
+            "callbacks__print_log__sink": print,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "callback, match",
+    [
+        (
+            callbacks.EpochScoring("accuracy", on_train=True),
+            "EpochScoring is not supported: fit has no validation",
+        ),
+        (callbacks.BatchScoring("accuracy", on_train=True), "BatchScoring is not"),
+        (("step", callbacks.LRScheduler("StepLR", step_size=2)), "cosine_lr': None"),
+    ],
+)
+def test_callbacks_that_cannot_work_are_refused(callback, match):
+    with pytest.raises(ValueError, match=match):
+        check_callbacks([callback], None)
+
+
+def test_callbacks_that_work_pass():
+    check_callbacks(None, None)
+    check_callbacks(
+        [callbacks.EarlyStopping(monitor="train_loss"), ("cp", callbacks.Checkpoint())],
+        None,
+    )
+    lr = callbacks.LRScheduler("StepLR", step_size=2)
+    check_callbacks([lr], {"callbacks__cosine_lr": None})
