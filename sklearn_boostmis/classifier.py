@@ -396,6 +396,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
         if ndim == 3:
             X = np.asarray(X)[:, None]
+        if not reset and len(self.input_shape_) == 3:
+            # an image model: name the shapes before validate_data speaks of
+            # "features" (channels) or of "dim <= 2"
+            self._check_sample_shape(np.shape(X)[1:])
         kwargs = dict(dtype=np.float32, reset=reset, allow_nd=ndim in (3, 4))
         only_X = isinstance(y, str) and y == "no_validation"
         if only_X:
@@ -404,13 +408,23 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             X, y = validate_data(self, X, y, ensure_min_samples=2, **kwargs)
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {tuple(X.shape[1:])}, but "
-                f"{type(self).__name__} was fitted on samples of shape "
-                f"{self.input_shape_}"
-            )
+        else:
+            self._check_sample_shape(X.shape[1:])
         return X if only_X else (X, y)
+
+    def _check_sample_shape(self, shape):
+        if tuple(shape) != self.input_shape_:
+            hint = (
+                " (images: (n_samples, channels, height, width), or (n_samples, "
+                "height, width) for one channel)"
+                if len(self.input_shape_) == 3
+                else ""
+            )
+            raise ValueError(
+                f"X has samples of shape {tuple(shape)}, but "
+                f"{type(self).__name__} was fitted on samples of shape "
+                f"{self.input_shape_}{hint}"
+            )
 
     def _check_labels(self, y):
         if y.dtype.kind in "US":

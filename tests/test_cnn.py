@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -133,6 +135,16 @@ def test_estimator_module_params_and_wrong_shape(digit_images):
     assert clf.net_.module_.embedding_dim == 16
     with pytest.raises(ValueError, match="shape"):
         clf.predict(np.zeros((2, 10, 10), dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 64), (2, 1, 1, 8, 8)])
+def test_wrong_image_shape_names_both_shapes(fitted_images, shape):
+    expected = (
+        f"X has samples of shape {shape[1:]}, but BoostMISClassifier was fitted on "
+        "samples of shape (1, 8, 8) (images:"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        fitted_images.predict(np.zeros(shape, dtype=np.float32))
 
 
 def test_query_sampler_takes_image_pools(fitted_images, digit_images):
