@@ -419,6 +419,31 @@ def test_query_bad_labels(content, expect, data_dir, tmp_path, capsys):
     assert labels.read_text() == content and not out.exists()
 
 
+def test_query_reports_a_collapse_in_one_line(
+    data_dir, y_train, tmp_path, monkeypatch, capsys
+):
+    import sklearn_boostmis.classifier as classifier_module
+
+    def collapse_on_high(*args, **kwargs):
+        warnings.warn("raw", PseudoLabelCollapseWarning, stacklevel=2)
+        return [1]
+
+    monkeypatch.setattr(classifier_module, "warn_on_collapse", collapse_on_high)
+    y = six_to_two(y_train)
+    labeled = np.r_[np.flatnonzero(y == 0)[:6], np.flatnonzero(y == 1)[:4]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("index,label\n" + "".join(f"{i},{y[i]}\n" for i in labeled))
+    args = ["query", data_dir, "--labels", labels, "--budget", 2, "--task", "two"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc = main(
+            list(map(str, [*args, "--max-epochs", 2, "--out", tmp_path / "c.csv"]))
+        )
+    assert rc == 0 and not caught
+    err = capsys.readouterr().err
+    assert "warning; pseudo-label collapse: high (the model hardly predicts" in err
+
+
 def test_query_missing_labels_and_data(data_dir, tmp_path, capsys):
     args = ["--budget", "2", "--out", str(tmp_path / "c.csv")]
     assert (
@@ -455,20 +480,31 @@ def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, fit_params
     assert thresholds[-1].quota == 4
 
 
-def test_report_records_collapse_warnings(data_dir, tmp_path):
+def test_report_records_collapse_warnings(data_dir, tmp_path, monkeypatch, capsys):
+    import sklearn_boostmis.classifier as classifier_module
+
+    verdicts = []  # each fit's collapse verdict, as fit computed it
+    original = classifier_module.warn_on_collapse
+
+    def recording(*args, **kwargs):
+        verdicts.append(list(original(*args, **kwargs)))
+        return verdicts[-1]
+
+    monkeypatch.setattr(classifier_module, "warn_on_collapse", recording)
     out = tmp_path / "collapse"
     args = ["run", data_dir, "--task", "two", "--cycles", 2, *TINY, "--out", out]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(list(map(str, args))) == 0
-    named = [str(w.message) for w in caught if w.category is PseudoLabelCollapseWarning]
-    assert named  # the 12-label start on 9:1 data collapses
+    assert any(verdicts)  # the 12-label start on 9:1 data collapses
+    # summarised in the command's own lines, not printed as raw warnings
+    assert not [w for w in caught if w.category is PseudoLabelCollapseWarning]
     cycles = json.loads((out / "report.json").read_text())["cycles"]
-    assert len(cycles) == 3 and all("collapsed_classes" in e for e in cycles)
-    recorded = [c for e in cycles for c in e["collapsed_classes"]]
-    assert len(recorded) == len(named)
-    for label, message in zip(recorded, named, strict=True):
-        assert message.startswith(f"class {label!r} is")
+    assert [e["collapsed_classes"] for e in cycles] == verdicts
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    for line, verdict in zip(lines, verdicts, strict=True):
+        assert ("pseudo-label collapse: high" in line) == (verdict == [1])
     names = json.loads((out / "report.json").read_text())["config"]["target_names"]
     md = (out / "report.md").read_text()
     assert "**Pseudo-label collapse**" in md

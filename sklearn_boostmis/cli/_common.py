@@ -6,6 +6,8 @@ import io
 import json
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -117,3 +119,21 @@ def plot_curves(series, path, title):
     fig.suptitle(title)
     save_figure_atomic(fig, path)
     plt.close(fig)
+
+
+@contextmanager
+def collapse_warnings_summarised():
+    """Silence ``PseudoLabelCollapseWarning`` inside: the commands report each
+    fit's ``collapsed_classes_`` in their own lines instead of a raw warning."""
+    from ..diagnostics import PseudoLabelCollapseWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PseudoLabelCollapseWarning)
+        yield
+
+
+def collapse_note(classes, names):
+    """``"; pseudo-label collapse: <names>"`` for a fit's collapsed classes, or ""."""
+    if not classes:
+        return ""
+    return "; pseudo-label collapse: " + ", ".join(names[c] for c in classes)

@@ -3,11 +3,17 @@ random-query and a supervised-only baseline."""
 
 import os
 import time
-import warnings
 
 import numpy as np
 
-from ._common import CURVE_PNG, plot_curves, say, standardize, write_json
+from ._common import (
+    CURVE_PNG,
+    collapse_warnings_summarised,
+    plot_curves,
+    say,
+    standardize,
+    write_json,
+)
 
 
 class _RandomQuerySampler:
@@ -41,7 +47,6 @@ def cmd_demo(args):
         AnnotationLoop,
         BoostMISClassifier,
         InformativeQuerySampler,
-        PseudoLabelCollapseWarning,
     )
 
     t0 = time.perf_counter()
@@ -80,9 +85,7 @@ def cmd_demo(args):
         say(f"{name}: {len(loop.history_)} fits in {time.perf_counter() - start:.1f}s")
         return loop
 
-    with warnings.catch_warnings():
-        # reported once, after the table, from the loops' histories
-        warnings.simplefilter("ignore", PseudoLabelCollapseWarning)
+    with collapse_warnings_summarised():  # once, after the table
         boost = run_loop(
             InformativeQuerySampler(random_state=args.seed), "BoostMIS loop"
         )

@@ -8,7 +8,13 @@ import numpy as np
 
 from .._io import atomic_write
 from ..datasets import _grade_names, load_features, split_paths
-from ._common import class_weight_arg, say, standardize
+from ._common import (
+    class_weight_arg,
+    collapse_note,
+    collapse_warnings_summarised,
+    say,
+    standardize,
+)
 
 
 def _read_labels(path, n_rows, names):
@@ -81,12 +87,20 @@ def cmd_query(args):
     if pool.size == 0:
         raise ValueError(f"{args.labels}: every train row is labeled; nothing to query")
     say(f"training on {len(indices)} labels and {pool.size} unlabeled rows ...")
-    clf = BoostMISClassifier(
-        max_epochs=args.max_epochs,
-        random_state=args.seed,
-        device=args.device,
-        class_weight=class_weight_arg(args),
-    ).fit(X, y)
+    with collapse_warnings_summarised():
+        clf = BoostMISClassifier(
+            max_epochs=args.max_epochs,
+            random_state=args.seed,
+            device=args.device,
+            class_weight=class_weight_arg(args),
+        ).fit(X, y)
+    if clf.collapsed_classes_:
+        say(
+            "warning"
+            + collapse_note(clf.collapsed_classes_, names)
+            + " (the model hardly predicts it on the unlabeled rows; label more rows "
+            "of it, or try --class-weight balanced)"
+        )
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)
     union = sampler.select_union(clf, X[pool], k)

@@ -13,6 +13,8 @@ from ._common import (
     CURVE_PNG,
     class_weight_arg,
     classification_metrics,
+    collapse_note,
+    collapse_warnings_summarised,
     plot_curves,
     save_weights_atomic,
     say,
@@ -216,15 +218,16 @@ def cmd_run(args):
     loop = None
     for target in range(1, args.cycles + 1):
         start = time.perf_counter()
-        loop = AnnotationLoop(
-            estimator,
-            sampler,
-            oracle,
-            n_cycles=target,
-            budget=args.budget,
-            final_fit=False,
-            state_dir=out,
-        ).fit(X_train, y0, X_val, data.y_val)
+        with collapse_warnings_summarised():  # noted in the cycle's line
+            loop = AnnotationLoop(
+                estimator,
+                sampler,
+                oracle,
+                n_cycles=target,
+                budget=args.budget,
+                final_fit=False,
+                state_dir=out,
+            ).fit(X_train, y0, X_val, data.y_val)
         if loop.start_cycle_ > target:
             raise ValueError(
                 f"{out} already holds {loop.start_cycle_} annotation cycles: "
@@ -253,11 +256,13 @@ def cmd_run(args):
             f"cycle {target}/{args.cycles}: fit on {e['n_labeled']} labels, "
             f"+{e['n_queried']} annotated; test accuracy {e['accuracy']:.3f}, "
             f"macro-F1 {e['macro_f1']:.3f} ({time.perf_counter() - start:.1f}s)"
+            + collapse_note(e["collapsed_classes"], names)
         )
     start = time.perf_counter()
-    est = _final_fit(
-        estimator, loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget
-    )
+    with collapse_warnings_summarised():
+        est = _final_fit(
+            estimator, loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget
+        )
     eps = est.threshold_history_
     val = classification_metrics(data.y_val, est.predict(X_val), names)
     entries = {c: e for c, e in entries.items() if c < args.cycles}
@@ -286,6 +291,8 @@ def cmd_run(args):
     say(
         f"final fit on {final['n_labeled']} labels: test accuracy "
         f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f} "
-        f"({time.perf_counter() - start:.1f}s); outputs in {out}"
+        f"({time.perf_counter() - start:.1f}s)"
+        + collapse_note(final["collapsed_classes"], names)
+        + f"; outputs in {out}"
     )
     return 0
