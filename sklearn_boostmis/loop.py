@@ -15,6 +15,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
@@ -34,6 +35,11 @@ _LOG_HEADER = ["index", "label", "cycle"]
 def _key(value):
     """Hashable, type-tolerant key of a label (numpy scalars -> Python)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _final_step(estimator):
+    """The classifier itself, or the last step of a Pipeline."""
+    return estimator[-1] if isinstance(estimator, Pipeline) else estimator
 
 
 def _warm_start_params(threshold, estimator, n_annotated, budget):
@@ -78,9 +84,11 @@ class AnnotationLoop(BaseEstimator):
 
     Parameters
     ----------
-    estimator : BoostMISClassifier
+    estimator : BoostMISClassifier or Pipeline ending in one
         The classifier; it is cloned, never fitted in place. Give it an int
-        ``random_state`` for repeatable (and exactly resumable) runs.
+        ``random_state`` for repeatable (and exactly resumable) runs. In a
+        Pipeline the earlier steps are refit on the same ``X`` each cycle and
+        the classifier is warm-started.
     sampler : InformativeQuerySampler or None, default=None
         The query strategy (its ``select_union``); None uses the default
         :class:`~sklearn_boostmis.query.InformativeQuerySampler`.
@@ -109,8 +117,8 @@ class AnnotationLoop(BaseEstimator):
 
     Attributes
     ----------
-    estimator_ : BoostMISClassifier
-        The last fitted classifier.
+    estimator_ : BoostMISClassifier or Pipeline
+        The last fitted classifier (a fitted copy of ``estimator``).
     y_ : ndarray of shape (n_samples,)
         The labels after all answers (-1 for rows still unlabeled).
     annotated_indices_ : ndarray of int
@@ -296,17 +304,22 @@ class AnnotationLoop(BaseEstimator):
     # -- one cycle -----------------------------------------------------------
     def _fit_estimator(self, est, X, y, cycle, n_annotated):
         if cycle > 0 and est is not None:
-            threshold = getattr(self.estimator, "threshold", None)
-            est.set_params(
-                **_warm_start_params(threshold, est, n_annotated, self.budget)
+            threshold = getattr(_final_step(self.estimator), "threshold", None)
+            params = _warm_start_params(
+                threshold, _final_step(est), n_annotated, self.budget
             )
+            if isinstance(est, Pipeline):  # the earlier steps refit as they are
+                name = est.steps[-1][0]
+                params = {f"{name}__{key}": value for key, value in params.items()}
+            est.set_params(**params)
         else:
             est = clone(self.estimator)
         return est.fit(X, y)
 
     @staticmethod
     def _entry(est, y, cycle, X_val, y_val):
-        eps = getattr(est, "threshold_history_", [])
+        classifier = _final_step(est)
+        eps = getattr(classifier, "threshold_history_", [])
         entry = {
             "cycle": int(cycle),
             "n_labeled": int(labeled_mask(y).sum()),
@@ -315,7 +328,7 @@ class AnnotationLoop(BaseEstimator):
             "val_f1_macro": None,
             "n_queried": 0,
             "picks": None,
-            "collapsed_classes": list(getattr(est, "collapsed_classes_", [])),
+            "collapsed_classes": list(getattr(classifier, "collapsed_classes_", [])),
         }
         if X_val is not None:
             X_true, y_true, _ = labeled_rows(X_val, y_val)

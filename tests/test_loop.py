@@ -258,3 +258,37 @@ def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, refere
     assert len(oracle.calls) == 1  # cycle 1's query, with the final fit's model
     _assert_same_run(extended, reference)
     assert sorted({c for _, _, c in read_annotations(state)}) == [0, 1]
+
+
+def test_pipeline_estimator_matches_the_bare_classifier(iris_data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, y_partial = iris_data
+    X_raw = X * 3.0 + 1.0  # the pipeline's scaler undoes this
+    X_scaled = StandardScaler().fit_transform(X_raw)
+    runs = {}
+    for name, estimator, data in [
+        ("bare", BoostMISClassifier(random_state=0, **FAST), X_scaled),
+        (
+            "pipeline",
+            make_pipeline(StandardScaler(), BoostMISClassifier(random_state=0, **FAST)),
+            X_raw,
+        ),
+    ]:
+        loop = AnnotationLoop(
+            estimator,
+            sampler=InformativeQuerySampler(random_state=0),
+            oracle=RecordingOracle(y, y_partial),
+            n_cycles=2,
+            budget=K,
+        )
+        runs[name] = (loop.fit(data, y_partial.copy(), data, y), data)
+    (bare, X_bare), (pipe, X_pipe) = runs["bare"], runs["pipeline"]
+    np.testing.assert_array_equal(pipe.annotated_indices_, bare.annotated_indices_)
+    assert pipe.history_ == bare.history_
+    # warm-started through the pipeline: the last fit knew the last round's N_A
+    assert pipe.estimator_[-1].threshold.n_annotated == bare.n_annotated_
+    np.testing.assert_array_equal(
+        pipe.estimator_.predict_proba(X_pipe), bare.estimator_.predict_proba(X_bare)
+    )
