@@ -331,8 +331,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "net_")
         check_no_missing_labels(y)
         X, y = self._validate_input(X, y, reset=not warm)
-        labeled = self._check_labels(y)
-        classes = np.unique(y[labeled])
+        labeled, classes = self._check_labels(y)
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(
                 f"warm_start=True needs the same classes as the previous fit: "
@@ -393,13 +392,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ``n_features_in_`` is the size of the second axis (features, or image
         channels); ``input_shape_`` is the whole shape of one sample.
         """
-        ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
+        if not hasattr(X, "shape"):  # a list: converted once, for ndim and shape
+            X = np.asarray(X)
+        ndim = X.ndim
         if ndim == 3:
             X = np.asarray(X)[:, None]
-        if not reset and len(self.input_shape_) == 3:
-            # an image model: name the shapes before validate_data speaks of
-            # "features" (channels) or of "dim <= 2"
-            self._check_sample_shape(np.shape(X)[1:])
+        image_model = not reset and len(self.input_shape_) == 3
+        if image_model:
+            # name the shapes before validate_data speaks of "features"
+            # (channels) or of "dim <= 2"
+            self._check_sample_shape(X.shape[1:])
         kwargs = dict(dtype=np.float32, reset=reset, allow_nd=ndim in (3, 4))
         only_X = isinstance(y, str) and y == "no_validation"
         if only_X:
@@ -408,7 +410,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             X, y = validate_data(self, X, y, ensure_min_samples=2, **kwargs)
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
-        else:
+        elif not image_model:
             self._check_sample_shape(X.shape[1:])
         return X if only_X else (X, y)
 
@@ -439,7 +441,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 "(-1 marks unlabeled rows)"
             )
         check_classification_targets(y[labeled])
-        if y.dtype == object and any(isinstance(c, str) and c == "-1" for c in y):
+        classes = np.unique(y[labeled])
+        if y.dtype == object and any(isinstance(c, str) and c == "-1" for c in classes):
             warnings.warn(
                 "y holds the string '-1', which is a class here: unlabeled rows are "
                 "marked by the integer -1",
@@ -449,13 +452,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         if labeled.all():
             # 4: this method, fit, sklearn's _fit_context wrapper, the caller
             warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)
-        n_classes = len(np.unique(y[labeled]))
-        if n_classes < 2:
+        if len(classes) < 2:
             raise ValueError(
-                f"y must contain at least 2 labeled classes; got {n_classes} class "
+                f"y must contain at least 2 labeled classes; got {len(classes)} class "
                 "among the labeled rows (-1 marks unlabeled rows)"
             )
-        return labeled
+        return labeled, classes
 
     def _resolve_device(self):
         """The compute device; checks ``precision`` against it."""

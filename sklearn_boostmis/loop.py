@@ -42,33 +42,39 @@ def _final_step(estimator):
     return estimator[-1] if isinstance(estimator, Pipeline) else estimator
 
 
-def _warm_start_params(threshold, estimator, n_annotated, budget):
-    """Parameters of the warm-started refit after an annotation round.
+def _warm_started(template, estimator, n_annotated, budget):
+    """``estimator`` set to refit warm-started after an annotation round.
 
     Parameters
     ----------
-    threshold : str or object
-        The *template* estimator's ``threshold``: with ``"adaptive"`` the refit
+    template : BoostMISClassifier or Pipeline ending in one
+        The loop's unfitted estimator: with ``threshold="adaptive"`` the refit
         gets a new :class:`~sklearn_boostmis.thresholds.AdaptiveThreshold` that
         knows the round's N_A and K. (The fitted estimator's own ``threshold``
         is already such an object after the first round, holding an older N_A.)
-    estimator : BoostMISClassifier
-        The estimator to refit (its ``alpha``, ``beta`` and ``t_max`` are kept).
+    estimator : BoostMISClassifier or Pipeline ending in one
+        The fitted estimator to refit (its ``alpha``, ``beta`` and ``t_max``
+        are kept; in a Pipeline the earlier steps refit as they are).
     n_annotated : int
         N_A, the size of the last round's AUS + BUS union.
     budget : int
         K, each selector's quota.
     """
+    classifier = _final_step(estimator)
     params = {"warm_start": True}
+    threshold = getattr(_final_step(template), "threshold", None)
     if isinstance(threshold, str) and threshold == "adaptive":
         params["threshold"] = AdaptiveThreshold(
-            alpha=estimator.alpha,
-            beta=estimator.beta,
-            t_max=estimator.t_max,
+            alpha=classifier.alpha,
+            beta=classifier.beta,
+            t_max=classifier.t_max,
             n_annotated=int(n_annotated),
             quota=int(budget),
         )
-    return params
+    if isinstance(estimator, Pipeline):
+        name = estimator.steps[-1][0]
+        params = {f"{name}__{key}": value for key, value in params.items()}
+    return estimator.set_params(**params)
 
 
 class AnnotationLoop(BaseEstimator):
@@ -304,14 +310,7 @@ class AnnotationLoop(BaseEstimator):
     # -- one cycle -----------------------------------------------------------
     def _fit_estimator(self, est, X, y, cycle, n_annotated):
         if cycle > 0 and est is not None:
-            threshold = getattr(_final_step(self.estimator), "threshold", None)
-            params = _warm_start_params(
-                threshold, _final_step(est), n_annotated, self.budget
-            )
-            if isinstance(est, Pipeline):  # the earlier steps refit as they are
-                name = est.steps[-1][0]
-                params = {f"{name}__{key}": value for key, value in params.items()}
-            est.set_params(**params)
+            est = _warm_started(self.estimator, est, n_annotated, self.budget)
         else:
             est = clone(self.estimator)
         return est.fit(X, y)

@@ -5,6 +5,9 @@ checks refuse the ones that an estimator parameter already sets, that training
 never reads, or that would fail obscurely, with what to do instead.
 """
 
+from skorch.callbacks import LRScheduler
+from skorch.callbacks.scoring import ScoringBase
+
 # skorch settings made from estimator parameters (None: derived from the data).
 _NET_PARAMS_OWNED = {
     "module": "module",
@@ -70,9 +73,6 @@ def check_net_params(net_params):
 
 def check_callbacks(callbacks, net_params):
     """Raise ``ValueError`` for callbacks that would do nothing or fail obscurely."""
-    from skorch.callbacks import LRScheduler
-    from skorch.callbacks.scoring import ScoringBase
-
     cosine_on = (net_params or {}).get("callbacks__cosine_lr", "on")
     for entry in callbacks or []:
         callback = entry[1] if isinstance(entry, tuple) else entry

@@ -11,12 +11,28 @@ import argparse
 import sys
 
 from .. import __version__
-from ._common import positive_int
 from .demo import cmd_demo
 from .query import cmd_query
 from .run import cmd_run
 
 __all__ = ["main"]
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_int(text):
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def _build_parser():
@@ -54,7 +70,7 @@ def _build_parser():
     )
     common.add_argument(
         "--max-epochs",
-        type=positive_int,
+        type=_positive_int,
         default=100,
         help="epochs per fit (default: %(default)s)",
     )
@@ -93,19 +109,19 @@ def _build_parser():
     )
     run.add_argument(
         "--cycles",
-        type=positive_int,
+        type=_positive_int,
         default=5,
         help="annotation cycles (default: %(default)s)",
     )
     run.add_argument(
         "--budget",
-        type=positive_int,
+        type=_positive_int,
         default=50,
         help="K, rows per selector and cycle (default: %(default)s)",
     )
     run.add_argument(
         "--initial-labels",
-        type=positive_int,
+        type=_positive_int,
         default=100,
         help="initial labels drawn stratified from train (default: %(default)s)",
     )
@@ -135,7 +151,7 @@ def _build_parser():
     )
     query.add_argument(
         "--budget",
-        type=positive_int,
+        type=_positive_int,
         required=True,
         help="K, rows per selector (AUS and BUS)",
     )

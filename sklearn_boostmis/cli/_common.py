@@ -1,10 +1,8 @@
-"""Helpers shared by the ``boostmis`` subcommands: argument types, output files,
-standardisation, metrics and the learning-curve plot."""
+"""Helpers shared by the ``boostmis`` subcommands: output files, standardisation,
+metrics, the learning-curve plot and the collapse notes."""
 
-import argparse
 import io
 import json
-import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -20,14 +18,6 @@ def write_json(path, obj):
     atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
-def save_weights_atomic(estimator, path):
-    from ..persistence import save_weights
-
-    tmp = f"{path}.tmp"
-    save_weights(estimator, tmp)
-    os.replace(tmp, path)
-
-
 def save_figure_atomic(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -38,26 +28,9 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def class_weight_arg(args):
     """The estimator's ``class_weight`` from ``--class-weight``."""
     return None if args.class_weight == "none" else args.class_weight
-
-
-def positive_int(text):
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def standardize(X_train, *others):

@@ -16,7 +16,6 @@ from ._common import (
     collapse_note,
     collapse_warnings_summarised,
     plot_curves,
-    save_weights_atomic,
     say,
     standardize,
     write_json,
@@ -38,6 +37,14 @@ _RESUME_KEYS = (
     "n_features",
 )
 _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
+
+
+def _save_weights_atomic(estimator, path):
+    from ..persistence import save_weights
+
+    tmp = f"{path}.tmp"
+    save_weights(estimator, tmp)
+    os.replace(tmp, path)
 
 
 def _stratified_initial(y, n, seed):
@@ -157,16 +164,9 @@ def _report_md(report):
     return "\n".join(lines) + "\n"
 
 
-def _final_fit(template, estimator, X, y, n_annotated, budget):
-    """Warm-started fit on every answer, as AnnotationLoop's final fit does."""
-    from ..loop import _warm_start_params
-
-    params = _warm_start_params(template.threshold, estimator, n_annotated, budget)
-    return estimator.set_params(**params).fit(X, y)
-
-
 def cmd_run(args):
     from .. import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
+    from ..loop import _warm_started
 
     data = load_mescc(args.data_dir, args.task)
     out = args.out
@@ -260,9 +260,10 @@ def cmd_run(args):
         )
     start = time.perf_counter()
     with collapse_warnings_summarised():
-        est = _final_fit(
-            estimator, loop.estimator_, X_train, loop.y_, loop.n_annotated_, args.budget
-        )
+        # warm-started on every answer, as AnnotationLoop's final fit does
+        est = _warm_started(
+            estimator, loop.estimator_, loop.n_annotated_, args.budget
+        ).fit(X_train, loop.y_)
     eps = est.threshold_history_
     val = classification_metrics(data.y_val, est.predict(X_val), names)
     entries = {c: e for c, e in entries.items() if c < args.cycles}
@@ -278,7 +279,7 @@ def cmd_run(args):
         "collapsed_classes": list(est.collapsed_classes_),
         **evaluate(est),
     }
-    save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
+    _save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
     write_report(True)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
