@@ -633,7 +633,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None):
         """Accuracy on the labeled rows; rows with ``y == -1`` are ignored.
 
-        This keeps cross-validation on partially labeled data meaningful.
+        This keeps cross-validation on partially labeled data meaningful. A
+        ``ValueError`` says so when no row of ``y`` is labeled.
         """
         X_labeled, y_labeled, mask = labeled_rows(X, y)
         weights = None if sample_weight is None else np.asarray(sample_weight)[mask]

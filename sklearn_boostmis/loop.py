@@ -77,6 +77,17 @@ def _warm_started(template, estimator, n_annotated, budget):
     return estimator.set_params(**params)
 
 
+def _validation_rows(X, X_val, y_val):
+    """The labeled rows of the validation set, checked before the first fit."""
+    X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
+    if np.shape(X_true)[1:] != np.shape(X)[1:]:
+        raise ValueError(
+            f"X_val rows have shape {np.shape(X_true)[1:]}, "
+            f"but X rows have shape {np.shape(X)[1:]}"
+        )
+    return X_true, y_true
+
+
 class AnnotationLoop(BaseEstimator):
     """BoostMIS active annotation loop around a BoostMISClassifier.
 
@@ -316,7 +327,7 @@ class AnnotationLoop(BaseEstimator):
         return est.fit(X, y)
 
     @staticmethod
-    def _entry(est, y, cycle, X_val, y_val):
+    def _entry(est, y, cycle, validation):
         classifier = _final_step(est)
         eps = getattr(classifier, "threshold_history_", [])
         entry = {
@@ -329,8 +340,8 @@ class AnnotationLoop(BaseEstimator):
             "picks": None,
             "collapsed_classes": list(getattr(classifier, "collapsed_classes_", [])),
         }
-        if X_val is not None:
-            X_true, y_true, _ = labeled_rows(X_val, y_val)
+        if validation is not None:
+            X_true, y_true = validation
             y_pred = est.predict(X_true)
             entry["val_accuracy"] = float(accuracy_score(y_true, y_pred))
             entry["val_f1_macro"] = float(f1_score(y_true, y_pred, average="macro"))
@@ -393,13 +404,16 @@ class AnnotationLoop(BaseEstimator):
         ------
         ValueError
             If the oracle returns a label outside the known classes, or the
-            wrong number of labels (nothing is recorded for that cycle).
+            wrong number of labels (nothing is recorded for that cycle); before
+            the first fit, if ``X_val`` and ``y_val`` differ in length, their rows
+            differ in shape from those of ``X``, or no row of ``y_val`` is labeled.
         RuntimeError
             If the oracle raises (the original exception is chained).
         """
         self._validate_params()
         if (X_val is None) != (y_val is None):
             raise ValueError("Give both X_val and y_val, or neither.")
+        validation = None if X_val is None else _validation_rows(X, X_val, y_val)
         y = np.array(y, copy=True)
         if y.dtype.kind in "US":
             raise ValueError("String labels need object dtype, with -1 for unlabeled.")
@@ -426,7 +440,7 @@ class AnnotationLoop(BaseEstimator):
                 est = self._fit_estimator(est, X, y, cycle, n_annotated)
                 self._write_model(est, cycle)
             self.estimator_ = est
-            entry = self._entry(est, y, cycle, X_val, y_val)
+            entry = self._entry(est, y, cycle, validation)
             unlabeled = np.flatnonzero(~labeled_mask(y))
             if cycle == self.n_cycles or unlabeled.size == 0:
                 history.append(entry)

@@ -2,6 +2,7 @@
 
 import numpy as np
 from sklearn.metrics import get_scorer
+from sklearn.utils.validation import check_consistent_length
 
 
 def check_no_missing_labels(y):
@@ -37,9 +38,16 @@ def labeled_mask(y):
     return np.asarray(y != -1, dtype=bool).reshape(len(y))
 
 
-def labeled_rows(X, y):
-    """``X`` and ``y`` restricted to the rows whose label is not -1."""
+def labeled_rows(X, y, name="y"):
+    """``X`` and ``y`` restricted to the rows whose label is not -1.
+
+    Raises a ``ValueError`` when ``X`` and ``y`` differ in length or no row of
+    ``y`` is labeled (there is nothing to score); ``name`` names ``y`` in it.
+    """
+    check_consistent_length(X, y)
     mask = labeled_mask(y)
+    if not mask.any():
+        raise ValueError(f"cannot score: every row of {name} is unlabeled (-1)")
     if hasattr(X, "iloc"):
         X_labeled = X.iloc[np.flatnonzero(mask)]
     else:
@@ -54,9 +62,7 @@ class _LabeledRowsScorer:
         self.scorer = scorer
 
     def __call__(self, estimator, X, y, **kwargs):
-        X_labeled, y_labeled, mask = labeled_rows(X, y)
-        if not mask.any():
-            raise ValueError("cannot score: every row of y is unlabeled (-1)")
+        X_labeled, y_labeled, _ = labeled_rows(X, y)
         return self.scorer(estimator, X_labeled, y_labeled, **kwargs)
 
     def __repr__(self):

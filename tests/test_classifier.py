@@ -99,6 +99,8 @@ def test_score_ignores_unlabeled_rows(fitted_iris, iris_data):
     y_masked[wrong] = -1  # hide every mistake
     assert fitted_iris.score(X, y_masked) == 1.0
     assert fitted_iris.score(X, y) < 1.0 or not wrong.any()
+    with pytest.raises(ValueError, match="every row of y is unlabeled"):
+        fitted_iris.score(X, np.full(len(y), -1))
 
 
 def test_labeled_scorer_matches_metric_on_labeled_rows(fitted_iris, iris_data):

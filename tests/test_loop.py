@@ -247,6 +247,26 @@ def test_invalid_parameters(iris_data):
         _loop(_refuse).fit(X, y_partial, X_val=X)
 
 
+@pytest.mark.parametrize(
+    "rows, labels, match",
+    [
+        (slice(None), "unlabeled", "every row of y_val is unlabeled"),
+        (slice(None), "short", "inconsistent numbers of samples"),
+        (np.s_[:, :2], "true", r"X_val rows have shape \(2,\), but X rows .*\(4,\)"),
+    ],
+)
+def test_bad_validation_set_fails_before_the_first_fit(
+    iris_data, monkeypatch, rows, labels, match
+):
+    X, y, y_partial = iris_data
+    y_val = {"unlabeled": np.full(len(y), -1), "short": y[:-1], "true": y}[labels]
+    fits = []
+    monkeypatch.setattr(AnnotationLoop, "_fit_estimator", lambda *a: fits.append(1))
+    with pytest.raises(ValueError, match=match):
+        _loop(_refuse).fit(X, y_partial, X_val=X[rows], y_val=y_val)
+    assert fits == []
+
+
 def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, reference):
     X, y, y_partial = iris_data
     state = str(tmp_path / "state")

@@ -37,3 +37,13 @@ def test_missing_labels_are_refused_not_scored_as_wrong(y):
     with pytest.raises(ValueError, match="y has 1 missing label.*with -1"):
         make_labeled_scorer("accuracy")(clf, X, y)
     assert labeled_mask(np.array([1.0, -1.0])).tolist() == [True, False]
+
+
+def test_nothing_to_score_and_length_mismatch_are_clear_errors():
+    X = np.zeros((3, 1))
+    clf = DummyClassifier(strategy="most_frequent").fit(X, [0, 1, 1])
+    scorer = make_labeled_scorer("accuracy")
+    with pytest.raises(ValueError, match="every row of y is unlabeled"):
+        scorer(clf, X, np.full(3, -1))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        scorer(clf, X, np.array([0, 1]))
