@@ -165,7 +165,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     history_ : skorch.History
         skorch's per-epoch and per-batch records, plus per batch ``sup_loss``,
         ``unsup_loss``, ``mask_ratio`` and ``threshold`` (written at the end of
-        each epoch, so that a training step never waits for the device).
+        each epoch, so that a training step never waits for the device) and per
+        epoch their means weighted by batch size (the columns ``verbose=1``
+        prints).
     transduction_ : ndarray of shape (n_samples,)
         The given labels, and for unlabeled rows the last pseudo-label if its
         last visit passed the threshold, else -1.

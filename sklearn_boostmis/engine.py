@@ -15,6 +15,7 @@ only, ``train_step``. It only ever sees encoded labels 0..C-1 and never -1.
 import contextlib
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNetClassifier
@@ -307,12 +308,16 @@ class BoostMISNet(NeuralNetClassifier):
     def on_epoch_end(self, net, **kwargs):
         if self._step_records:
             rows = torch.stack(self._step_records).tolist()
-            for batch, (*records, loss) in zip(
-                self.history[-1]["batches"], rows, strict=True
-            ):
+            batches = self.history[-1]["batches"]
+            for batch, (*records, loss) in zip(batches, rows, strict=True):
                 batch.update(zip(STEP_RECORDS, records, strict=True))
                 if isinstance(batch.get("train_loss"), PendingFloat):
                     batch["train_loss"] = batch["train_loss"].resolve(loss)
+            # epoch means (weighted like skorch's train_loss), for PrintLog
+            sizes = [batch.get("train_batch_size", 1) for batch in batches]
+            means = np.average(np.asarray(rows)[:, :-1], axis=0, weights=sizes)
+            for key, value in zip(STEP_RECORDS, means, strict=True):
+                self.history.record(key, float(value))
             self._step_records = []
         if self._visited_rows is not None:
             self._merge_shards()

@@ -62,6 +62,20 @@ def test_fitted_attributes(fitted_iris, iris_data):
     assert (clf.labeled_iter_[~labeled & ~pseudo] == -1).all()
 
 
+def test_epoch_records_are_batch_means_and_printed(iris_data, capsys):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, verbose=1, **FAST).fit(X, y_partial)
+    for key in ("sup_loss", "unsup_loss", "mask_ratio", "threshold"):
+        per_batch = clf.history_[:, "batches", :, key]
+        sizes = clf.history_[:, "batches", :, "train_batch_size"]
+        expected = [
+            np.average(v, weights=w) for v, w in zip(per_batch, sizes, strict=True)
+        ]
+        np.testing.assert_allclose(clf.history_[:, key], expected, rtol=1e-6)
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert {"mask_ratio", "sup_loss", "threshold", "unsup_loss"} <= set(header)
+
+
 def test_predict_log_proba_is_log_of_proba_and_finite(fitted_iris, iris_data):
     X = iris_data[0]
     far = X[:3] * 1e3  # pushes some probabilities below float32's smallest value
