@@ -16,7 +16,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
-from .engine import AcceleratedBoostMISNet, BoostMISNet
+from .engine import (
+    AcceleratedBoostMISNet,
+    BoostMISNet,
+    load_module_states,
+    module_states,
+)
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
 from .scoring import check_no_missing_labels, labeled_rows
@@ -147,7 +152,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         epoch, so every process ends with the same model.
     warm_start : bool, default=False
         Continue from the previous fit's weights and EMA teacher (each
-        annotation cycle): the optimizer state and LR schedule are reset.
+        annotation cycle): the network is rebuilt from the current parameters
+        (so a new ``max_epochs``, ``lr``, ``lambda_u``, ... applies), the
+        optimizer state, LR schedule and callbacks start afresh, and the
+        training history continues. A ``module`` or ``module_params`` whose
+        network the previous weights do not fit raises a ``ValueError``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, data order, augmentations and dropout:
         the same value gives identical results on the CPU.
@@ -356,15 +365,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 X[labeled], encoded, X[~labeled], device, on_device
             )
             if warm:
-                net = self.net_
-                net.set_params(
-                    seed=seed,
-                    threshold=self._threshold(),
-                    class_weight=self._class_weight(y[labeled]),
-                )
-                net._initialize_optimizer()
-                if self.accelerator is not None:
-                    net._initialize_accelerator()
+                with torch.random.fork_rng(devices=fork_devices):
+                    # building the network must not move training's random stream
+                    net = self._make_net(device, seed, self._class_weight(y[labeled]))
+                    net.initialize()
+                _continue_from(net, self.net_)
                 n_before = len(net.history)
                 net.partial_fit(dataset, None)
             else:
@@ -648,3 +653,18 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = False
         tags.target_tags.required = True
         return tags
+
+
+def _continue_from(net, previous):
+    """Give the initialized ``net`` the weights, EMA teacher and history of the
+    ``previous`` fit's network (warm start)."""
+    try:
+        load_module_states(net, module_states(previous))
+    except RuntimeError as exc:
+        raise ValueError(
+            "warm_start=True continues the fitted network, but the current module "
+            "and module_params build a network its weights do not fit; keep them "
+            f"or set warm_start=False to train a new network ({exc})"
+        ) from None
+    net.ema_updates_ = previous.ema_updates_
+    net.history = previous.history

@@ -507,3 +507,25 @@ class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
     # AccelerateMixin.train_step_single would replace the BoostMIS step; ours
     # reaches the accelerator through _autocast and _backward.
     train_step_single = BoostMISNet.train_step_single
+
+
+def _unwrapped(net, module):
+    accelerator = getattr(net, "accelerator", None)
+    return module if accelerator is None else accelerator.unwrap_model(module)
+
+
+def module_states(net):
+    """State dicts of the student (``"module"``) and the EMA teacher
+    (``"ema_module"``), unwrapped from an accelerator's DDP wrapper."""
+    return {
+        "module": _unwrapped(net, net.module_).state_dict(),
+        "ema_module": net.ema_module_.state_dict(),
+    }
+
+
+def load_module_states(net, states):
+    """Load :func:`module_states` into an initialized network; torch's
+    ``RuntimeError`` when they do not fit its modules."""
+    _unwrapped(net, net.module_).load_state_dict(states["module"])
+    net.ema_module_.load_state_dict(states["ema_module"])
+    net.ema_module_.eval()

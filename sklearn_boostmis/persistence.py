@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from .engine import load_module_states, module_states
 from .modules import resolve_device
 
 FORMAT = "sklearn_boostmis.weights.v1"
@@ -34,11 +35,11 @@ def save_weights(estimator, path):
 
     _check_is_boostmis(estimator)
     check_is_fitted(estimator, "net_")
-    net = estimator.net_
-    tensors = {}
-    for prefix, module in (("module", net.module_), ("ema_module", net.ema_module_)):
-        for key, value in module.state_dict().items():
-            tensors[f"{prefix}.{key}"] = value.detach().cpu().contiguous()
+    tensors = {
+        f"{prefix}.{key}": value.detach().cpu().contiguous()
+        for prefix, state in module_states(estimator.net_).items()
+        for key, value in state.items()
+    }
     metadata = {
         "format": FORMAT,
         "classes": json.dumps(estimator.classes_.tolist()),
@@ -122,17 +123,19 @@ def _rebuild_net(estimator, tensors, device, path):
     device = resolve_device(device or estimator.device)
     with torch.random.fork_rng(devices=[]):
         net = estimator._make_net(device, seed=0).initialize()
-    for prefix, module in (("module", net.module_), ("ema_module", net.ema_module_)):
+    states = {}
+    for prefix in ("module", "ema_module"):
         start = prefix + "."  # "ema_module.x" does not start with "module."
-        state = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"the weights in {path} do not fit this estimator's network: was "
-                f"it saved with another module or module_params? {exc}"
-            ) from None
-    net.ema_module_.eval()
+        states[prefix] = {
+            k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)
+        }
+    try:
+        load_module_states(net, states)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the weights in {path} do not fit this estimator's network: was "
+            f"it saved with another module or module_params? {exc}"
+        ) from None
     return net
 
 

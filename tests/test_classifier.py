@@ -10,6 +10,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
 
 from sklearn_boostmis import (
     BoostMISClassifier,
@@ -439,8 +440,8 @@ def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
     y_more = y_partial.copy()
     y_more[:10] = y[:10]
     clf.fit(X, y_more)
-    assert clf.net_ is first_net
     assert clf.net_.ema_updates_ > updates
+    assert clf.net_.history is first_net.history
     assert clf.n_iter_ == FAST["max_epochs"]
     assert len(clf.history_) == 2 * FAST["max_epochs"]
     assert any(
@@ -450,6 +451,39 @@ def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
     assert dict(clf.net_.callbacks_)["cosine_lr"].step_ > 0
     with pytest.raises(ValueError, match="same classes"):
         clf.fit(X, np.where(y == 2, -1, y))
+
+
+def test_warm_start_applies_new_parameters_to_the_continued_network(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(warm_start=True, random_state=0, **FAST).fit(X, y_partial)
+    student = [p.detach().clone() for p in clf.net_.module_.parameters()]
+    clf.set_params(
+        max_epochs=3,
+        lr=0.01,
+        lambda_u=0.0,
+        batch_size=8,
+        module_params={"hidden_units": (32,), "dropout": 0.5},
+    )
+    # the continued fit starts from the previous weights
+    clf.set_params(callbacks=[("spy", _StartWeights())]).fit(X, y_partial)
+    starts = dict(clf.net_.callbacks_)["spy"].weights_
+    for before, after in zip(student, starts, strict=True):
+        torch.testing.assert_close(before, after)
+    net = clf.net_
+    assert clf.n_iter_ == 3 and len(clf.history_) == FAST["max_epochs"] + 3
+    assert (net.lr, net.lambda_u, net.batch_size) == (0.01, 0.0, 8)
+    assert net.module_.encoder[-1].p == 0.5
+    last = clf.history_[-1, "batches", 0]
+    assert last["train_loss"] == pytest.approx(last["sup_loss"])  # lambda_u = 0
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted"):
+        clf.set_params(module_params={"hidden_units": (16,)}).fit(X, y_partial)
+
+
+class _StartWeights(Callback):
+    """Records the student's weights when the fit begins."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.weights_ = [p.detach().clone() for p in net.module_.parameters()]
 
 
 def test_cpu_device_and_auto(fitted_iris):

@@ -22,6 +22,16 @@ def test_safetensors_round_trip(fitted_iris, iris_data, tmp_path):
         assert np.array_equal(value.numpy(), student[key].numpy())
 
 
+def test_loaded_weights_continue_with_the_current_parameters(
+    fitted_iris, iris_data, tmp_path
+):
+    X, _, y_partial = iris_data
+    save_weights(fitted_iris, tmp_path / "m.safetensors")
+    loaded = load_weights(BoostMISClassifier(**FAST), tmp_path / "m.safetensors")
+    loaded.set_params(warm_start=True, max_epochs=2).fit(X, y_partial)
+    assert loaded.n_iter_ == 2 and len(loaded.history_) == 2
+
+
 def test_string_classes_survive(iris_data, tmp_path):
     X, y, y_partial = iris_data
     names = np.array(["a", "b", "c"], dtype=object)
