@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -159,6 +160,26 @@ def test_resume_extends_a_finished_run(data_dir, tmp_path, reference_run):
     assert rows == read_annotations(reference_run)
     report = json.loads((out / "report.json").read_text())
     assert [e["cycle"] for e in report["cycles"]] == [0, 1, 2]
+
+
+def test_resume_after_several_cycles(data_dir, tmp_path, reference_run):
+    out = tmp_path / "copy"
+    shutil.copytree(reference_run, out)
+    args = ["run", data_dir, "--task", "two", *TINY, "--out", out]
+    result = _ok(_cli(*args, "--cycles", 2))  # a finished run: refit, same log
+    assert result.stderr.count("resumed") == 2
+    assert read_annotations(out) == read_annotations(reference_run)
+    _ok(_cli(*args, "--cycles", 3))
+    rows = read_annotations(out)
+    assert rows[: len(read_annotations(reference_run))] == read_annotations(
+        reference_run
+    )
+    assert {r[2] for r in rows} == {0, 1, 2} and len({r[0] for r in rows}) == len(rows)
+    report = json.loads((out / "report.json").read_text())
+    assert [e["cycle"] for e in report["cycles"]] == [0, 1, 2, 3]
+    result = _cli(*args, "--cycles", 2)
+    assert result.returncode == 2
+    assert "already holds 3 annotation cycles: pass --cycles 3" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -228,15 +228,20 @@ def cmd_run(args):
                 final_fit=False,
                 state_dir=out,
             ).fit(X_train, y0, X_val, data.y_val)
-        if loop.start_cycle_ > target:
+        if loop.start_cycle_ > args.cycles:
             raise ValueError(
                 f"{out} already holds {loop.start_cycle_} annotation cycles: "
                 f"pass --cycles {loop.start_cycle_} or more, or use another --out"
             )
         cycle = target - 1
-        if loop.start_cycle_ == target and cycle in entries:
+        if loop.start_cycle_ >= target and cycle in entries:
             say(f"cycle {target}/{args.cycles}: done in an earlier run (resumed)")
             continue
+        if loop.start_cycle_ > target:  # its model is gone: nothing to evaluate
+            raise ValueError(
+                f"{out}/{REPORT_JSON} lacks cycle {target}, which the run state "
+                "holds: use another --out"
+            )
         hist = next(h for h in loop.history_ if h["cycle"] == cycle)
         entries[cycle] = {
             "cycle": cycle,
