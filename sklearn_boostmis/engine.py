@@ -30,7 +30,7 @@ from .data import SemiSupervisedBatches, SemiSupervisedDataset
 from .ema import effective_decay, ema_pairs, ema_update, make_teacher
 from .losses import masked_consistency_loss, supervised_loss
 from .memory import PseudoLabelMemory
-from .modules import no_weight_decay_names
+from .modules import eval_mode, no_weight_decay_names
 from .thresholds import AdaptiveThreshold, make_threshold
 
 STEP_RECORDS = ("sup_loss", "unsup_loss", "mask_ratio", "threshold")
@@ -256,6 +256,7 @@ class BoostMISNet(NeuralNetClassifier):
                 "BoostMISClassifier for arrays with -1 for unlabeled rows"
             )
         device = X.device
+        self._check_logits(X.X_labeled[:2].to(device))
         self._new_generators(device)
         dtype = autocast_dtype(self.precision)
         self.grad_scaler_ = None
@@ -294,6 +295,25 @@ class BoostMISNet(NeuralNetClassifier):
         self.threshold_history_ = []
         self._ema_pairs = ema_pairs(self.ema_module_, self.module_)
         self._step_records = []
+
+    def _check_logits(self, rows):
+        """Refuse a module whose logits do not match the classes, before training
+        (an eval-mode forward pass of two rows: no random numbers, no BN update)."""
+        module = _unwrapped(self, self.module_)
+        try:
+            with torch.no_grad(), eval_mode(module):
+                logits = module(rows)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"the module fails on samples of shape {tuple(rows.shape[1:])}: {exc}"
+            ) from None
+        n_classes = len(self.classes)
+        if tuple(logits.shape) != (len(rows), n_classes):
+            raise ValueError(
+                f"the module maps {len(rows)} samples to outputs of shape "
+                f"{tuple(logits.shape)}, but {n_classes} classes need logits of shape "
+                f"({len(rows)}, {n_classes}): give the module {n_classes} outputs"
+            )
 
     def on_batch_end(self, net, batch=None, training=False, **step):
         if not training:

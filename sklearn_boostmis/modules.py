@@ -132,7 +132,19 @@ def no_weight_decay_names(module):
 
 
 def resolve_device(device):
-    """Map ``"auto"`` to ``"cuda"`` when available, else ``"cpu"``."""
+    """Map ``"auto"`` to ``"cuda"`` when available, else ``"cpu"``; a ``ValueError``
+    for a device this machine's PyTorch cannot use."""
     if device is None or device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available to this PyTorch "
+            f"build ({torch.__version__}); use device='auto' or 'cpu'"
+        )
+    try:  # an unknown name, or a backend this PyTorch build lacks
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]  # torch lists every backend after it
+        raise ValueError(f"device={device!r} is not usable: {reason}") from None
+    return device

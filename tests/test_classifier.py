@@ -500,6 +500,31 @@ def test_cuda_device_without_cuda_is_a_clear_error(iris_data, device):
         BoostMISClassifier(device=device, **FAST).fit(X, y_partial)
 
 
+@pytest.mark.parametrize("device", ["tpu", "cpu:x"])
+def test_unusable_device_is_a_clear_error(iris_data, device):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match=f"device='{device}' is not usable: "):
+        BoostMISClassifier(device=device, **FAST).fit(X, y_partial)
+
+
+@pytest.mark.parametrize(
+    "module, match",
+    [
+        (torch.nn.Linear(4, 5), r"outputs of shape \(2, 5\), but 3 classes need"),
+        (torch.nn.Linear(4, 2), r"outputs of shape \(2, 2\), but 3 classes need"),
+        (torch.nn.Linear(3, 3), r"fails on samples of shape \(4,\): mat1"),
+    ],
+)
+def test_module_that_does_not_fit_the_data_is_refused_before_training(
+    iris_data, module, match
+):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(module=module, max_epochs=1)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y_partial)
+    assert not hasattr(clf, "net_")
+
+
 def test_fit_checks_net_params_and_callbacks(iris_data):
     from skorch.callbacks import EpochScoring
 

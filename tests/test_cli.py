@@ -405,10 +405,29 @@ def test_unknown_task_is_an_argparse_error(data_dir, capsys):
     assert "--task" in capsys.readouterr().err
 
 
+def test_labels_from_a_spreadsheet_or_candidates_file_are_read(tmp_path):
+    from sklearn_boostmis.cli.query import _read_labels
+
+    path = tmp_path / "LABELS.csv"
+    # Excel's "CSV UTF-8" (a byte-order mark), CANDIDATES.csv with a label column
+    # added, grade names in any case, unanswered rows left empty
+    path.write_bytes(
+        "\ufeffindex,score,selector,predicted_class,predicted_grade,Label\r\n"
+        "5,0.3,aus,1,high,High\r\n7,0.2,bus,0,low,\r\n9,0.1,both,0,low,LOW\r\n"
+        "11,0.1,bus,0,low,1\r\n".encode()
+    )
+    indices, codes = _read_labels(path, 20, TWO_GRADE_NAMES)
+    assert indices.tolist() == [5, 9, 11] and codes.tolist() == [1, 0, 1]
+    path.write_bytes("index,label\n0,b\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8 text .*save it as CSV UTF-8"):
+        _read_labels(path, 20, TWO_GRADE_NAMES)
+
+
 @pytest.mark.parametrize(
     "content, expect",
     [
         ("index,label\n0,0\n1,1\n99999,0\n", "unknown index 99999"),
+        ("index,label\n0,0\n1\n", "line 3 has 1 column(s)"),
         ("index,label\n0,0\n1,1\n0,1\n", "duplicate index 0"),
         ("index,label\n0,0\n1,7\n", "unknown class '7'"),
         ("0,0\n1,1\n", "header"),
@@ -466,7 +485,7 @@ def test_query_reports_a_collapse_in_one_line(
 
 
 def test_query_missing_labels_and_data(data_dir, tmp_path, capsys):
-    args = ["--budget", "2", "--out", str(tmp_path / "c.csv")]
+    args = ["--budget", "2", "--task", "two", "--out", str(tmp_path / "c.csv")]
     assert (
         main(["query", str(data_dir), "--labels", str(tmp_path / "no.csv"), *args]) == 2
     )
@@ -484,6 +503,45 @@ def test_errors_through_the_console_have_no_traceback(data_dir, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "val-features.npy" in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "query"])
+def test_unusable_device_is_one_error_line_and_writes_nothing(
+    command, data_dir, tmp_path, capsys
+):
+    out, labels = tmp_path / "out", tmp_path / "LABELS.csv"
+    labels.write_text("index,label\n0,0\n1,1\n")
+    extra = ["--labels", labels, "--budget", 2, "--out", out / "c.csv"]
+    extra = extra if command == "query" else []
+    args = [command, data_dir, "--task", "two", *extra, "--device", "tpu"]
+    if command == "run":
+        args += ["--out", out]
+    assert main(list(map(str, args))) == 2
+    assert capsys.readouterr().err.startswith("error: device='tpu' is not usable")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "query", "demo"])
+def test_unwritable_out_fails_before_training(command, data_dir, tmp_path, capsys):
+    labels = tmp_path / "LABELS.csv"
+    labels.write_text("index,label\n0,0\n1,1\n")
+    a_file, a_folder = tmp_path / "a_file", tmp_path / "a_folder"
+    a_file.write_text("x")
+    a_folder.mkdir()
+    args = {
+        "run": ["run", data_dir, "--task", "two", "--out", a_file],
+        "query": ["query", data_dir, "--task", "two", "--labels", labels]
+        + ["--budget", 2, "--out", a_folder],
+        "demo": ["demo", "--out", a_file],
+    }[command]
+    assert main(list(map(str, args))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --out ")
+    assert ("is a folder" if command == "query" else "is a file") in err
+    if command == "query":
+        args[-1] = a_file / "c.csv"
+        assert main(list(map(str, args))) == 2
+        assert "a_file is a file, not a folder" in capsys.readouterr().err
 
 
 def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, fit_params):

@@ -134,8 +134,9 @@ def _build_parser():
         "query",
         parents=[common],
         help="suggest the next rows for a person to label",
-        description="Train on the train rows listed in LABELS.csv (header index,label; "
-        "labels as class codes or names), all other train rows unlabeled, and write "
+        description="Train on the train rows listed in LABELS.csv (a header with "
+        "the columns index and label, others ignored; labels as class codes or "
+        "names, empty = not answered), all other train rows unlabeled, and write "
         "the next candidates (index, score, selector, predicted_class, "
         "predicted_grade) to --out. LABELS.csv is never modified; only "
         "train-features.npy is read.",
@@ -147,7 +148,7 @@ def _build_parser():
         "--labels",
         required=True,
         metavar="LABELS.csv",
-        help="CSV with header index,label",
+        help="CSV with the columns index and label",
     )
     query.add_argument(
         "--budget",
@@ -164,8 +165,8 @@ def _build_parser():
     query.add_argument(
         "--task",
         choices=("two", "six"),
-        default="six",
-        help="class vocabulary of the labels (default: %(default)s)",
+        required=True,
+        help="grading task: the class vocabulary of the labels and of predicted_grade",
     )
     query.set_defaults(func=cmd_query)
     return parser

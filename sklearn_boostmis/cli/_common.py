@@ -3,6 +3,7 @@ metrics, the learning-curve plot and the collapse notes."""
 
 import io
 import json
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -12,6 +13,22 @@ import numpy as np
 from .._io import atomic_write
 
 CURVE_PNG = "learning_curve.png"
+
+
+def check_writable(path, folder):
+    """Refuse, before any training, an output path that cannot be written:
+    ``path`` is the output folder (``folder=True``) or file."""
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--out {path} is a file, not a folder")
+    if not folder and os.path.isdir(path):
+        raise ValueError(f"--out {path} is a folder: give a file name")
+    existing = os.path.abspath(path if folder else os.path.dirname(path) or ".")
+    while not os.path.exists(existing):  # the nearest folder that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--out {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: no permission to write in {existing}")
 
 
 def write_json(path, obj):

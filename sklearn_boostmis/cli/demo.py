@@ -8,6 +8,7 @@ import numpy as np
 
 from ._common import (
     CURVE_PNG,
+    check_writable,
     collapse_warnings_summarised,
     plot_curves,
     say,
@@ -49,6 +50,7 @@ def cmd_demo(args):
         InformativeQuerySampler,
     )
 
+    check_writable(args.out, folder=True)
     t0 = time.perf_counter()
     cfg = (
         dict(cycles=2, budget=5, max_epochs=4, per_class=2)

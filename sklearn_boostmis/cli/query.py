@@ -8,7 +8,9 @@ import numpy as np
 
 from .._io import atomic_write
 from ..datasets import _grade_names, load_features, split_paths
+from ..modules import resolve_device
 from ._common import (
+    check_writable,
     class_weight_arg,
     collapse_note,
     collapse_warnings_summarised,
@@ -18,24 +20,39 @@ from ._common import (
 
 
 def _read_labels(path, n_rows, names):
-    """Validated (indices, codes) of a person's ``index,label`` CSV."""
+    """Validated (indices, codes) of a person's CSV with ``index`` and ``label``
+    columns (others ignored; an empty label is a row not yet answered)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"labels file not found: {path}")
-    codes = {str(i): i for i in range(len(names))} | {n: i for i, n in enumerate(names)}
-    indices, labels, seen = [], [], {}
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or [c.strip().lower() for c in rows[0]] != ["index", "label"]:
+    codes = {str(i): i for i in range(len(names))}
+    codes |= {n.lower(): i for i, n in enumerate(names)}
+    try:  # utf-8-sig: spreadsheet programs write a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
+        ) from None
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if "index" not in header or "label" not in header:
         got = ",".join(rows[0]) if rows else "an empty file"
         raise ValueError(
-            f"{path}: the first line must be the header 'index,label', got {got!r}"
+            f"{path}: the first line must be a header with the columns index and "
+            f"label (e.g. 'index,label'), got {got!r}"
         )
+    at_index, at_label = header.index("index"), header.index("label")
+    indices, labels, seen = [], [], {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) != 2:
-            raise ValueError(f"{path}: line {line} must hold index,label, got {row!r}")
-        text_index, text_label = row[0].strip(), row[1].strip()
+        if len(row) <= max(at_index, at_label):
+            raise ValueError(
+                f"{path}: line {line} has {len(row)} column(s), the header "
+                f"{len(header)}: {row!r}"
+            )
+        text_index, text_label = row[at_index].strip(), row[at_label].strip()
+        if not text_label:
+            continue  # not answered yet
         try:
             index = int(text_index)
         except ValueError:
@@ -52,7 +69,7 @@ def _read_labels(path, n_rows, names):
                 f"{path}: line {line}: duplicate index {index} (first on "
                 f"line {seen[index]})"
             )
-        if text_label not in codes:
+        if text_label.lower() not in codes:
             raise ValueError(
                 f"{path}: line {line}: unknown class {text_label!r} (classes: "
                 + ", ".join(f"{i}={n}" for i, n in enumerate(names))
@@ -60,7 +77,7 @@ def _read_labels(path, n_rows, names):
             )
         seen[index] = line
         indices.append(index)
-        labels.append(codes[text_label])
+        labels.append(codes[text_label.lower()])
     if len(set(labels)) < 2:
         raise ValueError(
             f"{path}: labels of at least two classes are needed, got "
@@ -78,6 +95,8 @@ def cmd_query(args):
         raise ValueError(
             f"--out {args.out} would overwrite the labels file: choose another path"
         )
+    check_writable(args.out, folder=False)
+    resolve_device(args.device)
     names = _grade_names(args.task)
     (X,) = standardize(load_features(split_paths(args.data_dir, "train")[0]))
     indices, labels = _read_labels(args.labels, X.shape[0], names)

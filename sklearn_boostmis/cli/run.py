@@ -11,6 +11,7 @@ from .._io import atomic_write
 from ..datasets import load_mescc
 from ._common import (
     CURVE_PNG,
+    check_writable,
     class_weight_arg,
     classification_metrics,
     collapse_note,
@@ -167,7 +168,10 @@ def _report_md(report):
 def cmd_run(args):
     from .. import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
     from ..loop import _warm_started
+    from ..modules import resolve_device
 
+    check_writable(args.out, folder=True)
+    resolve_device(args.device)  # before anything is written to --out
     data = load_mescc(args.data_dir, args.task)
     out = args.out
     names = list(data.target_names)
