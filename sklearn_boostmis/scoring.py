@@ -61,9 +61,19 @@ class _LabeledRowsScorer:
     def __init__(self, scorer):
         self.scorer = scorer
 
-    def __call__(self, estimator, X, y, **kwargs):
-        X_labeled, y_labeled, _ = labeled_rows(X, y)
+    def __call__(self, estimator, X, y, sample_weight=None, **kwargs):
+        X_labeled, y_labeled, mask = labeled_rows(X, y)
+        if sample_weight is not None:
+            kwargs["sample_weight"] = np.asarray(sample_weight)[mask]
         return self.scorer(estimator, X_labeled, y_labeled, **kwargs)
+
+    def set_score_request(self, **kwargs):
+        """Request metadata (e.g. ``sample_weight=True``) for metadata routing."""
+        self.scorer.set_score_request(**kwargs)
+        return self
+
+    def get_metadata_routing(self):
+        return self.scorer.get_metadata_routing()
 
     def __repr__(self):
         return f"make_labeled_scorer({self.scorer!r})"

@@ -47,3 +47,41 @@ def test_nothing_to_score_and_length_mismatch_are_clear_errors():
         scorer(clf, X, np.full(3, -1))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         scorer(clf, X, np.array([0, 1]))
+
+
+def test_sample_weight_follows_the_labeled_rows_also_through_routing():
+    from sklearn import config_context
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import KFold, cross_validate
+
+    X = np.arange(12.0).reshape(-1, 1)
+    y = np.array([0, 1, -1, 1, 0, -1, 1, 1, -1, 0, 1, 1])
+    weights = np.arange(1.0, 13.0)
+    clf = DummyClassifier(strategy="constant", constant=1).fit(X, np.abs(y))
+    scorer = make_labeled_scorer("accuracy")
+    rows = y != -1
+    expected = accuracy_score(
+        y[rows], clf.predict(X[rows]), sample_weight=weights[rows]
+    )
+    assert scorer(clf, X, y, sample_weight=weights) == pytest.approx(expected)
+    with config_context(enable_metadata_routing=True):
+        scores = cross_validate(
+            DummyClassifier(strategy="constant", constant=1).set_fit_request(
+                sample_weight=False
+            ),
+            X,
+            y,
+            cv=KFold(2),
+            scoring=make_labeled_scorer("accuracy").set_score_request(
+                sample_weight=True
+            ),
+            params={"sample_weight": weights},
+        )["test_score"]
+    halves = [slice(0, 6), slice(6, 12)]
+    expected = [
+        accuracy_score(
+            y[h][rows[h]], np.ones(rows[h].sum()), sample_weight=weights[h][rows[h]]
+        )
+        for h in halves
+    ]
+    np.testing.assert_allclose(scores, expected)
