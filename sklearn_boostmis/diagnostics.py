@@ -54,7 +54,10 @@ def starved_classes(
     min_expected : float, default=5
         Only classes expected to get at least this many pseudo-labels (their
         label share times the number of pseudo-labels) are judged: with fewer,
-        the shares say little.
+        the shares say little. Every class is judged when all of at least
+        ``4 * min_expected`` pseudo-labels are of one class: the pseudo-labels
+        have degenerated, even where the labeled shares (e.g. 40 / 1 / 1 labels)
+        expected few of the other classes.
 
     Returns
     -------
@@ -67,6 +70,8 @@ def starved_classes(
     [(1, 0.1, 0.004975...)]
     >>> starved_classes([0] * 90 + [1] * 10, [0] * 380 + [1] * 20, 2)
     []
+    >>> starved_classes([0] * 40 + [1, 2], [0] * 100, 3)  # one class only
+    [(1, 0.0238..., 0.0), (2, 0.0238..., 0.0)]
     """
     labeled = np.asarray(labeled, dtype=int)
     pseudo = np.asarray(pseudo, dtype=int)
@@ -74,7 +79,8 @@ def starved_classes(
         return []
     label_share = np.bincount(labeled, minlength=n_classes) / len(labeled)
     pseudo_share = np.bincount(pseudo, minlength=n_classes) / len(pseudo)
-    judged = label_share * len(pseudo) >= min_expected
+    one_class = len(pseudo) >= 4 * min_expected and np.count_nonzero(pseudo_share) == 1
+    judged = one_class | (label_share * len(pseudo) >= min_expected)
     starved = judged & (pseudo_share < fraction * label_share)
     return [
         (int(c), float(label_share[c]), float(pseudo_share[c]))

@@ -17,9 +17,13 @@ def test_starved_classes_compares_pseudo_to_labeled_shares():
     ]
     # 1.5% is above a tenth of 10%: not starved
     assert starved_classes(labeled, [0] * 394 + [1] * 6, 2) == []
-    # only 40 pseudo-labels: class 1 was expected 4 times, too few to judge
-    assert starved_classes(labeled, [0] * 40, 2) == []
-    assert starved_classes(labeled, [0] * 50, 2) == [(1, 0.1, 0.0)]
+    # class 2 was expected 2 times among 40 pseudo-labels: too few to judge
+    three = [0] * 85 + [1] * 10 + [2] * 5
+    assert starved_classes(three, [0] * 30 + [1] * 10, 3) == []
+    assert starved_classes(three, [0] * 90 + [1] * 10, 3) == [(2, 0.05, 0.0)]
+    # ... unless all of at least 20 pseudo-labels are of one class
+    assert starved_classes(labeled, [0] * 19, 2) == []
+    assert starved_classes(labeled, [0] * 20, 2) == [(1, 0.1, 0.0)]
     assert starved_classes(labeled, [], 2) == []
     assert starved_classes(labeled, [0] * 50, 2, fraction=0.0) == []
 
@@ -68,6 +72,20 @@ def test_fit_warns_when_the_minority_class_collapses():
     # the warning is about a real failure: the minority is barely predicted
     assert (clf.predict(X) == 1).sum() < 0.3 * (y == 1).sum()
     assert (clf.transduction_ == 1).sum() < 0.3 * (y_partial == 1).sum() + 5
+
+
+def test_fit_warns_when_every_pseudo_label_is_one_class(iris_data):
+    # 40 / 1 / 1 labels: the labeled shares expect too few pseudo-labels of
+    # classes 1 and 2 to judge them, but the model predicts class 0 everywhere
+    X, y, _ = iris_data
+    y_partial = np.full_like(y, -1)
+    for c, n in ((0, 40), (1, 1), (2, 1)):
+        y_partial[np.flatnonzero(y == c)[:n]] = c
+    with pytest.warns(PseudoLabelCollapseWarning) as record:
+        clf = BoostMISClassifier(random_state=0).fit(X, y_partial)
+    assert [str(w.message)[:8] for w in record] == ["class 1 ", "class 2 "]
+    assert clf.collapsed_classes_ == [1, 2]
+    assert (clf.predict(X) == 0).all()  # a real failure (labels only: 0.65 acc)
 
 
 @pytest.mark.parametrize(
