@@ -6,6 +6,7 @@ is ever lost or asked twice.
 """
 
 import csv
+import hashlib
 import json
 import os
 import pickle
@@ -35,6 +36,19 @@ _LOG_HEADER = ["index", "label", "cycle"]
 def _key(value):
     """Hashable, type-tolerant key of a label (numpy scalars -> Python)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _fingerprint(X, y):
+    """sha256 of the data and the initial labels, which a state_dir belongs to."""
+    digest = hashlib.sha256()
+    X = np.asarray(X)
+    digest.update(repr((X.shape, X.dtype.str)).encode())
+    if X.dtype.kind in "biuf":
+        digest.update(np.ascontiguousarray(X).tobytes())
+    else:
+        digest.update(repr(X.tolist()).encode())
+    digest.update(json.dumps([_key(v) for v in y], default=repr).encode())
+    return digest.hexdigest()
 
 
 def _final_step(estimator):
@@ -209,15 +223,22 @@ class AnnotationLoop(BaseEstimator):
         path = self._path(LOG_NAME)
         if not os.path.exists(path):
             return [], [], []
+        self._drop_torn_line(path)
         index, label, cycle = [], [], []
         with open(path, newline="") as f:
             reader = csv.reader(f)
             for line, row in enumerate(reader):
                 if not row or (line == 0 and row == _LOG_HEADER):
                     continue
-                if len(row) != 3:
-                    raise ValueError(f"{path}: malformed line {line + 1}: {row!r}")
-                i, lab, c = int(row[0]), row[1], int(row[2])
+                try:
+                    i, lab, c = int(row[0]), row[1], int(row[2])
+                    if len(row) != 3:
+                        raise ValueError
+                except (ValueError, IndexError):
+                    raise ValueError(
+                        f"{path}: malformed line {line + 1}: {row!r} (expected "
+                        "index,label,cycle)"
+                    ) from None
                 if not 0 <= i < n_samples:
                     raise ValueError(
                         f"{path}: row index {i} out of range for {n_samples} "
@@ -231,6 +252,27 @@ class AnnotationLoop(BaseEstimator):
                 label.append(lookup[lab])
                 cycle.append(c)
         return index, label, cycle
+
+    @staticmethod
+    def _drop_torn_line(path):
+        """Cut a last line that a crash left without its newline (its answers
+        were never fully recorded), so that later appends start a clean line."""
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return
+            keep = data.rfind(b"\n") + 1
+            f.seek(keep)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        warnings.warn(
+            f"{path}: dropped an incomplete last line {data[keep:]!r} (an "
+            "interrupted write); that row is unlabeled again and may be queried "
+            "again",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def _append_log(self, positions, labels, cycle):
         path = self._path(LOG_NAME)
@@ -255,7 +297,7 @@ class AnnotationLoop(BaseEstimator):
             blob = pickle.dumps({"cycle": int(cycle), "estimator": estimator})
             atomic_write(self._path(MODEL_NAME), blob)
 
-    def _resume(self, y, shape, lookup):
+    def _resume(self, y, data_id, lookup):
         """Re-apply the log; return (next cycle, N_A, history, pending, model)."""
         fresh = (0, 0, [], None, None)
         if self.state_dir is None:
@@ -263,14 +305,30 @@ class AnnotationLoop(BaseEstimator):
         os.makedirs(self.state_dir, exist_ok=True)
         state = {}
         if os.path.exists(self._path(STATE_NAME)):
-            with open(self._path(STATE_NAME)) as f:
-                state = json.load(f)
-            if state.get("shape") != list(shape):
+            try:
+                with open(self._path(STATE_NAME)) as f:
+                    state = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{self._path(STATE_NAME)} is not a loop state ({exc}): use "
+                    "another state_dir"
+                ) from None
+            if state.get("shape") != data_id["shape"]:
                 raise ValueError(
                     f"state_dir {self.state_dir!r} was written for X of shape "
-                    f"{state.get('shape')}, got {list(shape)}."
+                    f"{state.get('shape')}, got {data_id['shape']}."
                 )
-        index, label, cycle = self._read_log(shape[0], lookup)
+            if (
+                state.get("fingerprint", data_id["fingerprint"])
+                != data_id["fingerprint"]
+            ):
+                raise ValueError(
+                    f"state_dir {self.state_dir!r} was written for other data: X "
+                    "or the initial labels y differ from those of the run that "
+                    "wrote it; resume with the same X and y, or use another "
+                    "state_dir"
+                )
+        index, label, cycle = self._read_log(data_id["shape"][0], lookup)
         for i, lab in zip(index, label, strict=True):
             if y[i] != -1 and _key(y[i]) != _key(lab):
                 raise ValueError(
@@ -425,7 +483,12 @@ class AnnotationLoop(BaseEstimator):
         log_lookup = {str(_key(c)): c for c in classes}
         self.annotated_indices_ = np.empty(0, dtype=np.int64)
         self.annotation_cycles_ = np.empty(0, dtype=np.int64)
-        cycle, n_annotated, history, pending, model = self._resume(y, shape, log_lookup)
+        data_id = {"shape": list(shape)}
+        if self.state_dir is not None:
+            data_id["fingerprint"] = _fingerprint(X, y)
+        cycle, n_annotated, history, pending, model = self._resume(
+            y, data_id, log_lookup
+        )
         self.start_cycle_ = cycle
         self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
         sampler = self.sampler
@@ -444,7 +507,7 @@ class AnnotationLoop(BaseEstimator):
             unlabeled = np.flatnonzero(~labeled_mask(y))
             if cycle == self.n_cycles or unlabeled.size == 0:
                 history.append(entry)
-                self._write_state(self._state(shape, cycle + 1, n_annotated, history))
+                self._write_state(self._state(data_id, cycle + 1, n_annotated, history))
                 break
             if pending is None or pending["cycle"] != cycle:
                 union = sampler.select_union(
@@ -457,7 +520,9 @@ class AnnotationLoop(BaseEstimator):
                     "from_bus": union.from_bus.tolist(),
                     "entry": entry,
                 }
-            self._write_state(self._state(shape, cycle, n_annotated, history, pending))
+            self._write_state(
+                self._state(data_id, cycle, n_annotated, history, pending)
+            )
             positions = np.asarray(pending["indices"], dtype=np.int64)
             answers = self._ask(positions, cycle, lookup)
             if self.state_dir is not None:
@@ -471,16 +536,16 @@ class AnnotationLoop(BaseEstimator):
             n_annotated, pending = len(positions), None
             self.n_annotated_ = n_annotated
             cycle += 1
-            self._write_state(self._state(shape, cycle, n_annotated, history))
+            self._write_state(self._state(data_id, cycle, n_annotated, history))
         if est is not None:
             self.estimator_ = est
         return self
 
     @staticmethod
-    def _state(shape, next_cycle, n_annotated, history, pending=None):
+    def _state(data_id, next_cycle, n_annotated, history, pending=None):
         return {
             "version": 1,
-            "shape": list(shape),
+            **data_id,
             "next_cycle": int(next_cycle),
             "n_annotated": int(n_annotated),
             "history": history,

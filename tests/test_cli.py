@@ -482,6 +482,18 @@ def test_query_reports_a_collapse_in_one_line(
     assert rc == 0 and not caught
     err = capsys.readouterr().err
     assert "warning; pseudo-label collapse: high (the model hardly predicts" in err
+    assert "warning: raw" not in err
+
+
+def test_other_warnings_are_one_line_each(monkeypatch, capsys):
+    import sklearn_boostmis.cli as cli
+
+    def warns(args):
+        warnings.warn("y contains no\n   unlabeled samples", UserWarning, stacklevel=2)
+
+    monkeypatch.setattr(cli, "cmd_demo", warns)
+    assert main(["demo"]) == 0
+    assert capsys.readouterr().err == "warning: y contains no unlabeled samples\n"
 
 
 def test_query_missing_labels_and_data(data_dir, tmp_path, capsys):

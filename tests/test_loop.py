@@ -201,6 +201,47 @@ def test_state_dir_from_other_data_is_rejected(iris_data, digits_data, tmp_path)
     assert oracle.calls == []
 
 
+@pytest.mark.parametrize("change", ["X", "y"])
+def test_state_dir_from_same_shaped_other_data_is_rejected(iris_data, tmp_path, change):
+    X, y, y_partial = iris_data
+    with pytest.raises(RuntimeError):  # leaves state.json with a pending query
+        _loop(_refuse, state_dir=tmp_path).fit(X, y_partial)
+    X_other, y_other = X.copy(), y_partial.copy()
+    if change == "X":
+        X_other[0, 0] += 1.0
+    else:
+        y_other[np.flatnonzero(y_other == -1)[0]] = 0
+    oracle = RecordingOracle(y, y_other)
+    with pytest.raises(ValueError, match="was written for other data"):
+        _loop(oracle, state_dir=tmp_path).fit(X_other, y_other)
+    assert oracle.calls == []
+
+
+def test_torn_last_log_line_is_dropped(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    first = RecordingOracle(y, y_partial)
+
+    def answer_once(idx):
+        return _refuse(idx) if first.calls else first(idx)
+
+    with pytest.raises(RuntimeError):  # cycle 0 answered, then the person stops
+        _loop(answer_once, state_dir=tmp_path).fit(X, y_partial)
+    complete = read_annotations(tmp_path)
+    torn = complete[-1]
+    log = tmp_path / "annotations.csv"
+    text = log.read_text()
+    log.write_text(text[: text.rstrip("\n").rfind("\n") + 1] + f"{torn[0]},{torn[1]}")
+    second = RecordingOracle(y, y_partial)
+    second.labeled[[r[0] for r in complete[:-1]]] = True
+    with pytest.warns(UserWarning, match="dropped an incomplete last line"):
+        loop = _loop(second, state_dir=tmp_path).fit(X, y_partial)
+    rows = read_annotations(tmp_path)  # well-formed: the next rows start a new line
+    assert rows[: len(complete) - 1] == complete[:-1]
+    assert len({r[0] for r in rows}) == len(rows)
+    asked_again = torn[0] in {int(i) for call in second.calls for i in call}
+    assert loop.y_[torn[0]] == (y[torn[0]] if asked_again else -1)
+
+
 @pytest.mark.parametrize(
     "answer, match",
     [

@@ -9,6 +9,8 @@ one ``error: ...`` line on stderr and exit status 2.
 
 import argparse
 import sys
+import warnings
+from contextlib import contextmanager
 
 from .. import __version__
 from .demo import cmd_demo
@@ -172,11 +174,28 @@ def _build_parser():
     return parser
 
 
+@contextmanager
+def _warnings_as_lines():
+    """Show a warning as one ``warning: ...`` line, not Python's source excerpt."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv=None):
     """Run the ``boostmis`` command line; return the exit status."""
     args = _build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _warnings_as_lines():
+            return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # incl. FileNotFoundError, MESCCFormatError
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
