@@ -15,7 +15,8 @@ entry point is called here through :func:`sklearn_boostmis.cli.main`.
 Outputs: ``report.json`` / ``report.md`` (per cycle: labels, threshold, test
 accuracy, macro precision / recall / F1, per-class recall, confusion matrix),
 ``learning_curve.png``, ``annotations.csv`` (index, label, cycle) and
-``model.safetensors``. Running the same command again resumes the run.
+``model.safetensors`` with ``scaler.npz``. Running the same command again resumes
+the run.
 """
 
 # %%
@@ -25,8 +26,10 @@ import tempfile
 
 import matplotlib.pyplot as plt
 
-from sklearn_boostmis.cli import main
-from sklearn_boostmis.datasets import write_mescc_like
+import numpy as np
+
+from sklearn_boostmis.cli import load_run_model, main
+from sklearn_boostmis.datasets import six_to_two, write_mescc_like
 
 work = tempfile.mkdtemp()
 data_dir = os.path.join(work, "mescc_like")
@@ -58,3 +61,17 @@ ax.plot(labels, f1, marker="o")
 ax.set_xlabel("labeled rows")
 ax.set_ylabel("test macro-F1 (synthetic)")
 fig.tight_layout()
+
+# %%
+# The trained model, for raw features
+# -----------------------------------
+# ``model.safetensors`` holds the classifier, trained on features standardised
+# with the train split's statistics (``scaler.npz``);
+# :func:`~sklearn_boostmis.cli.load_run_model` returns both as one Pipeline, which
+# scores on the raw test features as the report's final row does.
+model = load_run_model(out_dir, device="cpu")
+X_test = np.load(os.path.join(data_dir, "test-features.npy"))
+y_test = six_to_two(np.load(os.path.join(data_dir, "test-targets.npy")))
+print(model)
+print(f"test accuracy {model.score(X_test, y_test):.3f} "
+      f"(report: {cycles[-1]['accuracy']:.3f})")

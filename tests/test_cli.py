@@ -18,7 +18,7 @@ from sklearn_boostmis import (
     PseudoLabelCollapseWarning,
     load_weights,
 )
-from sklearn_boostmis.cli import main
+from sklearn_boostmis.cli import load_run_model, main
 from sklearn_boostmis.datasets import (
     TWO_GRADE_NAMES,
     six_to_two,
@@ -35,6 +35,7 @@ OUTPUTS = [
     "learning_curve.png",
     "annotations.csv",
     "model.safetensors",
+    "scaler.npz",
 ]
 
 
@@ -115,11 +116,17 @@ def test_run_two_writes_every_output(reference_run, data_dir, y_train):
     assert not set(index) & set(report["initial_indices"])
     assert [r[1] for r in rows] == six_to_two(y_train[index]).tolist()
     assert sorted({r[2] for r in rows}) == [0, 1]
-    # weights: a prediction-ready model with the two classes
-    clf = load_weights(BoostMISClassifier(device="cpu"), out / "model.safetensors")
-    assert clf.classes_.tolist() == [0, 1]
+    # weights: a prediction-ready model for raw features, scoring as reported
+    model = load_run_model(out, device="cpu")
+    assert model[-1].classes_.tolist() == [0, 1]
     X_test = np.load(os.path.join(data_dir, "test-features.npy"))
-    assert set(np.unique(clf.predict(X_test))) <= {0, 1}
+    assert model.score(X_test, y_test) == pytest.approx(cycles[-1]["accuracy"])
+    clf = load_weights(BoostMISClassifier(device="cpu"), out / "model.safetensors")
+    np.testing.assert_array_equal(
+        clf.predict_proba(model[0].transform(X_test)), model.predict_proba(X_test)
+    )
+    with pytest.raises(FileNotFoundError, match="folder of a finished boostmis run"):
+        load_run_model(data_dir)
     md = (out / "report.md").read_text()
     assert "| final | " in md and "recall high" in md
 

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from .. import __version__
 from .demo import cmd_demo
 from .query import cmd_query
-from .run import cmd_run
+from .run import cmd_run, load_run_model
 
-__all__ = ["main"]
+__all__ = ["load_run_model", "main"]
 
 
 def _non_negative_int(text):
@@ -97,7 +97,8 @@ def _build_parser():
         description="Run, or resume, the BoostMIS closed loop on a MESCC feature "
         "folder "
         "with a simulated oracle (the train targets). OUT receives report.json, "
-        "report.md, learning_curve.png, annotations.csv, model.safetensors, and the "
+        "report.md, learning_curve.png, annotations.csv, model.safetensors with "
+        "scaler.npz (load both with sklearn_boostmis.cli.load_run_model), and the "
         "loop's state (state.json, config.json, model.pkl: a pickle, only resume "
         "folders you created). Running again with the same OUT resumes.",
     )

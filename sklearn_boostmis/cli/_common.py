@@ -50,11 +50,17 @@ def class_weight_arg(args):
     return None if args.class_weight == "none" else args.class_weight
 
 
-def standardize(X_train, *others):
-    """Standardise with the train split's statistics (AUS eps is in feature units)."""
+def fit_scaler(X_train):
+    """The train split's standardisation (AUS eps is in feature units)."""
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(X_train)
+    return StandardScaler().fit(X_train)
+
+
+def standardize(X_train, *others, scaler=None):
+    """``X_train`` and ``others`` standardised with ``scaler`` (default: fitted on
+    ``X_train``), as float32."""
+    scaler = fit_scaler(X_train) if scaler is None else scaler
     return [scaler.transform(X).astype(np.float32) for X in (X_train, *others)]
 
 

@@ -1,6 +1,7 @@
 """``boostmis run``: the closed loop on a MESCC folder with a simulated oracle,
 resumable from its output folder."""
 
+import io
 import json
 import os
 import time
@@ -16,6 +17,7 @@ from ._common import (
     classification_metrics,
     collapse_note,
     collapse_warnings_summarised,
+    fit_scaler,
     plot_curves,
     say,
     standardize,
@@ -26,6 +28,7 @@ CONFIG_NAME = "config.json"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 WEIGHTS_NAME = "model.safetensors"
+SCALER_NAME = "scaler.npz"
 # Settings that must not change when a run folder is resumed.
 _RESUME_KEYS = (
     "task",
@@ -46,6 +49,57 @@ def _save_weights_atomic(estimator, path):
     tmp = f"{path}.tmp"
     save_weights(estimator, tmp)
     os.replace(tmp, path)
+
+
+def _save_scaler_atomic(scaler, path):
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        n_samples_seen=scaler.n_samples_seen_,
+    )
+    atomic_write(path, buf.getvalue())
+
+
+def load_run_model(run_dir, device=None):
+    """The final model of a ``boostmis run`` folder, for raw feature vectors.
+
+    ``model.safetensors`` holds a classifier trained on features standardised
+    with the train split's statistics (``scaler.npz``); this returns both as one
+    ``Pipeline(StandardScaler, BoostMISClassifier)``.
+
+    Parameters
+    ----------
+    run_dir : str or path-like
+        The ``--out`` folder of a finished ``boostmis run``.
+    device : str, default=None
+        Where to put the weights (None: the estimator's default, ``"auto"``).
+
+    Returns
+    -------
+    model : sklearn.pipeline.Pipeline
+        Ready for ``predict``, ``predict_proba`` and ``score`` on raw features.
+    """
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .. import BoostMISClassifier, load_weights
+
+    paths = [os.path.join(run_dir, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} not found: is {run_dir} the folder of a finished boostmis run?"
+            )
+    with np.load(paths[1], allow_pickle=False) as stats:
+        scaler = StandardScaler()
+        scaler.mean_, scaler.scale_ = stats["mean"], stats["scale"]
+        scaler.var_ = stats["scale"] ** 2
+        scaler.n_samples_seen_ = stats["n_samples_seen"]
+        scaler.n_features_in_ = len(scaler.mean_)
+    classifier = load_weights(BoostMISClassifier(), paths[0], device=device)
+    return make_pipeline(scaler, classifier)
 
 
 def _stratified_initial(y, n, seed):
@@ -175,7 +229,10 @@ def cmd_run(args):
     data = load_mescc(args.data_dir, args.task)
     out = args.out
     names = list(data.target_names)
-    X_train, X_val, X_test = standardize(data.X_train, data.X_val, data.X_test)
+    scaler = fit_scaler(data.X_train)
+    X_train, X_val, X_test = standardize(
+        data.X_train, data.X_val, data.X_test, scaler=scaler
+    )
     y_train = data.y_train
     config = {
         "data_dir": os.path.abspath(args.data_dir),
@@ -289,6 +346,7 @@ def cmd_run(args):
         **evaluate(est),
     }
     _save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
+    _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
     write_report(True)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
