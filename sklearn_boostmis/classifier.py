@@ -485,6 +485,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         return device
 
     def _threshold(self):
+        if isinstance(self.threshold, str) and self.alpha + self.beta > 1:
+            raise ValueError(
+                f"alpha + beta = {self.alpha + self.beta:g} > 1: eps_t settles at "
+                "alpha + beta, which no softmax probability reaches, so no "
+                "pseudo-label would ever pass (for the labels only use lambda_u=0)"
+            )
         return make_threshold(self.threshold, self.alpha, self.beta, self.t_max)
 
     def _make_module(self):
@@ -641,6 +647,30 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         X_labeled, y_labeled, mask = labeled_rows(X, y)
         weights = None if sample_weight is None else np.asarray(sample_weight)[mask]
         return super().score(X_labeled, y_labeled, weights)
+
+    def set_params(self, **params):
+        """Set parameters; ``module_params__<name>`` and ``net_params__<name>`` set
+        one entry of those dicts (a copy: the dict passed before is unchanged),
+        so that a search grid can name them.
+
+        Returns
+        -------
+        self : BoostMISClassifier
+        """
+        dicts = {}
+        for key in list(params):
+            name, nested, entry = key.partition("__")
+            if nested and name in ("module_params", "net_params"):
+                current = dicts.setdefault(name, dict(getattr(self, name) or {}))
+                current[entry] = params.pop(key)
+            elif nested and name in ("module", "callbacks"):
+                hint = {
+                    "module": f"the module's arguments go to module_params, e.g. "
+                    f"module_params__{entry}",
+                    "callbacks": "callbacks is a list: set the whole list",
+                }[name]
+                raise ValueError(f"Invalid parameter {key!r}: {hint}")
+        return super().set_params(**params, **dicts)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -21,6 +21,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
 from ._io import atomic_write
+from .classifier import BoostMISClassifier
 from .query.sampler import InformativeQuerySampler
 from .scoring import labeled_mask, labeled_rows
 from .thresholds import AdaptiveThreshold
@@ -469,6 +470,12 @@ class AnnotationLoop(BaseEstimator):
             If the oracle raises (the original exception is chained).
         """
         self._validate_params()
+        if not isinstance(_final_step(self.estimator), BoostMISClassifier):
+            raise TypeError(
+                "AnnotationLoop needs a BoostMISClassifier, or a Pipeline ending in "
+                f"one, as estimator; got {type(self.estimator).__name__}, which "
+                "would treat -1 (unlabeled) as a class"
+            )
         if (X_val is None) != (y_val is None):
             raise ValueError("Give both X_val and y_val, or neither.")
         validation = None if X_val is None else _validation_rows(X, X_val, y_val)

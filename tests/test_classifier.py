@@ -244,12 +244,36 @@ def test_errors_on_sparse_empty_and_feature_count(iris_data, fitted_iris):
         ({"weak_augment": "strong"}, "weak_augment"),
         ({"class_weight": "auto"}, "class_weight"),
         ({"class_weight": {7: 2.0}}, "class_weight has labels \\[7\\]"),
+        ({"alpha": 0.9, "beta": 0.5}, "alpha \\+ beta = 1.4 > 1"),
+        ({"threshold": "fixed", "alpha": 0.6, "beta": 0.6}, "alpha \\+ beta = 1.2"),
     ],
 )
 def test_invalid_parameters(iris_data, params, match):
     X, _, y_partial = iris_data
     with pytest.raises(ValueError, match=match):
         BoostMISClassifier(**params).fit(X, y_partial)
+
+
+def test_set_params_reaches_single_entries_of_the_dict_parameters(iris_data):
+    X, _, y_partial = iris_data
+    given = {"hidden_units": (32,)}
+    clf = BoostMISClassifier(module_params=given, max_epochs=2)
+    clf.set_params(module_params__dropout=0.5, net_params__iterator_valid__batch_size=7)
+    assert clf.module_params == {"hidden_units": (32,), "dropout": 0.5}
+    assert given == {"hidden_units": (32,)}  # not modified in place
+    assert clf.net_params == {"iterator_valid__batch_size": 7}
+    search = GridSearchCV(
+        clf, {"module_params__hidden_units": [(8,), (16,)]}, cv=2
+    ).fit(X, y_partial)
+    widths = [r["module_params__hidden_units"] for r in search.cv_results_["params"]]
+    assert widths == [(8,), (16,)]
+    assert search.best_estimator_.net_.module_.encoder[0].out_features in (8, 16)
+    for key, match in [
+        ("module__hidden_units", "module_params__hidden_units"),
+        ("callbacks__0__patience", "set the whole list"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            clf.set_params(**{key: 1})
 
 
 # -- modules --------------------------------------------------------------------

@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
@@ -286,6 +287,8 @@ def test_invalid_parameters(iris_data):
         AnnotationLoop(BoostMISClassifier(**FAST)).fit(X, y_partial)
     with pytest.raises(ValueError, match="X_val"):
         _loop(_refuse).fit(X, y_partial, X_val=X)
+    with pytest.raises(TypeError, match="needs a BoostMISClassifier.*LogisticReg"):
+        AnnotationLoop(LogisticRegression(), oracle=_refuse).fit(X, y_partial)
 
 
 @pytest.mark.parametrize(
