@@ -68,21 +68,23 @@ def _warm_started(template, estimator, n_annotated, budget):
         knows the round's N_A and K. (The fitted estimator's own ``threshold``
         is already such an object after the first round, holding an older N_A.)
     estimator : BoostMISClassifier or Pipeline ending in one
-        The fitted estimator to refit (its ``alpha``, ``beta`` and ``t_max``
-        are kept; in a Pipeline the earlier steps refit as they are).
+        The fitted estimator to refit. Its classifier takes the template's
+        parameters (a loop resumed with a changed estimator trains with the new
+        settings from the fitted weights); in a Pipeline the earlier steps refit
+        as they are.
     n_annotated : int
         N_A, the size of the last round's AUS + BUS union.
     budget : int
         K, each selector's quota.
     """
-    classifier = _final_step(estimator)
-    params = {"warm_start": True}
-    threshold = getattr(_final_step(template), "threshold", None)
+    settings = clone(_final_step(template)).get_params(deep=False)  # fresh copies
+    params = {**settings, "warm_start": True}
+    threshold = settings["threshold"]
     if isinstance(threshold, str) and threshold == "adaptive":
         params["threshold"] = AdaptiveThreshold(
-            alpha=classifier.alpha,
-            beta=classifier.beta,
-            t_max=classifier.t_max,
+            alpha=settings["alpha"],
+            beta=settings["beta"],
+            t_max=settings["t_max"],
             n_annotated=int(n_annotated),
             quota=int(budget),
         )

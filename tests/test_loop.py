@@ -191,6 +191,33 @@ def test_oracle_exception_is_wrapped_and_log_intact(iris_data, tmp_path, referen
     _assert_same_run(loop, reference)
 
 
+def test_resume_with_a_changed_estimator_trains_with_its_settings(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    good = RecordingOracle(y, y_partial)
+
+    def once(idx):
+        return _refuse(idx) if good.calls else good(idx)
+
+    with pytest.raises(RuntimeError, match="cycle 1"):
+        _loop(once, state_dir=tmp_path).fit(X, y_partial)
+    changed = BoostMISClassifier(
+        random_state=0, **{**FAST, "max_epochs": 2, "lr": 0.01}
+    )
+    second = RecordingOracle(y, y_partial)
+    second.labeled = good.labeled.copy()  # asserts no row is asked twice
+    loop = AnnotationLoop(
+        changed,
+        sampler=InformativeQuerySampler(random_state=0),
+        oracle=second,
+        n_cycles=2,
+        budget=K,
+        state_dir=tmp_path,
+    ).fit(X, y_partial)
+    final = loop.estimator_  # the final fit, warm-started from the saved model
+    assert final.n_iter_ == 2 and final.lr == 0.01 and final.net_.lr == 0.01
+    assert len(final.history_) > 2  # continued the saved model's history
+
+
 def test_state_dir_from_other_data_is_rejected(iris_data, digits_data, tmp_path):
     X, _, y_partial = iris_data
     with pytest.raises(RuntimeError):  # leaves state.json with a pending query
