@@ -178,6 +178,8 @@ def load_mescc(path, task="two"):
     are six-grade. Files are read with ``allow_pickle=False``.
     """
     _check_task(task)
+    if os.path.isfile(path):
+        raise MESCCFormatError(f"{os.fspath(path)} is a file, not a MESCC data folder")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"MESCC data folder not found: {os.fspath(path)}")
     data, counts, n_features, first = {}, {}, None, None

@@ -492,6 +492,25 @@ def test_query_reports_a_collapse_in_one_line(
     assert "warning: raw" not in err
 
 
+def test_argument_and_path_messages_name_what_is_wrong(data_dir, tmp_path, capsys):
+    for args, expect in [
+        (["run", data_dir, "--task", "two", "--budget", 0], "--budget: expected an"),
+        (["run", data_dir, "--task", "two", "--seed", -1], "integer in 0..4294967295"),
+    ]:
+        with pytest.raises(SystemExit):
+            main(list(map(str, args)))
+        assert expect in capsys.readouterr().err
+    a_file = tmp_path / "f.npy"
+    a_file.write_bytes(b"")
+    query = ["--task", "two", "--budget", 2, "--out", tmp_path / "c.csv"]
+    for args, expect in [
+        (["run", a_file, "--task", "two"], "is a file, not a MESCC data folder"),
+        (["query", data_dir, "--labels", tmp_path, *query], "is a folder, not a CSV"),
+    ]:
+        assert main(list(map(str, args))) == 2
+        assert expect in capsys.readouterr().err
+
+
 def test_other_warnings_are_one_line_each(monkeypatch, capsys):
     import sklearn_boostmis.cli as cli
 

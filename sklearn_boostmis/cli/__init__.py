@@ -20,21 +20,28 @@ from .run import cmd_run, load_run_model
 __all__ = ["load_run_model", "main"]
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def _int_in(low, high=None):
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer, got {text!r}"
+            ) from None
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(
+                f"expected an integer {bounds}, got {value}"
+            )
+        return value
+
+    return parse
 
 
-def _positive_int(text):
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+_positive_int = _int_in(1)
+_seed = _int_in(0, 2**32 - 1)  # numpy's seeds
 
 
 def _build_parser():
@@ -59,7 +66,7 @@ def _build_parser():
         "--out", default="boostmis_demo", help="output folder (default: %(default)s)"
     )
     demo.add_argument(
-        "--seed", type=int, default=0, help="random seed (default: %(default)s)"
+        "--seed", type=_seed, default=0, help="random seed (default: %(default)s)"
     )
     demo.add_argument(
         "--quick", action="store_true", help="tiny configuration (seconds)"
@@ -68,7 +75,7 @@ def _build_parser():
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--seed", type=int, default=0, help="random seed (default: %(default)s)"
+        "--seed", type=_seed, default=0, help="random seed (default: %(default)s)"
     )
     common.add_argument(
         "--max-epochs",

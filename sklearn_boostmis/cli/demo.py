@@ -139,7 +139,8 @@ def cmd_demo(args):
         for name, loop in (("BoostMIS loop", boost), ("random-query loop", rand))
     }
     warned = [
-        f"{name} cycle {cycle}: digit {', '.join(map(str, classes))}"
+        f"{name} cycle {'final' if cycle == cfg['cycles'] else cycle}: digit "
+        f"{', '.join(map(str, classes))}"
         for name, cycles in collapsed.items()
         for cycle, classes in cycles
         if classes

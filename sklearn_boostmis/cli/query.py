@@ -22,6 +22,8 @@ from ._common import (
 def _read_labels(path, n_rows, names):
     """Validated (indices, codes) of a person's CSV with ``index`` and ``label``
     columns (others ignored; an empty label is a row not yet answered)."""
+    if os.path.isdir(path):
+        raise ValueError(f"--labels {path} is a folder, not a CSV file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"labels file not found: {path}")
     codes = {str(i): i for i in range(len(names))}
@@ -89,6 +91,8 @@ def _read_labels(path, n_rows, names):
 def cmd_query(args):
     from .. import BoostMISClassifier, InformativeQuerySampler
 
+    if os.path.isfile(args.data_dir):
+        raise ValueError(f"DATA_DIR {args.data_dir} is a file, not a folder")
     if not os.path.isdir(args.data_dir):
         raise FileNotFoundError(f"MESCC data folder not found: {args.data_dir}")
     if os.path.abspath(args.out) == os.path.abspath(args.labels):
