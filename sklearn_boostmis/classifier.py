@@ -415,6 +415,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             X = validate_data(self, X, **kwargs)
         else:
             X, y = validate_data(self, X, y, ensure_min_samples=2, **kwargs)
+        if not X.flags.writeable:  # e.g. a pandas view: torch warns on those
+            X = X.copy()
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
         elif not image_model:

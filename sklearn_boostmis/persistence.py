@@ -46,6 +46,8 @@ def save_weights(estimator, path):
         "n_features_in": str(estimator.n_features_in_),
         "input_shape": json.dumps(list(estimator.input_shape_)),
     }
+    if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
+        metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
     save_file(tensors, str(path), metadata=metadata)
 
 
@@ -109,6 +111,9 @@ def load_weights(estimator, path, device=None):
         "n_features_in_": int(metadata["n_features_in"]),
         "input_shape_": tuple(json.loads(metadata["input_shape"])),
     }
+    if "feature_names_in" in metadata:
+        names = json.loads(metadata["feature_names_in"])
+        fitted["feature_names_in_"] = np.asarray(names, dtype=object)
     staged = copy.copy(estimator)  # the estimator changes only once all loaded
     for name, value in fitted.items():
         setattr(staged, name, value)

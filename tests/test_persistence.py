@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from safetensors.torch import save_file
@@ -30,6 +32,21 @@ def test_loaded_weights_continue_with_the_current_parameters(
     loaded = load_weights(BoostMISClassifier(**FAST), tmp_path / "m.safetensors")
     loaded.set_params(warm_start=True, max_epochs=2).fit(X, y_partial)
     assert loaded.n_iter_ == 2 and len(loaded.history_) == 2
+
+
+def test_feature_names_survive(iris_data, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _, y_partial = iris_data
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(frame, y_partial)
+    save_weights(clf, tmp_path / "m.safetensors")
+    loaded = load_weights(BoostMISClassifier(**FAST), tmp_path / "m.safetensors")
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "fitted without feature names"
+        np.testing.assert_array_equal(loaded.predict(frame), clf.predict(frame))
+    with pytest.raises(ValueError, match="feature names should match"):
+        loaded.predict(frame.rename(columns={"a": "z"}))
 
 
 def test_string_classes_survive(iris_data, tmp_path):
