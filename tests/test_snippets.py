@@ -2,8 +2,9 @@
 
 The blocks of one page run in order in one namespace, as a reader would run
 them. The pages leave the data to the reader (``X``, ``y``, ``y_partial``,
-``X_test``, an ``ask_a_human`` oracle, ...); the namespace starts with small
-stand-ins for those names (digits rows, so that every default fit stays short).
+``X_test``, an ``ask_a_human`` oracle, a fitted ``clf``, ...); the namespace
+starts with small stand-ins for those names (digits rows, so that every default
+fit stays short).
 A block that needs an optional package which is not installed is skipped and
 named in the skip reason; the other blocks of the page still run.
 """
@@ -57,8 +58,12 @@ def reader_namespace():
     y_partial = np.full_like(y, -1)
     for c in np.unique(y):
         y_partial[np.flatnonzero(y == c)[:3]] = c
+    from sklearn_boostmis import BoostMISClassifier
+
     return {
         "np": np,
+        # "a fitted classifier", e.g. for the persistence blocks
+        "clf": BoostMISClassifier(max_epochs=5, random_state=0).fit(X, y_partial),
         "X": X,
         "y": y,
         "y_partial": y_partial,
