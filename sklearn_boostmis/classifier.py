@@ -402,8 +402,22 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(X, "shape"):  # a list: converted once, for ndim and shape
             X = np.asarray(X)
         ndim = X.ndim
+        if ndim > 4 and (reset or len(self.input_shape_) != 3):
+            raise ValueError(
+                f"X has {ndim} dimensions: give feature vectors (n_samples, "
+                "n_features) or images (n_samples, height, width) or (n_samples, "
+                "channels, height, width)"
+            )
         if ndim == 3:
             X = np.asarray(X)[:, None]
+        if reset and ndim == 4 and X.shape[-1] in (1, 3, 4) and X.shape[1] > 4:
+            warnings.warn(
+                f"X of shape {tuple(X.shape)} looks channels-last (n_samples, "
+                "height, width, channels), but images are read as (n_samples, "
+                "channels, height, width): if so, pass np.moveaxis(X, -1, 1)",
+                UserWarning,
+                stacklevel=4,
+            )
         image_model = not reset and len(self.input_shape_) == 3
         if image_model:
             # name the shapes before validate_data speaks of "features"
@@ -514,7 +528,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("module_params only apply when module is a class")
             return copy.deepcopy(self.module), {}
         accepted = inspect.signature(self.module).parameters
-        for name, value in (("n_features", n_features), ("n_classes", n_classes)):
+        sizes = {"n_features": n_features, "n_classes": n_classes}
+        if len(self.input_shape_) == 3:  # images: as the built-in CNNs take them
+            sizes.update(n_channels=n_features, image_size=self.input_shape_[1:])
+        for name, value in sizes.items():
             if name in accepted and name not in params:
                 params[name] = value
         return self.module, params

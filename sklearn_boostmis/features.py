@@ -105,8 +105,9 @@ def load_state_dict(path):
 class ResNet50Features(TransformerMixin, BaseEstimator):
     """Turn images into the 2048-d penultimate ResNet-50 features.
 
-    Images ``(N, H, W)`` or ``(N, C, H, W)`` with values in [0, 1] (one
-    channel is repeated to three) are resized to ``image_size`` and normalised
+    Images ``(N, H, W)`` or ``(N, C, H, W)`` with values in [0, 1] (integer
+    images, e.g. uint8 in 0..255, are divided by 255; one channel is repeated
+    to three) are resized to ``image_size`` and normalised
     with the ImageNet statistics, as for the MESCC release, then passed
     through the backbone in eval mode.
 
@@ -189,7 +190,9 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Features of shape ``(N, 2048)`` (float32)."""
         check_is_fitted(self, "backbone_")
-        X = np.asarray(X, dtype=np.float32)
+        X = np.asarray(X)
+        scale = 1 / 255 if X.dtype.kind in "ui" else 1  # 8-bit pixels, as ToTensor
+        X = X.astype(np.float32) * np.float32(scale)
         if not np.isfinite(X).all():
             raise ValueError("Input X contains NaN or infinity.")
         out = []

@@ -125,7 +125,8 @@ class AnnotationLoop(BaseEstimator):
         the classifier is warm-started.
     sampler : InformativeQuerySampler or None, default=None
         The query strategy (its ``select_union``); None uses the default
-        :class:`~sklearn_boostmis.query.InformativeQuerySampler`.
+        :class:`~sklearn_boostmis.query.InformativeQuerySampler` with the
+        classifier's ``random_state``.
     oracle : callable
         ``oracle(indices) -> labels``: receives an int array of row positions
         in ``X`` (only unlabeled rows, all the cycle's queries in one call)
@@ -481,6 +482,16 @@ class AnnotationLoop(BaseEstimator):
         if (X_val is None) != (y_val is None):
             raise ValueError("Give both X_val and y_val, or neither.")
         validation = None if X_val is None else _validation_rows(X, X_val, y_val)
+        if self.state_dir is not None:
+            try:  # the state holds the fitted model: find out now, not after a fit
+                pickle.dumps(clone(self.estimator))
+            except Exception as exc:
+                raise TypeError(
+                    "state_dir saves the estimator with pickle, which fails for "
+                    f"this one ({type(exc).__name__}: {exc}); use picklable steps "
+                    "(e.g. a module-level function instead of a lambda in a "
+                    "FunctionTransformer) or state_dir=None"
+                ) from None
         y = np.array(y, copy=True)
         if y.dtype.kind in "US":
             raise ValueError("String labels need object dtype, with -1 for unlabeled.")
@@ -501,8 +512,9 @@ class AnnotationLoop(BaseEstimator):
         self.start_cycle_ = cycle
         self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
         sampler = self.sampler
-        if sampler is None:
-            sampler = InformativeQuerySampler()
+        if sampler is None:  # seeded like the classifier: repeatable queries
+            seed = _final_step(self.estimator).random_state
+            sampler = InformativeQuerySampler(random_state=seed)
         est = model["estimator"] if model is not None else None
         last = self.n_cycles + int(self.final_fit)
         while cycle < last:

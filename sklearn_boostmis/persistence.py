@@ -46,6 +46,7 @@ def save_weights(estimator, path):
         "n_features_in": str(estimator.n_features_in_),
         "input_shape": json.dumps(list(estimator.input_shape_)),
     }
+    metadata["ema_updates"] = str(estimator.net_.ema_updates_)  # teacher warm-up
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
     save_file(tensors, str(path), metadata=metadata)
@@ -118,6 +119,7 @@ def load_weights(estimator, path, device=None):
     for name, value in fitted.items():
         setattr(staged, name, value)
     net = _rebuild_net(staged, tensors, device, path)
+    net.ema_updates_ = int(metadata.get("ema_updates", 0))
     for name, value in fitted.items():
         setattr(estimator, name, value)
     estimator.net_ = net

@@ -620,5 +620,5 @@ def test_image_shaped_input_with_own_module(digits_data):
     assert clf.predict_proba(images[:, None]).shape == (300, len(clf.classes_))
     with pytest.raises(ValueError, match="samples of shape"):
         clf.predict(X[:300].reshape(-1, 1, 4, 16))
-    with pytest.raises(ValueError, match="dim 5"):
+    with pytest.raises(ValueError, match="X has 5 dimensions"):
         BoostMISClassifier(**params).fit(X[:300].reshape(300, 1, 2, 2, 16), y[:300])

@@ -181,3 +181,14 @@ def test_estimator_on_cuda(digit_images):
     clf = BoostMISClassifier(device="cuda", **FAST_IMAGES).fit(X, y_partial)
     assert next(clf.net_.module_.parameters()).device.type == "cuda"
     assert clf.predict(X).shape == (len(X),)
+
+
+def test_image_module_classes_get_their_sizes_and_channels_last_is_flagged():
+    X = np.random.RandomState(0).rand(40, 8, 8).astype(np.float32)
+    y = np.r_[[0, 1] * 5, [-1] * 30]
+    clf = BoostMISClassifier(module=SmallCNN, max_epochs=1, random_state=0).fit(X, y)
+    assert isinstance(clf.net_.module_, SmallCNN)
+    with pytest.warns(UserWarning, match="looks channels-last"):
+        BoostMISClassifier(max_epochs=1).fit(np.repeat(X[..., None], 3, axis=3), y)
+    with pytest.raises(ValueError, match="X has 5 dimensions"):
+        BoostMISClassifier(max_epochs=1).fit(X[:, None, None], y)

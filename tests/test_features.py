@@ -37,6 +37,17 @@ def test_features_are_2048d_repeatable_and_batch_independent():
     )
 
 
+def test_integer_images_are_read_as_8_bit_pixels():
+    pixels = (images(3, channels=1) * 255).round().astype(np.uint8)
+    features = ResNet50Features(weights=None, image_size=32).fit(pixels)
+    np.testing.assert_allclose(
+        features.transform(pixels),
+        features.transform(pixels.astype(np.float32) / 255),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_loads_a_torchvision_style_checkpoint(tmp_path):
     source = ResNet50Backbone()
     with torch.no_grad():

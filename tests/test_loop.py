@@ -4,6 +4,8 @@ import re
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
@@ -303,6 +305,16 @@ def test_fixed_threshold_without_state_dir(iris_data):
         final_fit=False,
     ).fit(X, y_partial)
     assert len(oracle.calls) == 2 and loop.estimator_.threshold == "fixed"
+    # the default sampler is seeded like the classifier: the same questions again
+    again = RecordingOracle(y, y_partial)
+    AnnotationLoop(
+        BoostMISClassifier(random_state=0, threshold="fixed", **FAST),
+        oracle=again,
+        n_cycles=2,
+        budget=3,
+        final_fit=False,
+    ).fit(X, y_partial)
+    assert [c.tolist() for c in again.calls] == [c.tolist() for c in oracle.calls]
     assert loop.estimator_.warm_start
     assert isinstance(loop.sampler, type(None))  # default sampler, not stored
     assert [h["val_accuracy"] for h in loop.history_] == [None, None]
@@ -316,6 +328,11 @@ def test_invalid_parameters(iris_data):
         _loop(_refuse).fit(X, y_partial, X_val=X)
     with pytest.raises(TypeError, match="needs a BoostMISClassifier.*LogisticReg"):
         AnnotationLoop(LogisticRegression(), oracle=_refuse).fit(X, y_partial)
+    unpicklable = make_pipeline(
+        FunctionTransformer(lambda x: x), BoostMISClassifier(**FAST)
+    )
+    with pytest.raises(TypeError, match="state_dir saves the estimator with pickle"):
+        AnnotationLoop(unpicklable, oracle=_refuse, state_dir=".").fit(X, y_partial)
 
 
 @pytest.mark.parametrize(

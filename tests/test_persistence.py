@@ -30,6 +30,7 @@ def test_loaded_weights_continue_with_the_current_parameters(
     X, _, y_partial = iris_data
     save_weights(fitted_iris, tmp_path / "m.safetensors")
     loaded = load_weights(BoostMISClassifier(**FAST), tmp_path / "m.safetensors")
+    assert loaded.net_.ema_updates_ == fitted_iris.net_.ema_updates_ > 0
     loaded.set_params(warm_start=True, max_epochs=2).fit(X, y_partial)
     assert loaded.n_iter_ == 2 and len(loaded.history_) == 2
 
