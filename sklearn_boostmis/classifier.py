@@ -680,8 +680,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         for key in list(params):
             name, nested, entry = key.partition("__")
             if nested and name in ("module_params", "net_params"):
-                current = dicts.setdefault(name, dict(getattr(self, name) or {}))
-                current[entry] = params.pop(key)
+                if name not in dicts:  # a whole dict given alongside comes first
+                    whole = params.pop(name) if name in params else getattr(self, name)
+                    dicts[name] = dict(whole or {})
+                dicts[name][entry] = params.pop(key)
             elif nested and name in ("module", "callbacks"):
                 hint = {
                     "module": f"the module's arguments go to module_params, e.g. "

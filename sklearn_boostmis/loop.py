@@ -94,10 +94,25 @@ def _warm_started(template, estimator, n_annotated, budget):
     return estimator.set_params(**params)
 
 
+def _structure(estimator):
+    """The estimator's class, and for a Pipeline its steps' names and classes."""
+    if isinstance(estimator, Pipeline):
+        steps = ", ".join(f"{n}={type(s).__name__}" for n, s in estimator.steps)
+        return f"Pipeline({steps})"
+    return type(estimator).__name__
+
+
+def _sample_shape(X):
+    """Shape of one row; an (H, W) image counts as (1, H, W), as the classifier
+    reads it."""
+    shape = tuple(np.shape(X)[1:])
+    return (1, *shape) if len(shape) == 2 else shape
+
+
 def _validation_rows(X, X_val, y_val):
     """The labeled rows of the validation set, checked before the first fit."""
     X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
-    if np.shape(X_true)[1:] != np.shape(X)[1:]:
+    if _sample_shape(X_true) != _sample_shape(X):
         raise ValueError(
             f"X_val rows have shape {np.shape(X_true)[1:]}, "
             f"but X rows have shape {np.shape(X)[1:]}"
@@ -329,8 +344,9 @@ class AnnotationLoop(BaseEstimator):
                 raise ValueError(
                     f"state_dir {self.state_dir!r} was written for other data: X "
                     "or the initial labels y differ from those of the run that "
-                    "wrote it; resume with the same X and y, or use another "
-                    "state_dir"
+                    "wrote it (also X in another dtype, or a y that already holds "
+                    "the logged answers, such as loop.y_); resume with the same X "
+                    "and initial y, or use another state_dir"
                 )
         index, label, cycle = self._read_log(data_id["shape"][0], lookup)
         for i, lab in zip(index, label, strict=True):
@@ -516,6 +532,12 @@ class AnnotationLoop(BaseEstimator):
             seed = _final_step(self.estimator).random_state
             sampler = InformativeQuerySampler(random_state=seed)
         est = model["estimator"] if model is not None else None
+        if est is not None and _structure(est) != _structure(self.estimator):
+            raise ValueError(
+                f"state_dir {self.state_dir!r} holds a {_structure(est)} model, but "
+                f"this loop's estimator is a {_structure(self.estimator)}: resume "
+                "with the same kind of estimator, or use another state_dir"
+            )
         last = self.n_cycles + int(self.final_fit)
         while cycle < last:
             if model is not None and model["cycle"] == cycle:

@@ -142,9 +142,19 @@ def resolve_device(device):
             f"device={device!r} but CUDA is not available to this PyTorch "
             f"build ({torch.__version__}); use device='auto' or 'cpu'"
         )
-    try:  # an unknown name, or a backend this PyTorch build lacks
-        torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0]  # torch lists every backend after it
-        raise ValueError(f"device={device!r} is not usable: {reason}") from None
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device={device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')"
+        ) from None
+    try:  # a backend this PyTorch build or machine lacks
+        usable = kind != "meta" and torch.empty(1, device=device).numel() == 1
+    except (RuntimeError, ValueError):
+        usable = False
+    if not usable:
+        raise ValueError(
+            f"device={device!r} is not usable with this PyTorch build "
+            f"({torch.__version__}) on this machine; use device='auto' or 'cpu'"
+        )
     return device

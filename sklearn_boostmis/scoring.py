@@ -2,6 +2,7 @@
 
 import numpy as np
 from sklearn.metrics import get_scorer
+from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import check_consistent_length
 
 
@@ -64,16 +65,24 @@ class _LabeledRowsScorer:
     def __call__(self, estimator, X, y, sample_weight=None, **kwargs):
         X_labeled, y_labeled, mask = labeled_rows(X, y)
         if sample_weight is not None:
+            check_consistent_length(y, sample_weight)
             kwargs["sample_weight"] = np.asarray(sample_weight)[mask]
         return self.scorer(estimator, X_labeled, y_labeled, **kwargs)
 
     def set_score_request(self, **kwargs):
         """Request metadata (e.g. ``sample_weight=True``) for metadata routing."""
+        if not hasattr(self.scorer, "set_score_request"):
+            raise TypeError(
+                "this scorer is a plain function: build it with "
+                "sklearn.metrics.make_scorer to request metadata"
+            )
         self.scorer.set_score_request(**kwargs)
         return self
 
     def get_metadata_routing(self):
-        return self.scorer.get_metadata_routing()
+        if hasattr(self.scorer, "get_metadata_routing"):
+            return self.scorer.get_metadata_routing()
+        return MetadataRequest(owner=type(self).__name__)  # a plain function
 
     def __repr__(self):
         return f"make_labeled_scorer({self.scorer!r})"

@@ -262,6 +262,9 @@ def test_set_params_reaches_single_entries_of_the_dict_parameters(iris_data):
     assert clf.module_params == {"hidden_units": (32,), "dropout": 0.5}
     assert given == {"hidden_units": (32,)}  # not modified in place
     assert clf.net_params == {"iterator_valid__batch_size": 7}
+    # a whole dict given alongside one of its entries is applied first
+    clf.set_params(module_params={"dropout": 0.1}, module_params__hidden_units=(8,))
+    assert clf.module_params == {"dropout": 0.1, "hidden_units": (8,)}
     search = GridSearchCV(
         clf, {"module_params__hidden_units": [(8,), (16,)]}, cv=2
     ).fit(X, y_partial)
@@ -524,10 +527,17 @@ def test_cuda_device_without_cuda_is_a_clear_error(iris_data, device):
         BoostMISClassifier(device=device, **FAST).fit(X, y_partial)
 
 
-@pytest.mark.parametrize("device", ["tpu", "cpu:x"])
-def test_unusable_device_is_a_clear_error(iris_data, device):
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("tpu", "is not a torch device"),
+        ("cpu:x", "is not a torch device"),
+        ("meta", "is not usable with this PyTorch build"),
+    ],
+)
+def test_unusable_device_is_a_clear_error(iris_data, device, match):
     X, _, y_partial = iris_data
-    with pytest.raises(ValueError, match=f"device='{device}' is not usable: "):
+    with pytest.raises(ValueError, match=f"device='{device}' {match}"):
         BoostMISClassifier(device=device, **FAST).fit(X, y_partial)
 
 

@@ -426,6 +426,13 @@ def test_labels_from_a_spreadsheet_or_candidates_file_are_read(tmp_path):
     )
     indices, codes = _read_labels(path, 20, TWO_GRADE_NAMES)
     assert indices.tolist() == [5, 9, 11] and codes.tolist() == [1, 0, 1]
+    for text, match in [
+        ("index,label\n0,0\nabc,\n", "index 'abc' is not an integer"),
+        ("index,index,label\n0,0,0\n", "names the column index twice"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            _read_labels(path, 20, TWO_GRADE_NAMES)
     path.write_bytes("index,label\n0,b\xe9\n".encode("latin-1"))
     with pytest.raises(ValueError, match="not UTF-8 text .*save it as CSV UTF-8"):
         _read_labels(path, 20, TWO_GRADE_NAMES)
@@ -556,7 +563,7 @@ def test_unusable_device_is_one_error_line_and_writes_nothing(
     if command == "run":
         args += ["--out", out]
     assert main(list(map(str, args))) == 2
-    assert capsys.readouterr().err.startswith("error: device='tpu' is not usable")
+    assert capsys.readouterr().err.startswith("error: device='tpu' is not a torch")
     assert not out.exists()
 
 
@@ -581,6 +588,9 @@ def test_unwritable_out_fails_before_training(command, data_dir, tmp_path, capsy
         args[-1] = a_file / "c.csv"
         assert main(list(map(str, args))) == 2
         assert "a_file is a file, not a folder" in capsys.readouterr().err
+    args[-1] = ""
+    assert main(list(map(str, args))) == 2
+    assert "--out must not be empty" in capsys.readouterr().err
 
 
 def test_final_fit_threshold_knows_the_last_round(data_dir, tmp_path, fit_params):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
@@ -245,6 +245,29 @@ def test_state_dir_from_same_shaped_other_data_is_rejected(iris_data, tmp_path, 
     with pytest.raises(ValueError, match="was written for other data"):
         _loop(oracle, state_dir=tmp_path).fit(X_other, y_other)
     assert oracle.calls == []
+
+
+def test_resume_with_another_kind_of_estimator_is_refused(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    with pytest.raises(RuntimeError):  # a bare classifier's model is saved
+        _loop(_refuse, state_dir=tmp_path).fit(X, y_partial)
+    pipe = make_pipeline(StandardScaler(), BoostMISClassifier(random_state=0, **FAST))
+    loop = AnnotationLoop(
+        pipe, oracle=_refuse, n_cycles=2, budget=K, state_dir=tmp_path
+    )
+    with pytest.raises(ValueError, match="holds a BoostMISClassifier model, but"):
+        loop.fit(X, y_partial)
+
+
+def test_image_validation_rows_may_carry_the_channel_axis(digits_data):
+    X, y, y_partial = digits_data
+    images = X[:200].reshape(-1, 8, 8)
+    loop = AnnotationLoop(
+        BoostMISClassifier(random_state=0, max_epochs=1),
+        oracle=lambda idx: y[idx],
+        n_cycles=0,
+    ).fit(images, y_partial[:200], X_val=images[:50, None], y_val=y[:50])
+    assert loop.history_[0]["val_accuracy"] is not None
 
 
 def test_torn_last_log_line_is_dropped(iris_data, tmp_path):

@@ -85,3 +85,21 @@ def test_sample_weight_follows_the_labeled_rows_also_through_routing():
         for h in halves
     ]
     np.testing.assert_allclose(scores, expected)
+
+
+def test_plain_function_scorer_under_routing_and_bad_weights():
+    from sklearn import config_context
+    from sklearn.model_selection import KFold, cross_validate
+
+    X, y = np.arange(8.0).reshape(-1, 1), np.array([0, 1, -1, 1, 0, 1, -1, 0])
+    scorer = make_labeled_scorer(lambda est, X, y: float(len(y)))
+    with config_context(enable_metadata_routing=True):
+        scores = cross_validate(DummyClassifier(), X, y, cv=KFold(2), scoring=scorer)[
+            "test_score"
+        ]
+    assert scores.tolist() == [3.0, 3.0]  # the labeled rows of each half
+    with pytest.raises(TypeError, match="make_scorer"):
+        scorer.set_score_request(sample_weight=True)
+    clf = DummyClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        make_labeled_scorer("accuracy")(clf, X, y, sample_weight=np.ones(3))

@@ -18,6 +18,8 @@ CURVE_PNG = "learning_curve.png"
 def check_writable(path, folder):
     """Refuse, before any training, an output path that cannot be written:
     ``path`` is the output folder (``folder=True``) or file."""
+    if not path:
+        raise ValueError("--out must not be empty")
     if folder and os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"--out {path} is a file, not a folder")
     if not folder and os.path.isdir(path):

@@ -36,6 +36,9 @@ def _read_labels(path, n_rows, names):
             f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
         ) from None
     header = [c.strip().lower() for c in rows[0]] if rows else []
+    for column in ("index", "label"):
+        if header.count(column) > 1:
+            raise ValueError(f"{path}: the header names the column {column} twice")
     if "index" not in header or "label" not in header:
         got = ",".join(rows[0]) if rows else "an empty file"
         raise ValueError(
@@ -53,8 +56,6 @@ def _read_labels(path, n_rows, names):
                 f"{len(header)}: {row!r}"
             )
         text_index, text_label = row[at_index].strip(), row[at_label].strip()
-        if not text_label:
-            continue  # not answered yet
         try:
             index = int(text_index)
         except ValueError:
@@ -66,6 +67,8 @@ def _read_labels(path, n_rows, names):
                 f"{path}: line {line}: unknown index {index} (train has "
                 f"{n_rows} rows, 0..{n_rows - 1})"
             )
+        if not text_label:
+            continue  # not answered yet
         if index in seen:
             raise ValueError(
                 f"{path}: line {line}: duplicate index {index} (first on "

@@ -56,6 +56,7 @@ def _save_scaler_atomic(scaler, path):
     np.savez(
         buf,
         mean=scaler.mean_,
+        var=scaler.var_,
         scale=scaler.scale_,
         n_samples_seen=scaler.n_samples_seen_,
     )
@@ -95,7 +96,7 @@ def load_run_model(run_dir, device=None):
     with np.load(paths[1], allow_pickle=False) as stats:
         scaler = StandardScaler()
         scaler.mean_, scaler.scale_ = stats["mean"], stats["scale"]
-        scaler.var_ = stats["scale"] ** 2
+        scaler.var_ = stats["var"]
         scaler.n_samples_seen_ = stats["n_samples_seen"]
         scaler.n_features_in_ = len(scaler.mean_)
     classifier = load_weights(BoostMISClassifier(), paths[0], device=device)
