@@ -468,7 +468,9 @@ class AnnotationLoop(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or images
+            ``(n_samples, height, width)`` / ``(n_samples, channels, height,
+            width)``, as the classifier takes them.
         y : array-like of shape (n_samples,)
             Initial labels, -1 for unlabeled rows. Not modified.
         X_val, y_val : array-like, optional
