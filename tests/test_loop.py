@@ -319,25 +319,22 @@ def test_bad_oracle_answers_raise_and_record_nothing(
 
 def test_fixed_threshold_without_state_dir(iris_data):
     X, y, y_partial = iris_data
-    oracle = RecordingOracle(y, y_partial)
-    loop = AnnotationLoop(
-        BoostMISClassifier(random_state=0, threshold="fixed", **FAST),
-        oracle=oracle,
-        n_cycles=2,
-        budget=3,
-        final_fit=False,
-    ).fit(X, y_partial)
-    assert len(oracle.calls) == 2 and loop.estimator_.threshold == "fixed"
+
+    def run():
+        oracle = RecordingOracle(y, y_partial)
+        loop = AnnotationLoop(
+            BoostMISClassifier(random_state=0, threshold="fixed", **FAST),
+            oracle=oracle,
+            n_cycles=2,
+            budget=3,
+            final_fit=False,
+        ).fit(X, y_partial)
+        return loop, [c.tolist() for c in oracle.calls]
+
+    loop, calls = run()
+    assert len(calls) == 2 and loop.estimator_.threshold == "fixed"
     # the default sampler is seeded like the classifier: the same questions again
-    again = RecordingOracle(y, y_partial)
-    AnnotationLoop(
-        BoostMISClassifier(random_state=0, threshold="fixed", **FAST),
-        oracle=again,
-        n_cycles=2,
-        budget=3,
-        final_fit=False,
-    ).fit(X, y_partial)
-    assert [c.tolist() for c in again.calls] == [c.tolist() for c in oracle.calls]
+    assert run()[1] == calls
     assert loop.estimator_.warm_start
     assert isinstance(loop.sampler, type(None))  # default sampler, not stored
     assert [h["val_accuracy"] for h in loop.history_] == [None, None]
