@@ -490,26 +490,7 @@ class AnnotationLoop(BaseEstimator):
         RuntimeError
             If the oracle raises (the original exception is chained).
         """
-        self._validate_params()
-        if not isinstance(_final_step(self.estimator), BoostMISClassifier):
-            raise TypeError(
-                "AnnotationLoop needs a BoostMISClassifier, or a Pipeline ending in "
-                f"one, as estimator; got {type(self.estimator).__name__}, which "
-                "would treat -1 (unlabeled) as a class"
-            )
-        if (X_val is None) != (y_val is None):
-            raise ValueError("Give both X_val and y_val, or neither.")
-        validation = None if X_val is None else _validation_rows(X, X_val, y_val)
-        if self.state_dir is not None:
-            try:  # the state holds the fitted model: find out now, not after a fit
-                pickle.dumps(clone(self.estimator))
-            except Exception as exc:
-                raise TypeError(
-                    "state_dir saves the estimator with pickle, which fails for "
-                    f"this one ({type(exc).__name__}: {exc}); use picklable steps "
-                    "(e.g. a module-level function instead of a lambda in a "
-                    "FunctionTransformer) or state_dir=None"
-                ) from None
+        validation = self._check_setup(X, X_val, y_val)
         y = np.array(y, copy=True)
         if y.dtype.kind in "US":
             raise ValueError("String labels need object dtype, with -1 for unlabeled.")
@@ -585,6 +566,30 @@ class AnnotationLoop(BaseEstimator):
         if est is not None:
             self.estimator_ = est
         return self
+
+    def _check_setup(self, X, X_val, y_val):
+        """What can fail before the first fit fails there; returns the labeled
+        validation rows (or None)."""
+        self._validate_params()
+        if not isinstance(_final_step(self.estimator), BoostMISClassifier):
+            raise TypeError(
+                "AnnotationLoop needs a BoostMISClassifier, or a Pipeline ending in "
+                f"one, as estimator; got {type(self.estimator).__name__}, which "
+                "would treat -1 (unlabeled) as a class"
+            )
+        if (X_val is None) != (y_val is None):
+            raise ValueError("Give both X_val and y_val, or neither.")
+        if self.state_dir is not None:
+            try:  # the state holds the fitted model
+                pickle.dumps(clone(self.estimator))
+            except Exception as exc:
+                raise TypeError(
+                    "state_dir saves the estimator with pickle, which fails for "
+                    f"this one ({type(exc).__name__}: {exc}); use picklable steps "
+                    "(e.g. a module-level function instead of a lambda in a "
+                    "FunctionTransformer) or state_dir=None"
+                ) from None
+        return None if X_val is None else _validation_rows(X, X_val, y_val)
 
     @staticmethod
     def _state(data_id, next_cycle, n_annotated, history, pending=None):
