@@ -12,7 +12,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
@@ -664,6 +668,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ``ValueError`` says so when no row of ``y`` is labeled.
         """
         X_labeled, y_labeled, mask = labeled_rows(X, y)
+        if sample_weight is not None:
+            check_consistent_length(y, sample_weight)
         weights = None if sample_weight is None else np.asarray(sample_weight)[mask]
         return super().score(X_labeled, y_labeled, weights)
 

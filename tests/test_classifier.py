@@ -116,6 +116,8 @@ def test_score_ignores_unlabeled_rows(fitted_iris, iris_data):
     assert fitted_iris.score(X, y) < 1.0 or not wrong.any()
     with pytest.raises(ValueError, match="every row of y is unlabeled"):
         fitted_iris.score(X, np.full(len(y), -1))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        fitted_iris.score(X, y, sample_weight=np.ones(3))
 
 
 def test_labeled_scorer_matches_metric_on_labeled_rows(fitted_iris, iris_data):
