@@ -31,6 +31,7 @@ import argparse
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -242,11 +243,15 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="2 cycles, pools up to 1e4 rows")
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent))
+    parser.add_argument("--out-dir", default=None,
+                        help="folder of the PNGs (default: benchmarks/ with --write, "
+                        "else a temporary folder, so a trial run leaves the "
+                        "committed figures alone)")
     parser.add_argument("--limit", type=int, default=300,
                         help="seconds allowed per pool in the query-cost table")
     args = parser.parse_args()
-    (out := Path(args.out_dir)).mkdir(parents=True, exist_ok=True)
+    default_out = Path(__file__).parent if args.write else tempfile.mkdtemp()
+    (out := Path(args.out_dir or default_out)).mkdir(parents=True, exist_ok=True)
     cycles = 2 if args.quick else 5
     pools = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     t0, parts, rev = time.perf_counter(), [], common.git_revision()
