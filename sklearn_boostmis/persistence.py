@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._io import atomic_write
 from .engine import load_module_states, module_states
 from .modules import resolve_device
 
@@ -31,7 +32,7 @@ def save_weights(estimator, path):
     path : str or path-like
         Destination file, conventionally ``*.safetensors``.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     _check_is_boostmis(estimator)
     check_is_fitted(estimator, "net_")
@@ -49,7 +50,9 @@ def save_weights(estimator, path):
     metadata["ema_updates"] = str(estimator.net_.ema_updates_)  # teacher warm-up
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
-    save_file(tensors, str(path), metadata=metadata)
+    # Serialised in memory and written by open(): safetensors' save_file
+    # creates the file readable by its owner only, whatever the umask.
+    atomic_write(path, save(tensors, metadata=metadata))
 
 
 def load_weights(estimator, path, device=None):

@@ -1,3 +1,5 @@
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -93,3 +95,15 @@ def test_junk_file_and_pipeline_get_clear_errors(fitted_iris, iris_data, tmp_pat
     save_weights(pipe[-1], tmp_path / "p.safetensors")
     with pytest.raises(TypeError, match="expected a BoostMISClassifier"):
         load_weights(pipe, tmp_path / "p.safetensors")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_weights_file_follows_the_umask(fitted_iris, tmp_path):
+    path = tmp_path / "shared.safetensors"
+    old = os.umask(0o022)
+    try:
+        save_weights(fitted_iris, path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # readable by colleagues
+    assert not os.path.exists(f"{path}.tmp")
