@@ -222,6 +222,9 @@ class BoostMISNet(NeuralNetClassifier):
         process (:class:`~sklearn_boostmis.data.SemiSupervisedBatches`), so a
         sum over processes of the rows each one visited is the merged state.
         Objects list their per-row tensors in ``row_state_attributes``.
+        Floating-point buffers (BatchNorm running statistics) of the student
+        and the teacher are averaged: each process updated them on its own
+        shard, and DDP only keeps the parameters equal.
         """
         visited = self._visited_rows
         for owner in (self.threshold_, self.memory_):
@@ -230,6 +233,11 @@ class BoostMISNet(NeuralNetClassifier):
                 local = torch.where(visited, state.to(torch.long), 0)
                 setattr(owner, name, self._reduce_sum(local).to(state.dtype))
         visited.zero_()
+        num_shards = self._shards()[0]
+        for module in (_unwrapped(self, self.module_), self.ema_module_):
+            for buffer in module.buffers():
+                if buffer.is_floating_point():
+                    buffer.copy_(self._reduce_sum(buffer) / num_shards)
 
     def _new_generators(self, device):
         """Seed ``generator_`` (augmentations) and ``order_generator_`` (batches).

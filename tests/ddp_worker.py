@@ -15,7 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis import BoostMISClassifier, InformativeQuerySampler
 
 torch.set_num_threads(1)
 
@@ -56,6 +56,12 @@ def main(out):
     rows = [np.concatenate(epoch) for epoch in recorder.rows_]
     student = torch.cat([p.detach().flatten() for p in net.module_.parameters()])
     teacher = torch.cat([p.detach().flatten() for p in net.ema_module_.parameters()])
+    # BatchNorm running statistics: each process updates them on its own shard
+    buffers = [
+        b.detach().flatten().double()
+        for module in (net.module_, net.ema_module_)
+        for b in module.buffers()
+    ]
     np.savez(
         f"{out}/rank{accelerator.process_index}.npz",
         num_processes=accelerator.num_processes,
@@ -63,6 +69,9 @@ def main(out):
         rows=np.array(rows, dtype=object),
         student=student.numpy(),
         teacher=teacher.numpy(),
+        buffers=torch.cat(buffers).numpy(),
+        teacher_proba=net.ema_module_(torch.as_tensor(X)).softmax(1).detach(),
+        query=InformativeQuerySampler(random_state=0)(clf, X[y_partial == -1], 5)[0],
         proba=clf.predict_proba(X),
         transduction=clf.transduction_,
         labeled_iter=clf.labeled_iter_,
