@@ -531,7 +531,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             if params:
                 raise ValueError("module_params only apply when module is a class")
             return copy.deepcopy(self.module), {}
-        accepted = inspect.signature(self.module).parameters
+        accepted = _init_parameters(self.module)
         sizes = {"n_features": n_features, "n_classes": n_classes}
         if len(self.input_shape_) == 3:  # images: as the built-in CNNs take them
             sizes.update(n_channels=n_features, image_size=self.input_shape_[1:])
@@ -720,3 +720,22 @@ def _continue_from(net, previous):
         ) from None
     net.ema_updates_ = previous.ema_updates_
     net.history = previous.history
+
+
+def _init_parameters(module_class):
+    """Names that ``module_class(...)`` accepts as keywords, following
+    ``**kwargs`` up the class hierarchy (a subclass that forwards
+    ``*args, **kwargs`` accepts what its parent does)."""
+    names = set()
+    for klass in inspect.getmro(module_class):
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names.update(
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names

@@ -304,6 +304,21 @@ def test_module_class_receives_sizes_and_params(iris_data):
     assert clf.net_.module_.out.out_features == 3
 
 
+class ReinitializedMLP(MLPClassifierModule):
+    """A subclass that forwards everything to its parent, as users write them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        torch.nn.init.zeros_(self.classifier.bias)
+
+
+def test_sizes_reach_a_subclass_that_forwards_kwargs(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(module=ReinitializedMLP, random_state=0, **FAST)
+    clf.fit(X, y_partial)
+    assert clf.net_.module_.classifier.out_features == 3
+
+
 def test_module_instance_is_copied_not_trained(iris_data):
     X, _, y_partial = iris_data
     module = MLPClassifierModule(4, 3, hidden_units=(8,))
