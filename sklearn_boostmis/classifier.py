@@ -1,5 +1,6 @@
 """BoostMISClassifier: the scikit-learn face of the method."""
 
+import contextlib
 import copy
 import inspect
 import warnings
@@ -68,7 +69,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Passes over the unlabeled rows (one step = a labeled batch of
         ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
     batch_size : int, default=64
-        Labeled rows per step (B).
+        Labeled rows per step (B); with no unlabeled rows, at least 2
+        (BatchNorm cannot train on one row).
     mu : int, default=2
         Ratio of unlabeled to labeled rows per step.
     lambda_u : float, default=1.0
@@ -342,19 +344,48 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             among the accepted pseudo-labels and among the predictions on the
             unlabeled rows (see :mod:`sklearn_boostmis.diagnostics`): the fit
             has probably collapsed onto the other classes.
-        """
-        warm = self.warm_start and hasattr(self, "net_")
-        check_no_missing_labels(y)
-        X, y = self._validate_input(X, y, reset=not warm)
-        labeled, classes = self._check_labels(y)
-        if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                f"warm_start=True needs the same classes as the previous fit: "
-                f"{self.classes_.tolist()} then {classes.tolist()}"
-            )
-        self.classes_ = classes
-        encoded = np.searchsorted(self.classes_, y[labeled])
 
+        Raises
+        ------
+        ValueError
+            For invalid input, and when training diverged (non-finite weights).
+            A fit that raises leaves the estimator as it was before the call.
+        """
+        with _unchanged_on_error(self):
+            warm = self.warm_start and hasattr(self, "net_")
+            check_no_missing_labels(y)
+            X, y = self._validate_input(X, y, reset=not warm)
+            labeled, classes = self._check_labels(y)
+            if warm and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"warm_start=True needs the same classes as the previous fit: "
+                    f"{self.classes_.tolist()} then {classes.tolist()}"
+                )
+            self.classes_ = classes
+            encoded = np.searchsorted(self.classes_, y[labeled])
+
+            net, n_before = self._train(X, y, labeled, encoded, warm)
+            _check_finite(net, self.lr)
+            self.net_ = net
+            self.n_iter_ = len(net.history) - n_before
+            self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
+            pseudo = self._set_transduction(y, labeled)
+            self.collapsed_classes_ = (
+                warn_on_collapse(
+                    self.classes_,
+                    encoded,
+                    pseudo,
+                    lambda: self.net_.predict_proba(X[~labeled]).argmax(axis=1),
+                    stacklevel=4,  # past fit's _fit_context wrapper, at the caller
+                )
+                if self.lambda_u > 0
+                else []
+            )
+            return self
+
+    def _train(self, X, y, labeled, encoded, warm):
+        """Build the network (continuing the previous one when ``warm``) and
+        train it; return it and the number of epochs its history held before."""
         device = self._resolve_device()
         on_device = self.data_on_device
         if on_device == "auto":
@@ -380,22 +411,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 net = self._make_net(device, seed, self._class_weight(y[labeled]))
                 n_before = 0
                 net.fit(dataset, None)
-        self.net_ = net
-        self.n_iter_ = len(net.history) - n_before
-        self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
-        pseudo = self._set_transduction(y, labeled)
-        self.collapsed_classes_ = (
-            warn_on_collapse(
-                self.classes_,
-                encoded,
-                pseudo,
-                lambda: self.net_.predict_proba(X[~labeled]).argmax(axis=1),
-                stacklevel=4,  # past fit's _fit_context wrapper, at the caller
-            )
-            if self.lambda_u > 0
-            else []
-        )
-        return self
+        return net, n_before
 
     def _validate_input(self, X, y="no_validation", reset=True):
         """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W).
@@ -412,6 +428,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 "n_features) or images (n_samples, height, width) or (n_samples, "
                 "channels, height, width)"
             )
+        if not reset and len(self.input_shape_) == 1 and ndim in (3, 4):
+            self._check_sample_shape(X.shape[1:])  # before "n_features" talk
         if ndim == 3:
             X = np.asarray(X)[:, None]
         if reset and ndim == 4 and X.shape[-1] in (1, 3, 4) and X.shape[1] > 4:
@@ -447,7 +465,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 " (images: (n_samples, channels, height, width), or (n_samples, "
                 "height, width) for one channel)"
                 if len(self.input_shape_) == 3
-                else ""
+                else " (feature vectors: (n_samples, n_features))"
             )
             raise ValueError(
                 f"X has samples of shape {tuple(shape)}, but "
@@ -560,6 +578,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     def _make_net(self, device, seed, class_weight=None):
         check_net_params(self.net_params)
         check_callbacks(self.callbacks, self.net_params)
+        if not issubclass(self.optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "optimizer must be a torch.optim.Optimizer subclass (such as "
+                f"torch.optim.SGD or torch.optim.AdamW), got {self.optimizer!r}"
+            )
         module, module_kwargs = self._make_module()
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if issubclass(self.optimizer, torch.optim.SGD):
@@ -739,3 +762,41 @@ def _init_parameters(module_class):
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
     return names
+
+
+@contextlib.contextmanager
+def _unchanged_on_error(estimator):
+    """Put back the fitted attributes that ``estimator`` had if the block raises."""
+    previous = fitted_attributes(estimator)
+    try:
+        yield
+    except BaseException:
+        for name in fitted_attributes(estimator):
+            delattr(estimator, name)
+        vars(estimator).update(previous)
+        raise
+
+
+def fitted_attributes(estimator):
+    """The attributes that ``fit`` sets (public names ending in ``_``)."""
+    return {
+        name: value
+        for name, value in vars(estimator).items()
+        if name.endswith("_") and not name.startswith("_")
+    }
+
+
+def _check_finite(net, lr):
+    """Refuse a diverged fit, as scikit-learn's MLPClassifier does."""
+    modules = (net.module_, net.ema_module_)
+    if all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+        return
+    losses = np.asarray(net.history[:, "train_loss"], dtype=float)
+    diverged = np.flatnonzero(~np.isfinite(losses))
+    when = ""
+    if diverged.size:
+        when = f" (train_loss non-finite from epoch {diverged[0] + 1})"
+    raise ValueError(
+        f"Training diverged: the network's weights became NaN or infinite{when}. "
+        f"Lower lr (now {lr:g}) or standardise X (e.g. with StandardScaler)."
+    )

@@ -167,7 +167,13 @@ class SemiSupervisedBatches:
         ds = self.dataset
         if ds.n_unlabeled:
             return len(self._steps(ds.n_unlabeled, self.mu * self.batch_size))
-        return len(self._steps(ds.n_labeled, self.batch_size))
+        return len(self._steps(ds.n_labeled, self._labeled_only_size))
+
+    @property
+    def _labeled_only_size(self):
+        # With no unlabeled rows to join them, batches of one row would fail in
+        # BatchNorm: B = 1 trains on pairs.
+        return max(self.batch_size, 2)
 
     def _permutation(self, n):
         return torch.randperm(n, generator=self.generator, device=self._device)
@@ -189,7 +195,7 @@ class SemiSupervisedBatches:
         ds = self.dataset
         if not ds.n_unlabeled:
             order = self._permutation(ds.n_labeled)
-            for start, stop in self._steps(ds.n_labeled, self.batch_size):
+            for start, stop in self._steps(ds.n_labeled, self._labeled_only_size):
                 idx = self._shard(order[start:stop])
                 yield *ds.take(idx, ds.X_labeled, ds.y_labeled), None, None
             return

@@ -16,6 +16,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._io import atomic_write
+from .classifier import fitted_attributes
 from .engine import load_module_states, module_states
 from .modules import resolve_device
 
@@ -56,7 +57,7 @@ def save_weights(estimator, path):
 
 
 def load_weights(estimator, path, device=None):
-    """Load weights saved by :func:`save_weights` into an unfitted estimator.
+    """Load weights saved by :func:`save_weights` into an estimator.
 
     Parameters
     ----------
@@ -64,7 +65,7 @@ def load_weights(estimator, path, device=None):
         An estimator with the same ``module`` and ``module_params`` as the one
         that was saved; it is returned ready for ``predict``/``predict_proba``
         and for queries (its ``transduction_`` and training history are not
-        restored).
+        restored; those of an earlier fit of ``estimator`` are removed).
     path : str or path-like
         A file written by :func:`save_weights`.
     device : str, default=None
@@ -84,7 +85,7 @@ def load_weights(estimator, path, device=None):
     --------
     >>> import tempfile, os, numpy as np
     >>> from sklearn.datasets import load_iris
-    >>> from sklearn_boostmis import BoostMISClassifier
+    >>> from sklearn_boostmis import BoostMISClassifier, load_weights, save_weights
     >>> X, y = load_iris(return_X_y=True)
     >>> y[::2] = -1
     >>> clf = BoostMISClassifier(max_epochs=2, random_state=0).fit(X, y)
@@ -123,6 +124,8 @@ def load_weights(estimator, path, device=None):
         setattr(staged, name, value)
     net = _rebuild_net(staged, tensors, device, path)
     net.ema_updates_ = int(metadata.get("ema_updates", 0))
+    for name in fitted_attributes(estimator):  # those of an earlier fit
+        delattr(estimator, name)
     for name, value in fitted.items():
         setattr(estimator, name, value)
     estimator.net_ = net

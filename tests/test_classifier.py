@@ -649,3 +649,41 @@ def test_image_shaped_input_with_own_module(digits_data):
         clf.predict(X[:300].reshape(-1, 1, 4, 16))
     with pytest.raises(ValueError, match="X has 5 dimensions"):
         BoostMISClassifier(**params).fit(X[:300].reshape(300, 1, 2, 2, 16), y[:300])
+
+
+def test_a_failed_refit_keeps_the_previous_model(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, max_epochs=2).fit(X, y_partial)
+    before = {**vars(clf)}
+    proba = clf.predict_proba(X)
+    relabeled = np.where(y_partial == -1, -1, y_partial + 100)
+    clf.set_params(module_params={"hidden_unit": (8,)})  # a typo
+    with pytest.raises(TypeError, match="hidden_unit"):
+        clf.fit(X, relabeled)
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.net_ is before["net_"]
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    with pytest.raises(TypeError, match="hidden_unit"):  # images: a new shape
+        clf.fit(X.reshape(-1, 2, 2), y_partial)
+    assert clf.input_shape_ == (4,) and clf.n_features_in_ == 4
+    assert {k for k in vars(clf) if k.endswith("_")} == {
+        k for k in before if k.endswith("_")
+    }
+
+
+def test_a_diverged_fit_is_an_error_not_nan_probabilities(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(lr=1e12, max_epochs=2, random_state=0)
+    with pytest.raises(ValueError, match=r"diverged.*Lower lr \(now 1e\+12\)"):
+        clf.fit(X * 1e3, y_partial)
+    assert not hasattr(clf, "net_")
+
+
+def test_optimizer_must_be_a_torch_optimizer(iris_data):
+    X, _, y_partial = iris_data
+    with pytest.raises(TypeError, match="torch.optim.Optimizer subclass"):
+        BoostMISClassifier(optimizer=int, max_epochs=1).fit(X, y_partial)
+
+
+def test_images_given_to_a_feature_vector_model_name_both_shapes(fitted_iris):
+    with pytest.raises(ValueError, match=r"shape \(2, 2\).*shape \(4,\).*n_features"):
+        fitted_iris.predict(np.zeros((3, 2, 2), dtype=np.float32))

@@ -43,6 +43,11 @@ def test_labeled_only_epoch_is_one_pass():
     assert len(ds) == 9
 
 
+def test_labeled_only_batches_of_one_become_pairs():  # BatchNorm needs two rows
+    batches = SemiSupervisedBatches(make(n_lab=5, n_unl=0), 1, 2, torch.Generator())
+    assert [len(b[0]) for b in batches] == [2, 3] and len(batches) == 2
+
+
 def test_same_seed_same_order_different_seed_different():
     def order(seed):
         g = torch.Generator().manual_seed(seed)

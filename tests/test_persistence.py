@@ -107,3 +107,15 @@ def test_weights_file_follows_the_umask(fitted_iris, tmp_path):
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # readable by colleagues
     assert not os.path.exists(f"{path}.tmp")
+
+
+def test_loading_replaces_what_an_earlier_fit_left(iris_data, tmp_path):
+    X, _, y_partial = iris_data
+    flat = BoostMISClassifier(max_epochs=1, random_state=0).fit(X, y_partial)
+    save_weights(flat, tmp_path / "m.safetensors")
+    images = np.repeat(X, 4, axis=1).reshape(-1, 4, 4)  # another kind of model
+    other = BoostMISClassifier(max_epochs=1, random_state=0).fit(images, y_partial)
+    load_weights(other, tmp_path / "m.safetensors")
+    assert other.input_shape_ == (4,) and not hasattr(other, "transduction_")
+    assert not hasattr(other, "threshold_history_") and not hasattr(other, "n_iter_")
+    np.testing.assert_array_equal(other.predict_proba(X), flat.predict_proba(X))
