@@ -10,11 +10,14 @@ is ever downloaded.
 import glob
 import os
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -105,11 +108,18 @@ def load_state_dict(path):
 class ResNet50Features(TransformerMixin, BaseEstimator):
     """Turn images into the 2048-d penultimate ResNet-50 features.
 
-    Images ``(N, H, W)`` or ``(N, C, H, W)`` with values in [0, 1] (integer
-    images, e.g. uint8 in 0..255, are divided by 255; one channel is repeated
-    to three) are resized to ``image_size`` and normalised
+    Images ``(N, H, W)`` or ``(N, C, H, W)`` with one or three channels (one
+    channel is repeated to three) are resized to ``image_size``, normalised
     with the ImageNet statistics, as for the MESCC release, then passed
     through the backbone in eval mode.
+
+    The network expects pixel values in [0, 1]: float images are used as
+    given, uint8 images are divided by 255 (as torchvision's ``ToTensor``), and
+    other integer images (e.g. 16-bit MRI) are refused, since their range is
+    not known: convert them to float in [0, 1] first (divide by the image's
+    maximum or by the scanner's range). Float images with values more than
+    0.5 outside [0, 1] raise a warning (standardised images, for example,
+    would be normalised twice).
 
     Parameters
     ----------
@@ -118,10 +128,14 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
         (``torch.hub.get_dir()/checkpoints/resnet50-*.pth``); a path: a
         ``.pth`` or ``.safetensors`` state dict with torchvision's names;
         None: random weights (for tests; the features carry no meaning).
-    image_size : int, default=224
+    image_size : int or tuple of (int, int), default=224
+        Side of the square images fed to the network, or their
+        ``(height, width)``.
     batch_size : int, default=64
-    device : str, default="auto"
-    random_state : int, default=0
+        Images per forward pass (changes memory use, not the features).
+    device : str or torch.device, default="auto"
+        ``"auto"``: CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=0
         Seeds the random initialisation used when ``weights=None``.
 
     Examples
@@ -131,6 +145,15 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
     >>> features.fit_transform(np.zeros((2, 16, 16), dtype=np.float32)).shape
     (2, 2048)
     """
+
+    _parameter_constraints: dict = {
+        "weights": [None, str, os.PathLike],
+        # a tuple is checked to be a (height, width) pair in _image_size
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -146,17 +169,22 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Build the backbone and load its weights (``X`` is not used)."""
+        self._image_size()
+        seed = self.random_state
+        if not isinstance(seed, Integral):
+            seed = check_random_state(seed).randint(np.iinfo(np.int32).max)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)
+            torch.manual_seed(seed)
             backbone = ResNet50Backbone()
         if self.weights is None:
             warnings.warn(
                 "ResNet50Features(weights=None) uses random weights: the features "
                 "are not ImageNet features",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # past fit's _fit_context wrapper, at the caller
             )
         else:
             path = (
@@ -171,15 +199,24 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
         self.backbone_ = backbone.to(self.device_).eval()
         return self
 
-    def _prepare(self, x):
-        if x.ndim == 3:
-            x = x[:, None]
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(
-                "images must be (N, H, W), (N, 1, H, W) or (N, 3, H, W); got "
-                f"shape {tuple(x.shape)}"
+    def _image_size(self):
+        """``image_size`` as ``(height, width)``."""
+        size = self.image_size
+        if isinstance(size, Integral):
+            return (size, size)
+        if len(size) != 2 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in size
+        ):
+            raise InvalidParameterError(
+                "The 'image_size' parameter of ResNet50Features must be an int "
+                "in the range [1, inf) or a pair (height, width) of such ints. "
+                f"Got {size!r} instead."
             )
-        size = (self.image_size, self.image_size)
+        return tuple(int(s) for s in size)
+
+    def _prepare(self, x):
+        """Resize a batch ``(n, 1 or 3, H, W)`` in [0, 1] and normalise it."""
+        size = self._image_size()
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         if x.shape[1] == 1:  # after resizing: one channel resized, not three
             x = x.expand(-1, 3, -1, -1)
@@ -189,12 +226,9 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Features of shape ``(N, 2048)`` (float32)."""
+        self._validate_params()  # batch_size and image_size are used here
         check_is_fitted(self, "backbone_")
-        X = np.asarray(X)
-        scale = 1 / 255 if X.dtype.kind in "ui" else 1  # 8-bit pixels, as ToTensor
-        X = X.astype(np.float32) * np.float32(scale)
-        if not np.isfinite(X).all():
-            raise ValueError("Input X contains NaN or infinity.")
+        X = _check_images(np.asarray(X))
         out = []
         with torch.no_grad():
             for start in range(0, len(X), self.batch_size):
@@ -209,3 +243,41 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _check_images(X):
+    """``X`` as float32 ``(N, 1 or 3, H, W)`` in [0, 1]; see ResNet50Features."""
+    if X.ndim == 3:
+        X = X[:, None]
+    if X.ndim != 4 or X.shape[1] not in (1, 3):
+        hint = ""
+        if X.ndim == 4 and X.shape[-1] in (1, 3):
+            hint = (
+                ": X looks channels-last (n_samples, height, width, channels); "
+                "if so, pass np.moveaxis(X, -1, 1)"
+            )
+        raise ValueError(
+            "images must be (N, H, W), (N, 1, H, W) or (N, 3, H, W); got X of "
+            f"shape {tuple(X.shape)}{hint}"
+        )
+    if X.dtype == np.uint8:
+        return X.astype(np.float32) / np.float32(255)  # 8-bit pixels, as ToTensor
+    if X.dtype.kind in "ui":
+        raise ValueError(
+            f"images of dtype {X.dtype} have no known value range: convert them "
+            "to float in [0, 1] first (e.g. divide by the image's maximum or by "
+            "the scanner's range)"
+        )
+    X = X.astype(np.float32)
+    if not np.isfinite(X).all():
+        raise ValueError("Input X contains NaN or infinity.")
+    # a margin for interpolation overshoot; standardised images fall outside
+    if X.size and (X.max() > 1.5 or X.min() < -0.5):
+        warnings.warn(
+            f"ResNet50Features expects pixel values in [0, 1] (ImageNet "
+            f"normalisation is applied afterwards); X has values in "
+            f"[{X.min():.3g}, {X.max():.3g}]",
+            UserWarning,
+            stacklevel=4,  # past transform and sklearn's set_output wrapper
+        )
+    return X

@@ -9,11 +9,13 @@ whole batch and ``torch.where`` selects, so the device never waits for the host
 to find the rows. Both give the same images. Affine operations take one
 ``affine_grid``/``grid_sample`` call per round.
 
-Images are float tensors ``(N, C, H, W)`` in any value range. ``fit`` learns the
-per-channel minimum, maximum and mean of the training images; the strong
-operations work on images mapped to [0, 1] with that range and map back, so
-solarize, posterize or equalize mean the same on raw pixels and on
-standardised ones, and every output stays within the fitted range.
+Images are float tensors ``(N, C, H, W)`` in any value range and of any float
+dtype; the views keep the dtype (float16 and bfloat16 are augmented in float32).
+``fit`` learns the per-channel minimum, maximum and mean of the training images;
+the strong operations work on images mapped to [0, 1] with that range and map
+back, so solarize, posterize or equalize mean the same on raw pixels and on
+standardised ones, and every output stays within the fitted range. A fitted
+augmentation takes images with the fitted number of channels, of any size.
 
 Random numbers come only from the generator given to ``fit`` (the engine's
 seeded :class:`torch.Generator`, kept as ``generator_``): the same seed gives
@@ -33,10 +35,12 @@ Approximations of the PIL operations of FixMatch's RandAugment, documented:
 """
 
 import math
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 
 from ._tensor_state import TensorStateMixin
 
@@ -73,6 +77,7 @@ _POINTWISE_OPS = {
 
 
 class _ImageAugmentation(TensorStateMixin, BaseEstimator):
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, generator=None):
         """Learn the per-channel range and mean of the training images.
 
@@ -108,13 +113,19 @@ class _ImageAugmentation(TensorStateMixin, BaseEstimator):
         return getattr(self, name).to(device=x.device, dtype=x.dtype)
 
     def _check(self, x):
+        name = type(self).__name__
         if x.ndim != 4:
             raise ValueError(
-                f"{type(self).__name__} expects a batch of images (N, C, H, W); "
-                f"got shape {tuple(x.shape)}"
+                f"{name} expects a batch of images (N, C, H, W); got shape "
+                f"{tuple(x.shape)}"
             )
         if not hasattr(self, "min_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit")
+            raise RuntimeError(f"{name} is not fitted: call fit")
+        if x.shape[1] != self.min_.shape[1]:
+            raise ValueError(
+                f"{name} was fitted on images with {self.min_.shape[1]} "
+                f"channel(s); got a batch of shape {tuple(x.shape)}"
+            )
 
 
 class WeakImageAugment(_ImageAugmentation):
@@ -131,9 +142,10 @@ class WeakImageAugment(_ImageAugmentation):
     flip : bool, default=True
         Random horizontal flips.
     translate : float, default=0.125
-        Largest shift as a fraction of the image side.
+        Largest shift as a fraction of the image side, in [0, 1] (at most
+        ``side - 1`` pixels); 0 disables the translation.
     flip_p : float, default=0.5
-        Probability of flipping an image when ``flip`` is True.
+        Probability of flipping an image when ``flip`` is True, in [0, 1].
 
     Examples
     --------
@@ -143,6 +155,12 @@ class WeakImageAugment(_ImageAugmentation):
     >>> weak(X).shape
     torch.Size([16, 1, 8, 8])
     """
+
+    _parameter_constraints: dict = {
+        "flip": ["boolean"],
+        "translate": [Interval(Real, 0, 1, closed="both")],
+        "flip_p": [Interval(Real, 0, 1, closed="both")],
+    }
 
     def __init__(self, flip=True, translate=0.125, flip_p=0.5):
         self.flip = flip
@@ -212,16 +230,18 @@ class StrongImageAugment(_ImageAugmentation):
     Parameters
     ----------
     n_ops : int, default=3
-        Operations per image.
+        Operations per image, >= 0 (0: Cutout only).
     cutout : float, default=0.5
-        Largest Cutout side as a fraction of the image side; 0 disables Cutout.
+        Largest Cutout side as a fraction of the image side, in [0, 1]; 0
+        disables Cutout.
     magnitude : float, default=1.0
         Largest magnitude, in (0, 1]; magnitudes are drawn in ``[0, magnitude]``.
     flip_and_crop : bool, default=False
         Apply :class:`WeakImageAugment` first.
     fill : float, default=0.0
-        Value of pixels uncovered by affine operations, as a fraction of each
-        channel's fitted range (0 = the channel minimum, e.g. black).
+        Value of pixels uncovered by affine operations, in [0, 1], as a
+        fraction of each channel's fitted range (0 = the channel minimum, e.g.
+        black).
 
     Examples
     --------
@@ -232,6 +252,14 @@ class StrongImageAugment(_ImageAugmentation):
     >>> out.shape, bool(out.min() >= X.min()), bool(out.max() <= X.max())
     (torch.Size([16, 3, 32, 32]), True, True)
     """
+
+    _parameter_constraints: dict = {
+        "n_ops": [Interval(Integral, 0, None, closed="left")],
+        "cutout": [Interval(Real, 0, 1, closed="both")],
+        "magnitude": [Interval(Real, 0, 1, closed="right")],
+        "flip_and_crop": ["boolean"],
+        "fill": [Interval(Real, 0, 1, closed="both")],
+    }
 
     def __init__(
         self, n_ops=3, cutout=0.5, magnitude=1.0, flip_and_crop=False, fill=0.0
@@ -253,11 +281,14 @@ class StrongImageAugment(_ImageAugmentation):
         self._check(x)
         if self.weak_ is not None:
             x = self.weak_(x)
-        low, high = self._state("min_", x), self._state("max_", x)
+        # half precision is augmented in float32 (equalize counts pixels, the
+        # random parameters are float32) and cast back at the end
+        z = x.to(torch.promote_types(x.dtype, torch.float32))
+        low, high = self._state("min_", z), self._state("max_", z)
         span = torch.where(high > low, high - low, torch.ones_like(high))
-        z = ((x - low) / span).clamp(0, 1)
+        z = ((z - low) / span).clamp(0, 1)
         n = len(z)
-        for _ in range(int(self.n_ops)):
+        for _ in range(self.n_ops):
             op = torch.randint(
                 0, len(STRONG_OPS), (n,), generator=self.generator_, device=x.device
             )
@@ -268,7 +299,7 @@ class StrongImageAugment(_ImageAugmentation):
             axis = self._rand(n, device=x.device) < 0.5  # shear/translate along x
             z = self._apply_round(z, op, mag, sign, axis)
         if self.cutout > 0:
-            fill = ((self._state("mean_", x) - low) / span).clamp(0, 1)
+            fill = ((self._state("mean_", z) - low) / span).clamp(0, 1)
             z = self._cutout(z, fill)
         return (z.clamp(0, 1) * span + low).to(x.dtype)
 

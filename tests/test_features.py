@@ -1,7 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from sklearn.pipeline import make_pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.features import ResNet50Backbone, ResNet50Features
@@ -46,6 +49,57 @@ def test_integer_images_are_read_as_8_bit_pixels():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+@pytest.fixture(scope="module")
+def small():
+    return ResNet50Features(weights=None, image_size=8).fit()
+
+
+def test_only_8_bit_integer_images_have_a_known_range(small):
+    for dtype in (np.uint16, np.int16, np.int64):
+        with pytest.raises(ValueError, match=r"dtype .* to float in \[0, 1\]"):
+            small.transform((images(2) * 1000).astype(dtype))
+    with pytest.warns(UserWarning, match=r"expects pixel values in \[0, 1\]"):
+        small.transform(images(2) * 255)
+    with pytest.warns(UserWarning, match="expects pixel values"):
+        small.transform(images(2) - 0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small.transform(images(2) * 1.4 - 0.2)  # a small overshoot is tolerated
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [({"batch_size": -1}, "batch_size"), ({"batch_size": 0}, "batch_size"),
+     ({"image_size": 0}, "image_size"), ({"image_size": (32, 0)}, "image_size"),
+     ({"image_size": (32,)}, "image_size"), ({"image_size": "big"}, "image_size"),
+     ({"weights": 3}, "weights"), ({"device": 0}, "device"),
+     ({"random_state": "x"}, "random_state")],
+)
+def test_invalid_parameters_are_refused_before_any_work(params, name):
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+        ResNet50Features(**{"weights": None, **params}).fit()
+
+
+def test_parameters_are_checked_in_transform_too():
+    features = ResNet50Features(weights=None, image_size=8).fit()
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        features.set_params(batch_size=0).transform(images(2))
+
+
+def test_image_size_can_be_a_height_width_pair():
+    features = ResNet50Features(weights=None, image_size=(8, 12)).fit()
+    assert features._prepare(torch.as_tensor(images(2))).shape == (2, 3, 8, 12)
+    assert features.transform(images(3)).shape == (3, 2048)
+
+
+def test_shape_error_names_the_whole_of_X(small):
+    features = ResNet50Features(weights=None, image_size=8, batch_size=3).fit()
+    with pytest.raises(ValueError, match=r"shape \(4, 256\)"):
+        features.transform(np.zeros((4, 256)))
+    with pytest.raises(ValueError, match=r"\(4, 8, 8, 3\).*channels-last.*moveaxis"):
+        small.transform(np.zeros((4, 8, 8, 3)))
 
 
 def test_loads_a_torchvision_style_checkpoint(tmp_path):

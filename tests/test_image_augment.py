@@ -3,6 +3,7 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_boostmis import image_augment
 from sklearn_boostmis.augment import default_augmentations
@@ -236,6 +237,41 @@ def test_unfitted_and_wrong_shape():
         WeakImageAugment().fit(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="batch of images"):
         _fit(StrongImageAugment(), _images(2))(torch.zeros(2, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "cls, params",
+    [(WeakImageAugment, {"translate": -0.5}), (WeakImageAugment, {"translate": 1.5}),
+     (WeakImageAugment, {"flip_p": 2}), (WeakImageAugment, {"flip": "yes"}),
+     (StrongImageAugment, {"fill": "x"}), (StrongImageAugment, {"fill": 2.0}),
+     (StrongImageAugment, {"magnitude": -1}), (StrongImageAugment, {"magnitude": 0}),
+     (StrongImageAugment, {"n_ops": -1}), (StrongImageAugment, {"n_ops": 1.5}),
+     (StrongImageAugment, {"cutout": 1.5}),
+     (StrongImageAugment, {"flip_and_crop": "no"})],
+)
+def test_invalid_parameters_are_refused_in_fit(cls, params):
+    augment = cls(**params)  # construction stores, fit validates
+    (name,) = params
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+        _fit(augment, _images(2))
+
+
+@pytest.mark.parametrize("cls", [WeakImageAugment, StrongImageAugment])
+def test_calls_need_the_fitted_channel_count(cls):
+    augment = _fit(cls(), _images(8, c=1))
+    with pytest.raises(ValueError, match=r"with 1 channel.*\(2, 3, 8, 8\)"):
+        augment(_images(2, c=3))
+    assert augment(_images(2, c=1, size=12)).shape == (2, 1, 12, 12)  # any size
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_keeps_its_dtype(dtype):
+    X = _images(64, c=2, low=-1.0, high=3.0).to(dtype)
+    out = _fit(StrongImageAugment(flip_and_crop=True), X)(X)
+    assert out.dtype == dtype
+    # augmented in float32: the float32 view of the same images, rounded
+    expected = _fit(StrongImageAugment(flip_and_crop=True), X.float())(X.float())
+    assert torch.equal(out, expected.to(dtype))
 
 
 def test_default_augmentations_for_images_and_pickle():
