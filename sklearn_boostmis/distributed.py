@@ -35,6 +35,8 @@ search at its default: the dask backend decides the parallelism.
 """
 
 import shlex
+from collections.abc import Iterable
+from numbers import Integral
 
 __all__ = ["gpu_worker_commands"]
 
@@ -47,7 +49,9 @@ def gpu_worker_commands(scheduler_address, gpus):
     scheduler_address : str
         Address of a running ``dask scheduler``, e.g. ``"tcp://10.0.0.1:8786"``.
     gpus : int or sequence of int
-        The number of GPUs (ids ``0..gpus-1``) or the GPU ids to use.
+        The number of GPUs, >= 1 (ids ``0..gpus-1``), or the distinct GPU ids
+        (ints >= 0) to use. A ``CUDA_VISIBLE_DEVICES``-style string such as
+        ``"0,1"`` is refused: pass ``[int(g) for g in "0,1".split(",")]``.
 
     Returns
     -------
@@ -56,16 +60,55 @@ def gpu_worker_commands(scheduler_address, gpus):
         ``CUDA_VISIBLE_DEVICES``, one thread and ``OMP_NUM_THREADS=1``, and
         declares the resource ``GPU=1``.
 
+    Raises
+    ------
+    TypeError
+        If ``gpus`` is not an int or a sequence of ints (a bool, a float or a
+        string is refused).
+    ValueError
+        If the number of GPUs is below 1, or an id is negative or repeated.
+
     Examples
     --------
     >>> commands = gpu_worker_commands("tcp://localhost:8786", 2)
     >>> commands[1].split()[:4]
     ['CUDA_VISIBLE_DEVICES=1', 'OMP_NUM_THREADS=1', 'dask', 'worker']
     """
-    ids = range(gpus) if isinstance(gpus, int) else [int(g) for g in gpus]
+    ids = _gpu_ids(gpus)
     address = shlex.quote(str(scheduler_address))
     return [
         f"CUDA_VISIBLE_DEVICES={gpu} OMP_NUM_THREADS=1 dask worker {address} "
         f"--nworkers 1 --nthreads 1 --name gpu{gpu} --resources GPU=1"
         for gpu in ids
     ]
+
+
+def _is_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _gpu_ids(gpus):
+    """The GPU ids that ``gpus`` (a count or a sequence of ids) names."""
+    if _is_int(gpus):
+        if gpus < 1:
+            raise ValueError(f"gpus must be >= 1 when it counts GPUs, got {gpus}.")
+        return list(range(int(gpus)))
+    if isinstance(gpus, str):
+        raise TypeError(
+            f"gpus must be an int or a sequence of ints, got the string {gpus!r}; "
+            f"pass [int(g) for g in {gpus!r}.split(',')] for a list of GPU ids."
+        )
+    if isinstance(gpus, bytes) or not isinstance(gpus, Iterable):
+        raise TypeError(
+            "gpus must be an int >= 1 (the number of GPUs) or a sequence of GPU "
+            f"ids (ints >= 0), got {gpus!r}."
+        )
+    ids = list(gpus)
+    wrong = [g for g in ids if not _is_int(g)]
+    if wrong:
+        raise TypeError(f"GPU ids must be ints, got {wrong[0]!r} in gpus={gpus!r}.")
+    if not ids or min(ids) < 0 or len(set(ids)) < len(ids):
+        raise ValueError(
+            f"gpus must hold one or more distinct GPU ids >= 0, got {gpus!r}."
+        )
+    return [int(g) for g in ids]

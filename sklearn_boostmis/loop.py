@@ -482,6 +482,9 @@ class AnnotationLoop(BaseEstimator):
 
         Raises
         ------
+        InvalidParameterError
+            Before the first fit, if a parameter of the loop or of its sampler
+            is invalid (a ValueError and a TypeError).
         ValueError
             If the oracle returns a label outside the known classes, or the
             wrong number of labels (nothing is recorded for that cycle); before
@@ -571,6 +574,8 @@ class AnnotationLoop(BaseEstimator):
         """What can fail before the first fit fails there; returns the labeled
         validation rows (or None)."""
         self._validate_params()
+        if hasattr(self.sampler, "_validate_params"):  # a scikit-learn estimator
+            self.sampler._validate_params()
         if not isinstance(_final_step(self.estimator), BoostMISClassifier):
             raise TypeError(
                 "AnnotationLoop needs a BoostMISClassifier, or a Pipeline ending in "

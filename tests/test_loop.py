@@ -375,6 +375,22 @@ def test_bad_validation_set_fails_before_the_first_fit(
     assert fits == []
 
 
+@pytest.mark.parametrize(
+    "param, value", [("xi", -1.0), ("selectors", "all"), ("batch_size", 0)]
+)
+def test_bad_sampler_parameters_fail_before_the_first_fit(
+    iris_data, monkeypatch, param, value
+):
+    X, _, y_partial = iris_data
+    fits = []
+    monkeypatch.setattr(AnnotationLoop, "_fit_estimator", lambda *a: fits.append(1))
+    loop = _loop(_refuse)
+    loop.sampler.set_params(**{param: value})
+    with pytest.raises(ValueError, match=f"'{param}' parameter of InformativeQuery"):
+        loop.fit(X, y_partial)
+    assert fits == []
+
+
 def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, reference):
     X, y, y_partial = iris_data
     state = str(tmp_path / "state")

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -87,6 +89,59 @@ def test_errors(fitted_iris, pool):
         sampler(logreg, pool, 1)
     with pytest.raises(TypeError, match="LogisticRegression"):
         sampler(_Learner(logreg), pool, 1)
+
+
+def test_empty_pool_and_count_messages(fitted_iris, pool):
+    sampler = InformativeQuerySampler()
+    with pytest.raises(ValueError, match="X_pool is empty"):
+        sampler(fitted_iris, pool[:0], n_instances=1)
+    with pytest.raises(ValueError, match="X_pool is empty"):
+        sampler.select_union(fitted_iris, pool[:0], 3)
+    with pytest.raises(ValueError, match=r"quota must be >= 1, got 0\."):
+        sampler.select_union(fitted_iris, pool, 0)
+    with pytest.raises(ValueError, match=r"must be in \[1, len\(X_pool\)=3\], got 5"):
+        sampler(fitted_iris, pool[:3], n_instances=5)
+    # a quota above the pool size is clipped: the union is the whole pool
+    union = InformativeQuerySampler(random_state=0).select_union(
+        fitted_iris, pool[:4], 10
+    )
+    assert sorted(union.indices.tolist()) == [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def searches(iris_data):
+    X, _, y_partial = iris_data
+    est = BoostMISClassifier(
+        max_epochs=2, batch_size=16, module_params={"hidden_units": (16,)},
+        random_state=0,
+    )
+    grid = {"lr": [0.03]}
+    return (GridSearchCV(est, grid, cv=2).fit(X, y_partial),
+            GridSearchCV(est, grid, cv=2, refit=False).fit(X, y_partial))
+
+
+def test_fitted_search_is_queried_through_its_best_estimator(searches, pool):
+    search, no_refit = searches
+    sampler = InformativeQuerySampler(random_state=0)
+    expected = sampler(search.best_estimator_, pool, 5)
+    for wrapped in (search, _Learner(search)):
+        idx, scores = sampler(wrapped, pool, 5)
+        np.testing.assert_array_equal(idx, expected[0])
+        np.testing.assert_allclose(scores, expected[1])
+    with pytest.raises(TypeError, match="GridSearchCV was fitted with refit=False"):
+        sampler(no_refit, pool, 5)
+    with pytest.raises(NotFittedError, match="GridSearchCV instance is not fitted"):
+        sampler(clone(search), pool, 5)
+
+
+def test_modal_active_learner_around_a_search(searches, pool):
+    models = pytest.importorskip("modAL.models")
+    search = searches[0]
+    sampler = InformativeQuerySampler(random_state=0)
+    learner = models.ActiveLearner(estimator=search, query_strategy=sampler)
+    idx, rows = learner.query(pool, n_instances=4)
+    np.testing.assert_array_equal(idx, sampler(search.best_estimator_, pool, 4)[0])
+    np.testing.assert_array_equal(rows, pool[idx])
 
 
 def test_no_gradients_left_and_modes_restored(fitted_iris, pool):

@@ -308,3 +308,35 @@ def test_gpu_worker_commands():
     assert commands[0].startswith("CUDA_VISIBLE_DEVICES=2 ")
     assert "--nthreads 1" in commands[1] and "--name gpu5" in commands[1]
     assert len(gpu_worker_commands("tcp://h:8786", 3)) == 3
+
+
+@pytest.mark.parametrize(
+    "gpus, error, match",
+    [
+        ("0,1", TypeError, r"string '0,1'; pass \[int\(g\) for g in"),
+        (2.0, TypeError, "int >= 1 .* got 2.0"),
+        (True, TypeError, "got True"),
+        ([0, 1.0], TypeError, "GPU ids must be ints, got 1.0"),
+        (0, ValueError, "gpus must be >= 1 when it counts GPUs, got 0"),
+        (-1, ValueError, "got -1"),
+        ([], ValueError, "one or more distinct GPU ids"),
+        ([0, -1], ValueError, "distinct GPU ids >= 0"),
+        ([1, 1], ValueError, "distinct GPU ids >= 0"),
+    ],
+)
+def test_gpu_worker_commands_rejects_bad_gpus(gpus, error, match):
+    from sklearn_boostmis.distributed import gpu_worker_commands
+
+    with pytest.raises(error, match=match):
+        gpu_worker_commands("tcp://h:8786", gpus)
+
+
+def test_gpu_worker_commands_takes_numpy_integers():
+    from sklearn_boostmis.distributed import gpu_worker_commands
+
+    names = [c.split()[0] for c in gpu_worker_commands("tcp://h:8786", np.int64(2))]
+    assert names == ["CUDA_VISIBLE_DEVICES=0", "CUDA_VISIBLE_DEVICES=1"]
+    commands = gpu_worker_commands("tcp://h:8786", np.array([3, 1]))
+    assert [c.split()[0] for c in commands] == [
+        "CUDA_VISIBLE_DEVICES=3", "CUDA_VISIBLE_DEVICES=1"
+    ]

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -42,16 +44,19 @@ _SELECTORS = ("both", "aus", "bus")
 def unwrap_classifier(classifier, X):
     """Find the fitted BoostMIS classifier and the input it expects.
 
-    Unwraps, repeatedly, a modAL learner (its ``.estimator``, when the object
-    has no ``net_`` itself) and a scikit-learn :class:`~sklearn.pipeline.Pipeline`
-    (``X`` is transformed by all steps but the last, the last step is used).
+    Unwraps, repeatedly, a fitted hyper-parameter search such as
+    :class:`~sklearn.model_selection.GridSearchCV` (its ``best_estimator_``), a
+    modAL learner (its ``.estimator``, when the object has no ``net_`` itself)
+    and a scikit-learn :class:`~sklearn.pipeline.Pipeline` (``X`` is transformed
+    by all steps but the last, the last step is used).
 
     Parameters
     ----------
     classifier : estimator
         A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
         with a fitted skorch engine ``net_`` holding an ``ema_module_``), a
-        Pipeline ending in one, or a modAL learner wrapping either.
+        Pipeline ending in one, a search fitted with ``refit=True`` over either,
+        or a modAL learner wrapping any of these.
     X : array-like of shape (n_samples, n_features) or images
         The pool, in the representation the outer object receives; images
         ``(n_samples, [channels,] height, width)`` for an image classifier.
@@ -67,10 +72,11 @@ def unwrap_classifier(classifier, X):
     Raises
     ------
     NotFittedError
-        If the BoostMIS classifier (or a pipeline step) is not fitted.
+        If the BoostMIS classifier, a pipeline step or a search is not fitted.
     TypeError
-        If the innermost estimator has no skorch engine ``net_`` with an EMA
-        teacher ``ema_module_``.
+        If a search was fitted with ``refit=False`` (it holds no fitted
+        estimator), or the innermost estimator has no skorch engine ``net_``
+        with an EMA teacher ``ema_module_``.
     """
     from ..classifier import BoostMISClassifier
 
@@ -80,6 +86,11 @@ def unwrap_classifier(classifier, X):
             if len(clf.steps) > 1:
                 X = clf[:-1].transform(X)
             clf = clf.steps[-1][1]
+        elif hasattr(clf, "best_estimator_"):
+            clf = clf.best_estimator_
+        elif isinstance(clf, BaseSearchCV):
+            # its `estimator` is the unfitted template: never query with it
+            _no_refit_error(clf)
         elif not hasattr(clf, "net_") and hasattr(clf, "estimator"):
             clf = clf.estimator
         else:
@@ -91,12 +102,26 @@ def unwrap_classifier(classifier, X):
         raise TypeError(
             "InformativeQuerySampler needs a fitted BoostMISClassifier (an "
             "estimator whose skorch engine `net_` has an EMA teacher "
-            f"`ema_module_`), optionally inside a Pipeline or modAL learner; got "
-            f"{type(clf).__name__}."
+            "`ema_module_`), optionally inside a Pipeline, a search or a modAL "
+            f"learner; got {type(clf).__name__}."
         )
     else:
         X = check_array(X, dtype=np.float32, allow_nd=True)
     return clf, X
+
+
+def _no_refit_error(search):
+    name = type(search).__name__
+    if not hasattr(search, "cv_results_"):
+        raise NotFittedError(
+            f"This {name} instance is not fitted yet: fit it (with refit=True) "
+            "before querying with it."
+        )
+    raise TypeError(
+        f"This {name} was fitted with refit={search.refit!r} and holds no fitted "
+        "best_estimator_ to query with: fit it with refit=True, or pass a "
+        "classifier fitted with its best_params_."
+    )
 
 
 def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
@@ -283,6 +308,11 @@ class InformativeQuerySampler(BaseEstimator):
     Only the "unselected" rows (max p below the threshold) are candidates,
     unless fewer than needed remain.
 
+    De-duplicate the pool before querying (e.g. keep the rows given by
+    ``np.unique(X_pool, axis=0, return_index=True)[1]``): copies of a row count
+    as each other's neighbours in the BUS density, so several of them can be
+    picked and a human asked to label the same content more than once.
+
     Parameters
     ----------
     xi : float, default=10.0
@@ -431,12 +461,14 @@ class InformativeQuerySampler(BaseEstimator):
         return aus, bus, score_aus.numpy(), score_bus.numpy()
 
     @staticmethod
-    def _check_count(n, name, n_pool=None):
+    def _check_count(n, name, n_pool, *, at_most_pool):
         if isinstance(n, bool) or not isinstance(n, Integral):
             raise TypeError(f"{name} must be an int, got {type(n).__name__}.")
-        if n < 1 or (n_pool is not None and n > n_pool):
-            upper = "" if n_pool is None else f", len(X_pool)={n_pool}"
-            raise ValueError(f"{name} must be in [1{upper}], got {n}.")
+        if n_pool == 0:
+            raise ValueError("X_pool is empty (0 rows): there is nothing to query.")
+        if n < 1 or (at_most_pool and n > n_pool):
+            bounds = f"in [1, len(X_pool)={n_pool}]" if at_most_pool else ">= 1"
+            raise ValueError(f"{name} must be {bounds}, got {n}.")
         return int(n)
 
     # -- public API --------------------------------------------------------
@@ -450,11 +482,16 @@ class InformativeQuerySampler(BaseEstimator):
         Parameters
         ----------
         classifier : estimator
-            A fitted BoostMISClassifier, a Pipeline ending in one, or a modAL
-            learner wrapping either.
+            A fitted BoostMISClassifier, a Pipeline ending in one, a search
+            (e.g. GridSearchCV) fitted with ``refit=True`` over either, or a
+            modAL learner wrapping any of these (see :func:`unwrap_classifier`).
         X_pool : array-like of shape (n_samples, n_features)
-            Unlabeled rows to choose from.
+            Unlabeled rows to choose from (at least one).
         n_instances : int, default=1
+            Number of rows to pick, from 1 to ``len(X_pool)``. A larger value
+            raises a ValueError rather than returning fewer rows (modAL's
+            contract is exactly ``n_instances``): in a loop whose pool
+            shrinks, ask for ``min(n_instances, len(X_pool))``.
 
         Returns
         -------
@@ -466,7 +503,9 @@ class InformativeQuerySampler(BaseEstimator):
             ``selectors="both"``, an index in both rankings takes the score
             of the one where it ranks higher (AUS on ties).
         """
-        n = self._check_count(n_instances, "n_instances", _num_rows(X_pool))
+        n = self._check_count(
+            n_instances, "n_instances", _num_rows(X_pool), at_most_pool=True
+        )
         aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, n)
         if aus is not None and bus is not None:
             idx = interleave_rankings(aus, bus, n).numpy()
@@ -492,17 +531,21 @@ class InformativeQuerySampler(BaseEstimator):
         classifier : estimator
             As in :meth:`__call__`.
         X_pool : array-like of shape (n_samples, n_features)
-            Unlabeled rows.
+            Unlabeled rows (at least one).
         quota : int
-            K, each selector's quota; each takes ``min(K, len(X_pool))``.
+            K >= 1, each selector's quota. Unlike :meth:`__call__`, a quota
+            larger than the pool does not raise: each selector then takes
+            ``min(K, len(X_pool))`` rows, so the union is the whole pool.
 
         Returns
         -------
         union : QueryUnion
-            ``indices`` (size N_A in ``[K, 2K]`` with both selectors, ``K``
-            with one) and, per index, whether AUS and/or BUS picked it.
+            ``indices`` (size N_A in ``[K', 2K']`` with both selectors, ``K'``
+            with one, where ``K' = min(K, len(X_pool))``; never more than
+            ``len(X_pool)``) and, per index, whether AUS and/or BUS picked it.
         """
-        k = min(self._check_count(quota, "quota"), _num_rows(X_pool))
+        n_pool = _num_rows(X_pool)
+        k = min(self._check_count(quota, "quota", n_pool, at_most_pool=False), n_pool)
         aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, k)
         top_a = aus if aus is not None else torch.empty(0, dtype=torch.long)
         top_b = bus if bus is not None else torch.empty(0, dtype=torch.long)
