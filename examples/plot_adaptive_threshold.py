@@ -82,10 +82,15 @@ plt.show()
 adaptive = fits["adaptive (BoostMIS)"]
 print("eps_t, first 5 passes:", np.round(adaptive.threshold_history_[:5], 4))
 print("eps_t, last pass:", round(float(adaptive.threshold_history_[-1]), 4))
+#
+# ``transduction_`` holds the pseudo-labels that passed the threshold on their
+# last visit (-1 otherwise); their accuracy is measured against the true labels.
 unlabeled = y_partial == -1
 for name, clf in fits.items():
-    n_pseudo = int((clf.transduction_[unlabeled] != -1).sum())
+    pseudo = clf.transduction_[unlabeled]
+    passed = pseudo != -1
+    right = (pseudo[passed] == y[unlabeled][passed]).mean()
     print(
-        f"{name}: {n_pseudo} of {unlabeled.sum()} unlabeled rows pseudo-labeled "
-        f"at the end; accuracy on them {clf.score(X[unlabeled], y[unlabeled]):.3f}"
+        f"{name}: {passed.sum()} of {unlabeled.sum()} unlabeled rows pseudo-labeled "
+        f"at the end; {right:.1%} of these pseudo-labels are right"
     )

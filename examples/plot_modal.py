@@ -71,7 +71,9 @@ if ActiveLearner is not None:
     record()
     for _ in range(3):
         pool = np.flatnonzero(y_train == -1)
-        idx, _ = learner.query(X_pool[pool], n_instances=10)  # positions in pool
+        # the sampler returns exactly n_instances rows: never more than remain
+        n_instances = min(10, len(pool))
+        idx, _ = learner.query(X_pool[pool], n_instances=n_instances)  # pool positions
         y_train[pool[idx]] = y_pool[pool[idx]]  # the "human" answers
         learner.estimator.fit(X_pool, y_train)  # instead of learner.teach(...)
         record()
