@@ -5,9 +5,14 @@ on a GPU ``.item()`` waits for the device to finish. The engine hands skorch a
 :class:`DeferredLoss` instead: its ``item()`` returns a :class:`PendingFloat`
 that only reads the device when something uses it as a number. The engine
 replaces the pending values in the history with floats at epoch end, in one
-transfer with the other per-batch records.
+transfer with the other per-batch records. Until then a callback that reads a
+batch's ``train_loss`` gets a :class:`PendingFloat`: it works as a number
+(arithmetic, comparisons, ``math``/``numpy`` functions, formatting); call
+``float()`` for ``json``, ``torch.tensor`` or ``isinstance(..., float)``. The
+CPU behaves the same way, so that a callback written there works on a GPU.
 """
 
+import numpy as np
 import torch
 
 
@@ -29,6 +34,9 @@ class PendingFloat:
 
     def __float__(self):
         return self.resolve()
+
+    def __array__(self, dtype=None, copy=None):  # numpy functions, np.isfinite
+        return np.asarray(self.resolve(), dtype=dtype)
 
     def __repr__(self):
         return repr(self.resolve())

@@ -64,7 +64,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     momentum : float, default=0.9
         SGD momentum (ignored by other optimizers).
     weight_decay : float, default=5e-4
-        Weight decay on weights only (not on biases and normalisation layers).
+        Weight decay on weights only (not on biases and normalisation layers);
+        must be 0 with an optimizer that takes none (such as ``Rprop``).
     max_epochs : int, default=200
         Passes over the unlabeled rows (one step = a labeled batch of
         ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
@@ -111,10 +112,21 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         the minority class take over on the MESCC-like synthetic data
         (``benchmarks/ssl_grid.py``).
     callbacks : list of skorch callbacks, default=None
-        Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``,
-        ``Checkpoint``). Scoring callbacks are refused (there is no validation
-        split); an ``LRScheduler`` needs the built-in cosine schedule turned off
-        with ``net_params={"callbacks__cosine_lr": None}``.
+        Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``).
+        There is no validation split: scoring callbacks and callbacks that
+        monitor ``valid_*`` records are refused. Predictions come from the EMA
+        teacher (``net_.ema_module_``), which skorch saves only when asked: a
+        ``Checkpoint``, ``TrainEndCheckpoint`` or ``LoadInitState`` needs
+        ``f_ema_module="ema_module.pt"`` beside ``f_params``, and
+        ``EarlyStopping(load_best=True)`` is refused (it would restore the
+        student only; use ``Checkpoint(monitor="train_loss_best",
+        load_best=True, f_ema_module="ema_module.pt")``). An ``LRScheduler``
+        needs the built-in cosine schedule turned off with
+        ``net_params={"callbacks__cosine_lr": None}``. ``ProgressBar`` counts
+        steps right with ``batches_per_epoch="count"`` (its ``"auto"`` assumes
+        one step per ``batch_size`` rows). During an epoch a batch's
+        ``train_loss`` is a number-like ``PendingFloat`` (``float()`` it for
+        ``json``); ``history_`` holds floats after each epoch.
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
         A setting that an estimator parameter already makes (``lr``,
@@ -584,7 +596,13 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 f"torch.optim.SGD or torch.optim.AdamW), got {self.optimizer!r}"
             )
         module, module_kwargs = self._make_module()
-        optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
+        optimizer_kwargs = {}
+        if "weight_decay" in inspect.signature(self.optimizer).parameters:
+            optimizer_kwargs["optimizer__weight_decay"] = self.weight_decay
+        elif self.weight_decay:
+            raise ValueError(
+                f"{self.optimizer.__name__} takes no weight_decay: set weight_decay=0"
+            )
         if issubclass(self.optimizer, torch.optim.SGD):
             optimizer_kwargs.update(
                 optimizer__momentum=self.momentum,

@@ -173,6 +173,8 @@ class BoostMISNet(NeuralNetClassifier):
         named = list(self.module_.named_parameters())
         exempt = {id(p) for n, p in named if n in no_weight_decay_names(self.module_)}
         (groups,), opt_kwargs = self.get_params_for_optimizer("optimizer", named)
+        if "weight_decay" not in opt_kwargs:  # an optimizer without weight decay
+            exempt = set()
         split = []
         for group in groups:
             decay = [p for p in group["params"] if id(p) not in exempt]

@@ -5,8 +5,18 @@ checks refuse the ones that an estimator parameter already sets, that training
 never reads, or that would fail obscurely, with what to do instead.
 """
 
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    LoadInitState,
+    LRScheduler,
+    TrainEndCheckpoint,
+)
 from skorch.callbacks.scoring import ScoringBase
+
+# A file name for the EMA teacher in skorch checkpoints (skorch saves a
+# net's extra modules only when given a file for them).
+TEACHER_FILE = "ema_module.pt"
 
 # skorch settings made from estimator parameters (None: derived from the data).
 _NET_PARAMS_OWNED = {
@@ -15,6 +25,7 @@ _NET_PARAMS_OWNED = {
     "optimizer__weight_decay": "weight_decay",
     "optimizer__momentum": "momentum",
     "lr": "lr",
+    "optimizer__lr": "lr",
     "max_epochs": "max_epochs",
     "batch_size": "batch_size",
     "mu": "mu",
@@ -90,3 +101,35 @@ def check_callbacks(callbacks, net_params):
                 "step and would override this LRScheduler: to use your own, "
                 "also pass net_params={'callbacks__cosine_lr': None}"
             )
+        _check_checkpointing(callback)
+
+
+def _check_checkpointing(callback):
+    """Refuse callbacks that watch validation scores, or that save or restore the
+    student network without the EMA teacher that predicts."""
+    name = type(callback).__name__
+    monitor = getattr(callback, "monitor", None)
+    if isinstance(monitor, str) and monitor.startswith("valid"):
+        raise ValueError(
+            f"{name} monitors {monitor!r}, but fit has no validation split: "
+            "monitor a training record ('train_loss', or 'train_loss_best' for "
+            "Checkpoint; history_ also holds sup_loss, unsup_loss and mask_ratio)"
+        )
+    if isinstance(callback, EarlyStopping) and callback.load_best:
+        raise ValueError(
+            "EarlyStopping(load_best=True) restores the student network only, "
+            "but predictions come from its EMA teacher: to restore both, use "
+            "Checkpoint(monitor='train_loss_best', load_best=True, "
+            f"f_ema_module={TEACHER_FILE!r})"
+        )
+    saver = callback.checkpoint if isinstance(callback, LoadInitState) else callback
+    if (
+        isinstance(saver, (Checkpoint, TrainEndCheckpoint))
+        and saver.f_params
+        and not getattr(saver, "f_ema_module", None)
+    ):
+        raise ValueError(
+            f"{name} saves or loads the student network (f_params) but not the "
+            f"EMA teacher that predicts: add f_ema_module={TEACHER_FILE!r} to "
+            f"the {type(saver).__name__}"
+        )

@@ -604,6 +604,25 @@ def test_own_lr_schedule_with_the_cosine_one_off(iris_data):
     assert lrs == pytest.approx([0.03 * 0.5 ** (e // 2) for e in range(5)])
 
 
+def test_checkpoint_load_best_restores_the_teacher_that_predicts(iris_data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, _, y_partial = iris_data
+    at_epoch_2 = Checkpoint(
+        monitor=lambda net: len(net.history) == 2,  # the "best" epoch
+        load_best=True,
+        f_ema_module="ema_module.pt",
+        dirname=str(tmp_path),
+    )
+    clf = BoostMISClassifier(random_state=0, callbacks=[at_epoch_2], **FAST)
+    last = clone(clf).set_params(callbacks=None).fit(X, y_partial)
+    clf.fit(X, y_partial)
+    saved = torch.load(tmp_path / "ema_module.pt")
+    restored = clf.net_.ema_module_.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in restored.items())
+    assert not np.allclose(clf.predict_proba(X), last.predict_proba(X))
+
+
 def test_other_net_params_reach_the_engine(iris_data):
     X, _, y_partial = iris_data
     clf = BoostMISClassifier(
@@ -682,6 +701,16 @@ def test_optimizer_must_be_a_torch_optimizer(iris_data):
     X, _, y_partial = iris_data
     with pytest.raises(TypeError, match="torch.optim.Optimizer subclass"):
         BoostMISClassifier(optimizer=int, max_epochs=1).fit(X, y_partial)
+
+
+def test_an_optimizer_without_weight_decay(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(optimizer=torch.optim.Rprop, max_epochs=1)
+    with pytest.raises(ValueError, match="Rprop takes no weight_decay: set weight_"):
+        clf.fit(X, y_partial)
+    clf.set_params(weight_decay=0).fit(X, y_partial)
+    (group,) = clf.net_.optimizer_.param_groups  # no split for weight decay
+    assert "momentum" not in group and group["lr"] > 0
 
 
 def test_images_given_to_a_feature_vector_model_name_both_shapes(fitted_iris):

@@ -1,6 +1,7 @@
 import copy
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,3 +37,9 @@ def test_resolve_with_a_host_value_skips_the_device():
     assert value._tensor is None
     with pytest.raises(ZeroDivisionError):
         1 / PendingFloat(torch.tensor(0.0))
+
+
+def test_numpy_functions_take_a_pending_float():  # e.g. a NaN guard in a callback
+    value = PendingFloat(torch.tensor(float("nan")))
+    assert not np.isfinite(value) and np.isnan(np.float32(2) * value)
+    assert np.asarray(PendingFloat(torch.tensor(1.5)), dtype=np.float32) == 1.5

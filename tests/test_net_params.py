@@ -10,6 +10,7 @@ from sklearn_boostmis.net_params import check_callbacks, check_net_params
     [
         ({"max_epochs": 3}, "use the estimator parameter 'max_epochs' instead"),
         ({"seed": 3}, "estimator parameter 'random_state'"),
+        ({"optimizer__lr": 0.5}, "estimator parameter 'lr'"),
         ({"optimizer__momentum": 0.5}, "estimator parameter 'momentum'"),
         ({"classes": [0, 1]}, "it comes from the labeled rows"),
         ({"module__hidden_units": (8,)}, r"module_params=\{'hidden_units': ...\}"),
@@ -44,6 +45,21 @@ def test_other_net_params_pass():
         ),
         (callbacks.BatchScoring("accuracy", on_train=True), "BatchScoring is not"),
         (("step", callbacks.LRScheduler("StepLR", step_size=2)), "cosine_lr': None"),
+        (callbacks.EarlyStopping(), "monitors 'valid_loss', but fit has no valid"),
+        (callbacks.Checkpoint(f_ema_module="t.pt"), "monitors 'valid_loss_best'"),
+        (
+            callbacks.EarlyStopping(monitor="train_loss", load_best=True),
+            "restores the student network only",
+        ),
+        (
+            callbacks.Checkpoint(monitor="train_loss_best"),
+            "not the EMA teacher that predicts: add f_ema_module='ema_module.pt'",
+        ),
+        (callbacks.TrainEndCheckpoint(), "to the TrainEndCheckpoint"),
+        (
+            callbacks.LoadInitState(callbacks.Checkpoint(monitor=None)),
+            "LoadInitState saves or loads the student",
+        ),
     ],
 )
 def test_callbacks_that_cannot_work_are_refused(callback, match):
@@ -53,8 +69,16 @@ def test_callbacks_that_cannot_work_are_refused(callback, match):
 
 def test_callbacks_that_work_pass():
     check_callbacks(None, None)
+    checkpoint = callbacks.Checkpoint(
+        monitor="train_loss_best", load_best=True, f_ema_module="ema_module.pt"
+    )
     check_callbacks(
-        [callbacks.EarlyStopping(monitor="train_loss"), ("cp", callbacks.Checkpoint())],
+        [
+            callbacks.EarlyStopping(monitor="train_loss"),
+            ("cp", checkpoint),
+            callbacks.LoadInitState(checkpoint),
+            callbacks.Checkpoint(monitor=None, f_params=None),  # history only
+        ],
         None,
     )
     lr = callbacks.LRScheduler("StepLR", step_size=2)
