@@ -760,7 +760,7 @@ def _continue_from(net, previous):
             f"or set warm_start=False to train a new network ({exc})"
         ) from None
     net.ema_updates_ = previous.ema_updates_
-    net.history = previous.history
+    net.history = copy.deepcopy(previous.history)  # a fit that fails leaves it
 
 
 def _init_parameters(module_class):
@@ -806,8 +806,8 @@ def fitted_attributes(estimator):
 
 def _check_finite(net, lr):
     """Refuse a diverged fit, as scikit-learn's MLPClassifier does."""
-    modules = (net.module_, net.ema_module_)
-    if all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
+    params = [*net.module_.parameters(), *net.ema_module_.parameters()]
+    if torch.stack([torch.isfinite(p).all() for p in params]).all():  # one sync
         return
     losses = np.asarray(net.history[:, "train_loss"], dtype=float)
     diverged = np.flatnonzero(~np.isfinite(losses))

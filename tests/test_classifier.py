@@ -485,7 +485,9 @@ def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
     y_more[:10] = y[:10]
     clf.fit(X, y_more)
     assert clf.net_.ema_updates_ > updates
-    assert clf.net_.history is first_net.history
+    epochs = FAST["max_epochs"]  # continued in a copy: the first net keeps its own
+    assert clf.history_[:epochs, "train_loss"] == first_net.history[:, "train_loss"]
+    assert len(first_net.history) == epochs
     assert clf.n_iter_ == FAST["max_epochs"]
     assert len(clf.history_) == 2 * FAST["max_epochs"]
     assert any(
@@ -695,6 +697,16 @@ def test_a_diverged_fit_is_an_error_not_nan_probabilities(iris_data):
     with pytest.raises(ValueError, match=r"diverged.*Lower lr \(now 1e\+12\)"):
         clf.fit(X * 1e3, y_partial)
     assert not hasattr(clf, "net_")
+
+
+def test_a_diverged_warm_fit_keeps_the_previous_model(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(max_epochs=2, random_state=0).fit(X, y_partial)
+    proba, history = clf.predict_proba(X), clf.history_
+    with pytest.raises(ValueError, match="diverged"):
+        clf.set_params(warm_start=True, lr=1e12).fit(X * 1e3, y_partial)
+    assert clf.history_ is history and len(history) == 2
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
 def test_optimizer_must_be_a_torch_optimizer(iris_data):
