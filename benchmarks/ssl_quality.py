@@ -25,7 +25,15 @@ mean +- standard error, and on how many seeds BoostMIS scored higher. With few
 labels the seed (which rows are labeled) moves every method by a few points,
 so a difference smaller than about two standard errors is a tie.
 
-Usage: ``python benchmarks/ssl_quality.py [--seeds 10] [--write]``.
+The seed of a split also seeds the models (``random_state``). With 20 labels
+the initialisation alone moves a network by about a point, so
+``--model-seeds K`` fits every method K times per split (``random_state =
+seed + 1000 * k``); means are over all fits, paired differences are averaged
+per split and their standard error is over the splits. Such a run writes its
+own section, ``ssl_quality_model_seeds``.
+
+Usage: ``python benchmarks/ssl_quality.py [--seeds 10] [--model-seeds 1]
+[--datasets digits breast_cancer] [--write]``.
 """
 
 import argparse
@@ -97,14 +105,21 @@ REFERENCE = "BoostMIS (defaults)"
 
 
 def paired_rows(name, n_labels, scores):
-    """BoostMIS minus each method, per seed: mean +- standard error and wins."""
-    reference = np.array([f1 for f1, *_ in scores[REFERENCE]])
+    """BoostMIS minus each method: the mean over fits +- the standard error over
+    splits (each split's fits averaged first), and wins counted per fit."""
+    reference = scores[REFERENCE]
+    splits = np.array([split for split, *_ in reference])
     rows = []
     for method, values in scores.items():
         if method == REFERENCE:
             continue
-        diff = reference - np.array([f1 for f1, *_ in values])
-        stderr = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+        diff = np.array([r[1] - v[1] for r, v in zip(reference, values, strict=True)])
+        per_split = np.array([diff[splits == s].mean() for s in np.unique(splits)])
+        stderr = (
+            per_split.std(ddof=1) / np.sqrt(len(per_split))
+            if len(per_split) > 1
+            else np.nan
+        )
         rows.append(
             [
                 f"{name} ({n_labels} labels)",
@@ -116,35 +131,38 @@ def paired_rows(name, n_labels, scores):
     return rows
 
 
-def run(seeds):
+def run(seeds, model_seeds=1, datasets=DATASETS):
     rows, paired = [], []
-    for name, n_labels in DATASETS:
+    for name, n_labels in datasets:
         scores = {}
         for seed in range(seeds):
             X, y_partial, _, X_test, y_test = few_label_split(name, n_labels, seed)
-            for method, model in {**methods(seed), **ablations(seed)}.items():
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    model.fit(X, y_partial)
-                seconds = time.perf_counter() - start
-                pred = model.predict(X_test)
-                scores.setdefault(method, []).append(
-                    (
-                        f1_score(y_test, pred, average="macro"),
-                        accuracy_score(y_test, pred),
-                        seconds,
+            for k in range(model_seeds):
+                model_seed = seed + 1000 * k
+                for method, model in {
+                    **methods(model_seed),
+                    **ablations(model_seed),
+                }.items():
+                    start = time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        model.fit(X, y_partial)
+                    seconds = time.perf_counter() - start
+                    pred = model.predict(X_test)
+                    f1 = f1_score(y_test, pred, average="macro")
+                    scores.setdefault(method, []).append(
+                        (seed, f1, accuracy_score(y_test, pred), seconds)
                     )
-                )
-                print(
-                    f"{name} seed {seed} {method}: F1 {scores[method][-1][0]:.3f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                    print(
+                        f"{name} seed {seed} model seed {model_seed} {method}: "
+                        f"F1 {f1:.3f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         paired += paired_rows(name, n_labels, scores)
         for method, values in scores.items():
-            f1, acc, sec = np.array(values).T
+            _, f1, acc, sec = np.array(values).T
             rows.append(
                 [
                     f"{name} ({n_labels} labels)",
@@ -160,26 +178,47 @@ def run(seeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--model-seeds", type=int, default=1, help="fits per split and method"
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=[name for name, _ in DATASETS],
+        default=[name for name, _ in DATASETS],
+    )
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
-    rows, paired = run(args.seeds)
+    datasets = [(name, n) for name, n in DATASETS if name in args.datasets]
+    rows, paired = run(args.seeds, args.model_seeds, datasets)
+    fits = "fits" if args.model_seeds > 1 else "seeds"
     table = markdown_table(["data", "method", "macro-F1", "accuracy", "fit s"], rows)
     table += (
         "\n\nPaired macro-F1 difference, BoostMIS (defaults) minus each method, "
-        "over the same seeds (mean +- standard error; seeds where BoostMIS is "
-        "higher / lower / all):\n\n"
+        f"over the same {fits} (mean +- standard error over splits; {fits} where "
+        "BoostMIS is higher / lower / all):\n\n"
     )
     table += markdown_table(
-        ["data", "method", "BoostMIS - method", "higher / lower / seeds"], paired
+        ["data", "method", "BoostMIS - method", f"higher / lower / {fits}"], paired
     )
     print(table)
     if args.write:
+        section, command = "ssl_quality", f"--seeds {args.seeds}"
+        spread = f"{args.seeds} seeds"
+        if args.model_seeds > 1 or len(datasets) < len(DATASETS):
+            section = "ssl_quality_model_seeds"
+            command += f" --model-seeds {args.model_seeds} --datasets " + " ".join(
+                args.datasets
+            )
+            spread = (
+                f"{args.seeds} splits x {args.model_seeds} model seeds "
+                "(random_state = split seed + 1000 k)"
+            )
         write_section(
-            "ssl_quality",
+            section,
             (
                 f"## Semi-supervised quality (`python benchmarks/ssl_quality.py "
-                f"--seeds {args.seeds} --write`)\n\nMean +- std over "
-                f"{args.seeds} seeds; "
+                f"{command} --write`)\n\nMean +- std over {spread}; "
                 f"held-out 30% split.\nMachine: {machine_info()}\n\n{table}"
             ),
         )
