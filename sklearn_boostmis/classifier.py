@@ -30,7 +30,7 @@ from .engine import (
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
 from .scoring import check_no_missing_labels, labeled_rows
-from .thresholds import make_threshold
+from .thresholds import BaseThreshold, make_threshold
 
 UNLABELED = -1
 
@@ -80,14 +80,15 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     threshold : {"adaptive", "fixed"} or threshold object, default="adaptive"
         ``"adaptive"``: the paper's eps_t
         (:class:`~sklearn_boostmis.thresholds.AdaptiveThreshold`); ``"fixed"``:
-        FixMatch at ``alpha + beta``; or any object with ``start``, ``__call__``
-        and ``end_pass`` (see :mod:`sklearn_boostmis.thresholds`).
+        FixMatch at ``alpha + beta``; or a policy object, an instance of a
+        subclass of :class:`~sklearn_boostmis.thresholds.BaseThreshold` (see
+        :mod:`sklearn_boostmis.thresholds`).
     alpha : float, default=0.9
         eps_t's learning-status weight.
     beta : float, default=0.05
         eps_t's annotation weight; ``alpha + beta`` is the settled threshold.
     t_max : int, default=None
-        Epoch from which eps_t = alpha + beta; None = ``max_epochs // 2``.
+        Epoch from which eps_t = alpha + beta; None = ``max(1, max_epochs // 2)``.
     ema_decay : float, default=0.999
         Decay of the EMA teacher, with a warm-up for short runs
         (:func:`~sklearn_boostmis.ema.effective_decay`).
@@ -252,7 +253,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "lambda_u": [Interval(Real, 0, None, closed="left")],
         "threshold": [
             StrOptions({"adaptive", "fixed"}),
-            HasMethods(["start", "end_pass"]),
+            BaseThreshold,
         ],
         "alpha": [Interval(Real, 0, 1, closed="both")],
         "beta": [Interval(Real, 0, 1, closed="both")],

@@ -8,7 +8,11 @@ A policy is a small swappable object. The engine calls, in this order,
   unlabeled set; it returns ``(mask, pseudo_labels)`` and updates its state;
 - ``end_pass()`` after each pass over the unlabeled set.
 
-``FixedThreshold`` is FixMatch; ``AdaptiveThreshold`` is the paper's eps_t.
+``FixedThreshold`` is FixMatch; ``AdaptiveThreshold`` is the paper's eps_t. A
+policy of one's own subclasses :class:`BaseThreshold`, which provides
+``__call__``, ``end_pass`` and the pass count and last eps that the engine
+records, and implements ``current_threshold()`` (and ``observe``/``start`` when
+it keeps state).
 All state lives in tensors on the model's device: no host synchronisation
 happens in a training step.
 """
@@ -213,10 +217,11 @@ def make_threshold(threshold, alpha=0.9, beta=0.05, t_max=None):
             f"threshold must be 'adaptive', 'fixed' or a threshold object, "
             f"got {threshold!r}"
         )
-    if not callable(threshold) or not hasattr(threshold, "start"):
+    if not isinstance(threshold, BaseThreshold):
         raise TypeError(
-            "threshold objects must implement start(), __call__() and end_pass(); "
-            f"got {type(threshold).__name__}"
+            "a threshold object must be an instance of a subclass of "
+            "sklearn_boostmis.thresholds.BaseThreshold (implementing "
+            f"current_threshold()); got {type(threshold).__name__}"
         )
     if hasattr(threshold, "get_params"):
         return clone(threshold)

@@ -4,6 +4,7 @@ from sklearn.base import clone
 
 from sklearn_boostmis.thresholds import (
     AdaptiveThreshold,
+    BaseThreshold,
     FixedThreshold,
     make_threshold,
 )
@@ -99,8 +100,36 @@ def test_make_threshold_strings_and_objects():
     assert built is not user and built.threshold == 0.5
     with pytest.raises(ValueError, match="adaptive"):
         make_threshold("flex")
-    with pytest.raises(TypeError, match="start"):
+    with pytest.raises(TypeError, match="subclass of sklearn_boostmis.thresholds.B"):
         make_threshold(0.95)
+
+
+class HalfThreshold(BaseThreshold):
+    """The documented way to write a policy: only current_threshold()."""
+
+    def current_threshold(self):
+        return torch.tensor(0.5, device=self.device_)
+
+
+class DuckThreshold:
+    def start(self, n_unlabeled, n_passes, device="cpu"):
+        return self
+
+    def __call__(self, proba_weak, idx):
+        return proba_weak.max(1).values > 0.5, proba_weak.argmax(1)
+
+    def end_pass(self):
+        pass
+
+
+def test_a_policy_of_ones_own_subclasses_base_threshold(iris_data):
+    from sklearn_boostmis import BoostMISClassifier
+
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(threshold=HalfThreshold(), max_epochs=2).fit(X, y_partial)
+    assert clf.threshold_history_.tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="threshold.*BaseThreshold"):  # before training
+        BoostMISClassifier(threshold=DuckThreshold(), max_epochs=2).fit(X, y_partial)
 
 
 def test_state_pickles_on_cpu_and_clone_drops_state():
