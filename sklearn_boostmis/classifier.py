@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._seeding import cuda_indices, torch_seeded
 from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import (
@@ -404,16 +405,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         if on_device == "auto":
             on_device = fits_on_device(X.nbytes, device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        fork_devices = (
-            [torch.device(device).index or 0] if device.startswith("cuda") else []
-        )
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)
+        with torch_seeded(seed, device):
             dataset = SemiSupervisedDataset(
                 X[labeled], encoded, X[~labeled], device, on_device
             )
             if warm:
-                with torch.random.fork_rng(devices=fork_devices):
+                with torch.random.fork_rng(devices=cuda_indices(device)):
                     # building the network must not move training's random stream
                     net = self._make_net(device, seed, self._class_weight(y[labeled]))
                     net.initialize()

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._seeding import torch_seeded
 from .modules import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -176,8 +177,7 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
         seed = self.random_state
         if not isinstance(seed, Integral):
             seed = check_random_state(seed).randint(np.iinfo(np.int32).max)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch_seeded(seed):
             backbone = ResNet50Backbone()
         if self.weights is None:
             warnings.warn(

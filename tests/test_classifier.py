@@ -443,6 +443,18 @@ def test_pipeline_gridsearch_on_partially_labeled(digits_data):
     assert (scores > 0.5).all()
 
 
+def test_fit_leaves_the_gpu_random_streams_alone(iris_data, monkeypatch):
+    from sklearn_boostmis.features import ResNet50Features
+
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    X, _, y_partial = iris_data
+    BoostMISClassifier(random_state=0, device="cpu", max_epochs=1).fit(X, y_partial)
+    with pytest.warns(UserWarning, match="random weights"):
+        ResNet50Features(weights=None, image_size=8).fit()
+    assert reseeded == []  # torch.manual_seed would reseed every GPU
+
+
 def test_clone_and_refit_is_bit_identical(fitted_iris, iris_data):
     X, _, y_partial = iris_data
     refit = clone(fitted_iris).fit(X, y_partial)

@@ -1,0 +1,30 @@
+"""Seeding torch for one block without touching any other random stream."""
+
+import contextlib
+
+import torch
+
+
+def cuda_indices(device):
+    """The CUDA device ``device`` names, as a list of indices (empty for others)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+@contextlib.contextmanager
+def torch_seeded(seed, device="cpu"):
+    """Seed the CPU generator and ``device``'s for the block, then restore both.
+
+    ``torch.manual_seed`` also reseeds every CUDA device while
+    ``torch.random.fork_rng`` restores only the devices it is given: seeding
+    just the forked generators leaves every other stream as it was.
+    """
+    cuda = cuda_indices(device)
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
