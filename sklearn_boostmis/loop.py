@@ -513,6 +513,7 @@ class AnnotationLoop(BaseEstimator):
         )
         self.start_cycle_ = cycle
         self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
+        vars(self).pop("estimator_", None)  # a previous fit's: set only if fitted
         sampler = self.sampler
         if sampler is None:  # seeded like the classifier: repeatable queries
             seed = _final_step(self.estimator).random_state

@@ -340,6 +340,17 @@ def test_fixed_threshold_without_state_dir(iris_data):
     assert [h["val_accuracy"] for h in loop.history_] == [None, None]
 
 
+def test_a_refit_without_fits_keeps_no_earlier_model(iris_data):
+    X, y, y_partial = iris_data
+    loop = AnnotationLoop(
+        BoostMISClassifier(random_state=0, **FAST), oracle=RecordingOracle(y, y_partial)
+    )
+    loop.set_params(n_cycles=0).fit(X, y_partial)
+    assert hasattr(loop, "estimator_")
+    loop.set_params(final_fit=False).fit(X, y_partial)  # nothing to fit
+    assert loop.history_ == [] and not hasattr(loop, "estimator_")
+
+
 def test_invalid_parameters(iris_data):
     X, _, y_partial = iris_data
     with pytest.raises(ValueError, match="oracle"):
