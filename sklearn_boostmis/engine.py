@@ -5,8 +5,9 @@ documented seams: ``initialize_module`` (adds the EMA teacher ``ema_module_``),
 ``initialize_optimizer`` (no weight decay on biases and normalisation layers),
 ``get_iterator`` (labeled + unlabeled batches), ``train_step_single`` (the
 losses), ``evaluation_step`` (predict with the teacher), the net's own
-``on_*`` hooks, ``_default_callbacks`` and, for fp16 with a gradient scaler
-only, ``train_step``. It only ever sees encoded labels 0..C-1 and never -1.
+``on_*`` hooks, ``_default_callbacks`` and ``train_step`` (the loss read is
+deferred to the epoch's end; fp16 adds a gradient scaler). It only ever sees
+encoded labels 0..C-1 and never -1.
 
 :class:`AcceleratedBoostMISNet` adds skorch's
 :class:`~skorch.hf.AccelerateMixin` (Hugging Face ``accelerate``).

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._io import atomic_write
 from ..datasets import load_mescc
+from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
     check_writable,
@@ -41,14 +42,6 @@ _RESUME_KEYS = (
     "n_features",
 )
 _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
-
-
-def _save_weights_atomic(estimator, path):
-    from ..persistence import save_weights
-
-    tmp = f"{path}.tmp"
-    save_weights(estimator, tmp)
-    os.replace(tmp, path)
 
 
 def _save_scaler_atomic(scaler, path):
@@ -346,7 +339,7 @@ def cmd_run(args):
         "collapsed_classes": list(est.collapsed_classes_),
         **evaluate(est),
     }
-    _save_weights_atomic(est, os.path.join(out, WEIGHTS_NAME))
+    save_weights(est, os.path.join(out, WEIGHTS_NAME))  # atomic
     _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
     write_report(True)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
