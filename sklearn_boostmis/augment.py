@@ -10,13 +10,17 @@ seeded :class:`torch.Generator`, so augmentations are batched torch operations o
 the model's device and bit-for-bit repeatable on the CPU.
 """
 
+from numbers import Real
+
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 
 from ._tensor_state import TensorStateMixin
 
 
 class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, generator=None):
         """Learn sigma_j from the training rows ``X`` (a 2-D tensor)."""
         if X.ndim != 2:
@@ -43,7 +47,8 @@ class GaussianFeatureNoise(_FeatureAugmentation):
     Parameters
     ----------
     noise : float, default=0.01
-        Noise standard deviation relative to each feature's standard deviation.
+        Noise standard deviation relative to each feature's standard deviation,
+        >= 0.
 
     Examples
     --------
@@ -53,6 +58,8 @@ class GaussianFeatureNoise(_FeatureAugmentation):
     >>> weak(X).shape
     torch.Size([100, 3])
     """
+
+    _parameter_constraints: dict = {"noise": [Interval(Real, 0, None, closed="left")]}
 
     def __init__(self, noise=0.01):
         self.noise = noise
@@ -80,10 +87,16 @@ class FeatureDropoutNoise(_FeatureAugmentation):
     Parameters
     ----------
     dropout : float, default=0.5
-        Probability of zeroing each feature of each sample.
+        Probability of zeroing each feature of each sample, in [0, 1].
     noise : float, default=0.5
-        Noise standard deviation relative to each feature's standard deviation.
+        Noise standard deviation relative to each feature's standard deviation,
+        >= 0.
     """
+
+    _parameter_constraints: dict = {
+        "dropout": [Interval(Real, 0, 1, closed="both")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(self, dropout=0.5, noise=0.5):
         self.dropout = dropout

@@ -52,6 +52,19 @@ def test_rejects_non_feature_arrays():
         GaussianFeatureNoise().fit(torch.zeros(2, 1, 4, 4))
 
 
+@pytest.mark.parametrize(
+    "augment, match",
+    [
+        (FeatureDropoutNoise(dropout=1.5), "'dropout' parameter"),
+        (FeatureDropoutNoise(noise=-2), "'noise' parameter"),
+        (GaussianFeatureNoise(noise=-0.1), "'noise' parameter"),
+    ],
+)
+def test_invalid_parameters_are_refused_in_fit(augment, match):
+    with pytest.raises(ValueError, match=match):
+        augment.fit(torch.zeros(4, 3))
+
+
 def test_make_augmentation_resolves_parameter():
     default = GaussianFeatureNoise(0.5)
     resolved = make_augmentation("auto", default)
