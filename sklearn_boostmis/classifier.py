@@ -52,9 +52,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         for 2-D ``X`` and, for images ``(N, H, W)`` or ``(N, C, H, W)``,
         :class:`~sklearn_boostmis.cnn.SmallCNN` (sides up to 64 pixels) or
         :class:`~sklearn_boostmis.cnn.ResNetStyleCNN`. A class is instantiated with
-        ``module_params`` plus ``n_features`` and ``n_classes`` when its
-        ``__init__`` accepts them. An
-        instance is copied, never trained in place. Its ``forward`` must return
+        ``module_params`` plus ``n_features`` and ``n_classes`` (for images
+        also ``n_channels`` and ``image_size``) when its ``__init__`` accepts
+        them, also through ``**kwargs`` to a parent class. An instance is
+        copied, never trained in place. Its ``forward`` must return
         logits; expose ``embed``/``head`` for representation-space queries.
     module_params : dict, default=None
         Keyword arguments for the module class (e.g. ``{"hidden_units": (512,)}``).

@@ -143,10 +143,10 @@ class AnnotationLoop(BaseEstimator):
         :class:`~sklearn_boostmis.query.InformativeQuerySampler` with the
         classifier's ``random_state``.
     oracle : callable
-        ``oracle(indices) -> labels``: receives an int array of row positions
-        in ``X`` (only unlabeled rows, all the cycle's queries in one call)
-        and returns one label per position, each a class of the initial
-        labeled rows.
+        Required (the default None is refused). ``oracle(indices) -> labels``:
+        receives an int array of row positions in ``X`` (only unlabeled rows,
+        all the cycle's queries in one call) and returns one label per
+        position, each a class of the initial labeled rows.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10

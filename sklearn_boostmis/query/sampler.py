@@ -485,7 +485,7 @@ class InformativeQuerySampler(BaseEstimator):
             A fitted BoostMISClassifier, a Pipeline ending in one, a search
             (e.g. GridSearchCV) fitted with ``refit=True`` over either, or a
             modAL learner wrapping any of these (see :func:`unwrap_classifier`).
-        X_pool : array-like of shape (n_samples, n_features)
+        X_pool : array-like of shape (n_samples, n_features), or images
             Unlabeled rows to choose from (at least one).
         n_instances : int, default=1
             Number of rows to pick, from 1 to ``len(X_pool)``. A larger value
@@ -530,7 +530,7 @@ class InformativeQuerySampler(BaseEstimator):
         ----------
         classifier : estimator
             As in :meth:`__call__`.
-        X_pool : array-like of shape (n_samples, n_features)
+        X_pool : array-like of shape (n_samples, n_features), or images
             Unlabeled rows (at least one).
         quota : int
             K >= 1, each selector's quota. Unlike :meth:`__call__`, a quota
