@@ -189,6 +189,34 @@ def test_resume_after_several_cycles(data_dir, tmp_path, reference_run):
     assert "already holds 3 annotation cycles: pass --cycles 3" in result.stderr
 
 
+def test_run_stops_when_every_train_row_is_labeled(data_dir, tmp_path, capsys):
+    out = tmp_path / "exhausted"
+    args = ["run", data_dir, "--task", "two", "--budget", 60, "--initial-labels", 12]
+    args += ["--max-epochs", 1, "--seed", 0, "--out", out]
+    assert main([*map(str, args), "--cycles", "6"]) == 0
+    assert "every train row is labeled after cycle 4" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    cycles = [e["cycle"] for e in report["cycles"]]
+    assert report["complete"] and cycles == [0, 1, 2, 3, 4]
+    assert report["cycles"][-1]["final"] and report["cycles"][-1]["n_labeled"] == 260
+    assert main([*map(str, args), "--cycles", "8"]) == 0  # resumes, nothing to add
+    assert json.loads((out / "report.json").read_text())["cycles"] == report["cycles"]
+
+
+def test_resume_refuses_other_test_data_and_writes_nothing(
+    data_dir, reference_run, tmp_path, capsys
+):
+    other = tmp_path / "other"
+    shutil.copytree(data_dir, other)
+    targets = np.load(other / "test-targets.npy")
+    np.save(other / "test-targets.npy", targets[::-1].copy())
+    config = (reference_run / "config.json").read_bytes()
+    args = ["run", other, "--task", "two", "--cycles", 3, *TINY, "--out", reference_run]
+    assert main(list(map(str, args))) == 2
+    assert "other validation or test data" in capsys.readouterr().err
+    assert (reference_run / "config.json").read_bytes() == config
+
+
 @pytest.mark.parametrize(
     "change, key",
     [(["--task", "six"], "task"), (["--class-weight", "balanced"], "class_weight")],

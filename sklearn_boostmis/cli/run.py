@@ -1,6 +1,7 @@
 """``boostmis run``: the closed loop on a MESCC folder with a simulated oracle,
 resumable from its output folder."""
 
+import hashlib
 import io
 import json
 import os
@@ -40,6 +41,7 @@ _RESUME_KEYS = (
     "class_weight",
     "n_train",
     "n_features",
+    "eval_data",  # last: a changed task changes the targets too
 )
 _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
 
@@ -122,22 +124,43 @@ def _stratified_initial(y, n, seed):
 
 
 def _check_resume_config(out, config):
+    """Refuse to resume ``out`` with other settings; True when ``out`` holds a run.
+
+    Nothing is written: a refused resume leaves the folder as it was.
+    """
     path = os.path.join(out, CONFIG_NAME)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
-        for key in _RESUME_KEYS:
-            previous = old.get(key, _RESUME_DEFAULTS.get(key))
-            if previous != config[key]:
-                raise ValueError(
-                    f"{out} holds a run with {key}={previous!r}, not "
-                    f"{config[key]!r}: resume with the same settings or use another "
-                    "--out"
-                )
-    write_json(path, config)
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
+    for key in _RESUME_KEYS:
+        if key not in old and key not in _RESUME_DEFAULTS:
+            continue  # written before the key existed
+        previous = old.get(key, _RESUME_DEFAULTS.get(key))
+        if previous != config[key]:
+            what = (
+                "other validation or test data"
+                if key == "eval_data"
+                else f"{key}={previous!r}, not {config[key]!r}"
+            )
+            raise ValueError(
+                f"{out} holds a run with {what}: resume with the same data and "
+                "settings or use another --out"
+            )
+    return True
+
+
+def _eval_data_digest(data):
+    """sha256 of the validation and test splits, which a run is scored on."""
+    digest = hashlib.sha256()
+    for array in (data.X_val, data.y_val, data.X_test, data.y_test):
+        array = np.ascontiguousarray(array)
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _previous_entries(out):
@@ -151,6 +174,18 @@ def _previous_entries(out):
     except json.JSONDecodeError:
         return {}  # recomputed where the model is still at hand
     return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
+
+
+def _pool_exhausted(entry, n_train, target, cycles):
+    """Whether cycle ``target`` (its report ``entry``) labeled the last train
+    rows, so that no later cycle has anything to query (said if so)."""
+    if target == cycles or entry["n_labeled"] + entry["n_queried"] < n_train:
+        return False
+    say(
+        f"every train row is labeled after cycle {target}: no rows left to query, "
+        f"cycles {target + 1}-{cycles} are skipped"
+    )
+    return True
 
 
 def _report_md(report):
@@ -241,10 +276,13 @@ def cmd_run(args):
         "class_weight": args.class_weight,
         "n_train": int(X_train.shape[0]),
         "n_features": int(X_train.shape[1]),
+        "eval_data": _eval_data_digest(data),
     }
     initial = _stratified_initial(y_train, args.initial_labels, args.seed)
     os.makedirs(out, exist_ok=True)
-    _check_resume_config(out, config)
+    config_path = os.path.join(out, CONFIG_NAME)
+    if not _check_resume_config(out, config):
+        write_json(config_path, config)  # a resumed run's, once it has finished
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
     estimator = BoostMISClassifier(
@@ -291,6 +329,8 @@ def cmd_run(args):
         cycle = target - 1
         if loop.start_cycle_ >= target and cycle in entries:
             say(f"cycle {target}/{args.cycles}: done in an earlier run (resumed)")
+            if _pool_exhausted(entries[cycle], len(y_train), target, args.cycles):
+                break
             continue
         if loop.start_cycle_ > target:  # its model is gone: nothing to evaluate
             raise ValueError(
@@ -318,6 +358,9 @@ def cmd_run(args):
             f"macro-F1 {e['macro_f1']:.3f} ({time.perf_counter() - start:.1f}s)"
             + collapse_note(e["collapsed_classes"], names)
         )
+        if _pool_exhausted(e, len(y_train), target, args.cycles):
+            break
+    n_cycles = target  # fewer than --cycles when every train row got labeled
     start = time.perf_counter()
     with collapse_warnings_summarised():
         # warm-started on every answer, as AnnotationLoop's final fit does
@@ -326,9 +369,9 @@ def cmd_run(args):
         ).fit(X_train, loop.y_)
     eps = est.threshold_history_
     val = classification_metrics(data.y_val, est.predict(X_val), names)
-    entries = {c: e for c, e in entries.items() if c < args.cycles}
-    entries[args.cycles] = {
-        "cycle": args.cycles,
+    entries = {c: e for c, e in entries.items() if c < n_cycles}
+    entries[n_cycles] = {
+        "cycle": n_cycles,
         "final": True,
         "n_labeled": int((loop.y_ != -1).sum()),
         "n_queried": 0,
@@ -342,6 +385,7 @@ def cmd_run(args):
     save_weights(est, os.path.join(out, WEIGHTS_NAME))  # atomic
     _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
     write_report(True)
+    write_json(config_path, config)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
     plot_curves(
@@ -349,7 +393,7 @@ def cmd_run(args):
         os.path.join(out, CURVE_PNG),
         f"BoostMIS closed loop, {args.task}-grading (test split)",
     )
-    final = entries[args.cycles]
+    final = entries[n_cycles]
     say(
         f"final fit on {final['n_labeled']} labels: test accuracy "
         f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f} "
