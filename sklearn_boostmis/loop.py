@@ -244,7 +244,8 @@ class AnnotationLoop(BaseEstimator):
             return [], [], []
         self._drop_torn_line(path)
         index, label, cycle = [], [], []
-        with open(path, newline="") as f:
+        # utf-8-sig: a spreadsheet that saved the file may have added a BOM
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             for line, row in enumerate(reader):
                 if not row or (line == 0 and row == _LOG_HEADER):
@@ -381,15 +382,18 @@ class AnnotationLoop(BaseEstimator):
             # cycles are wanted now: query with that fit's model.
             next_cycle = last["cycle"]
             history.pop()
-        model = None
+        model, unreadable = None, ""
         if os.path.exists(self._path(MODEL_NAME)):
-            with open(self._path(MODEL_NAME), "rb") as f:
-                model = pickle.load(f)
+            try:
+                with open(self._path(MODEL_NAME), "rb") as f:
+                    model = pickle.load(f)
+            except Exception as exc:  # a damaged file: the log is the truth
+                unreadable = f" ({MODEL_NAME} is unreadable: {exc})"
         if next_cycle > 0 and (model is None or model["cycle"] < next_cycle - 1):
             warnings.warn(
-                f"No saved model for cycle {next_cycle - 1} in {self.state_dir!r}: "
-                "the logged labels are kept and the classifier is fitted from "
-                "scratch.",
+                f"No saved model for cycle {next_cycle - 1} in {self.state_dir!r}"
+                f"{unreadable}: the logged labels are kept and the classifier is "
+                "fitted from scratch.",
                 UserWarning,
                 stacklevel=3,
             )

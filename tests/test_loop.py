@@ -295,6 +295,29 @@ def test_torn_last_log_line_is_dropped(iris_data, tmp_path):
     assert loop.y_[torn[0]] == (y[torn[0]] if asked_again else -1)
 
 
+def test_resume_reads_a_spreadsheet_saved_log_and_survives_a_damaged_model(
+    iris_data, tmp_path, reference
+):
+    X, y, y_partial = iris_data
+    first = RecordingOracle(y, y_partial)
+
+    def answer_once(idx):
+        return _refuse(idx) if first.calls else first(idx)
+
+    with pytest.raises(RuntimeError):  # cycle 0 answered, then the person stops
+        _loop(answer_once, state_dir=tmp_path).fit(X, y_partial)
+    log = tmp_path / "annotations.csv"
+    logged = read_annotations(tmp_path)
+    log.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())  # saved as "CSV UTF-8"
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04 damaged")
+    second = RecordingOracle(y, y_partial)
+    second.labeled[[r[0] for r in logged]] = True
+    with pytest.warns(UserWarning, match="model.pkl is unreadable"):
+        loop = _loop(second, state_dir=tmp_path).fit(X, y_partial)
+    assert loop.annotated_indices_[: len(logged)].tolist() == [r[0] for r in logged]
+    assert len(loop.annotated_indices_) == len(reference[0].annotated_indices_)
+
+
 @pytest.mark.parametrize(
     "answer, match",
     [
