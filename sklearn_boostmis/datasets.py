@@ -13,6 +13,7 @@ real data is not public), and :func:`write_mescc_like` writes it as the six
 """
 
 import os
+import warnings
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -141,6 +142,22 @@ def _describe(task, synthetic, counts):
     return "\n".join(lines)
 
 
+def _warn_on_two_grade_splits(path, data):
+    """Warn about a sizeable split with labels 0/1 only beside six-grade ones:
+    probably two-grade, and its 1s (high) would be read as b1a (low)."""
+    for split in SPLITS:
+        y = data[f"y_{split}"]
+        if len(y) >= 20 and y.max() <= 1 and (y == 1).any():
+            t_file = split_paths(path, split)[1]
+            warnings.warn(
+                f"{t_file} holds labels 0 and 1 only while other splits hold six "
+                "grades: its 1s are read as b1a (low in two-grading). If this "
+                "split is two-grade, give it six-grade targets like the others.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def load_mescc(path, task="two"):
     """Load and check a MESCC feature folder.
 
@@ -175,7 +192,9 @@ def load_mescc(path, task="two"):
     Notes
     -----
     Targets are two-grade when no split holds a label above 1; otherwise they
-    are six-grade. Files are read with ``allow_pickle=False``.
+    are six-grade, and a split of 20 rows or more with labels 0 and 1 only
+    gives a warning (probably two-grade, and read as b0/b1a). Files are read
+    with ``allow_pickle=False``.
     """
     _check_task(task)
     if os.path.isfile(path):
@@ -199,6 +218,8 @@ def load_mescc(path, task="two"):
         data[f"X_{split}"], data[f"y_{split}"] = X, y
         counts[split] = X.shape[0]
     six_grade = any(data[f"y_{s}"].max() > 1 for s in SPLITS)
+    if six_grade:
+        _warn_on_two_grade_splits(path, data)
     if task == "six" and not six_grade:
         raise MESCCFormatError(
             f"{os.fspath(path)}: task 'six' needs six-grade targets (0..5), but "

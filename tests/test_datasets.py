@@ -95,6 +95,14 @@ def test_two_grade_targets_load_for_two_not_six(data_dir, tmp_path):
         load_mescc(path, task="six")
 
 
+def test_a_two_grade_split_beside_six_grade_ones_is_warned(data_dir, tmp_path):
+    path = _copy(data_dir, tmp_path)
+    y = np.load(path / "test-targets.npy")
+    np.save(path / "test-targets.npy", six_to_two(y))
+    with pytest.warns(UserWarning, match="test-targets.npy holds labels 0 and 1 only"):
+        load_mescc(path, task="two")
+
+
 def test_float_whole_number_targets_are_accepted(data_dir, tmp_path):
     path = _copy(data_dir, tmp_path)
     y = np.load(path / "val-targets.npy")
