@@ -128,7 +128,19 @@ def test_run_two_writes_every_output(reference_run, data_dir, y_train):
     with pytest.raises(FileNotFoundError, match="folder of a finished boostmis run"):
         load_run_model(data_dir)
     md = (out / "report.md").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_run_model(out, device="cpu")  # a finished run: no warning
     assert "| final | " in md and "recall high" in md
+
+
+def test_the_model_of_an_unfinished_run_is_flagged(reference_run, tmp_path):
+    out = tmp_path / "unfinished"
+    shutil.copytree(reference_run, out)
+    report = json.loads((out / "report.json").read_text())
+    (out / "report.json").write_text(json.dumps({**report, "complete": False}))
+    with pytest.warns(UserWarning, match="has not finished"):
+        load_run_model(out, device="cpu")
 
 
 def test_run_six_grade(data_dir, tmp_path):

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -95,6 +96,13 @@ def load_run_model(run_dir, device=None):
         scaler.n_samples_seen_ = stats["n_samples_seen"]
         scaler.n_features_in_ = len(scaler.mean_)
     classifier = load_weights(BoostMISClassifier(), paths[0], device=device)
+    if not _previous_report(run_dir).get("complete", True):
+        warnings.warn(
+            f"the run in {run_dir} has not finished (report.json): this is the "
+            "model of its last finished run",
+            UserWarning,
+            stacklevel=2,
+        )
     return make_pipeline(scaler, classifier)
 
 
@@ -163,16 +171,21 @@ def _eval_data_digest(data):
     return digest.hexdigest()
 
 
-def _previous_entries(out):
-    """Per-cycle entries (not the final fit) of an earlier report in ``out``."""
+def _previous_report(out):
+    """The report.json of ``out``; empty when missing or unreadable."""
     path = os.path.join(out, REPORT_JSON)
     if not os.path.exists(path):
         return {}
     try:
         with open(path) as f:
-            report = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError:
         return {}  # recomputed where the model is still at hand
+
+
+def _previous_entries(out):
+    """Per-cycle entries (not the final fit) of an earlier report in ``out``."""
+    report = _previous_report(out)
     return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
 
 
