@@ -215,17 +215,21 @@ def test_run_stops_when_every_train_row_is_labeled(data_dir, tmp_path, capsys):
     assert json.loads((out / "report.json").read_text())["cycles"] == report["cycles"]
 
 
-def test_resume_refuses_other_test_data_and_writes_nothing(
-    data_dir, reference_run, tmp_path, capsys
+@pytest.mark.parametrize(
+    "split, message",
+    [("test", "other validation or test data"), ("train", "other train data")],
+)
+def test_resume_refuses_other_data_and_writes_nothing(
+    data_dir, reference_run, tmp_path, capsys, split, message
 ):
     other = tmp_path / "other"
     shutil.copytree(data_dir, other)
-    targets = np.load(other / "test-targets.npy")
-    np.save(other / "test-targets.npy", targets[::-1].copy())
+    targets = np.load(other / f"{split}-targets.npy")
+    np.save(other / f"{split}-targets.npy", targets[::-1].copy())
     config = (reference_run / "config.json").read_bytes()
     args = ["run", other, "--task", "two", "--cycles", 3, *TINY, "--out", reference_run]
     assert main(list(map(str, args))) == 2
-    assert "other validation or test data" in capsys.readouterr().err
+    assert f"holds a run with {message}: resume" in capsys.readouterr().err
     assert (reference_run / "config.json").read_bytes() == config
 
 

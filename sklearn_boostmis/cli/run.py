@@ -42,7 +42,8 @@ _RESUME_KEYS = (
     "class_weight",
     "n_train",
     "n_features",
-    "eval_data",  # last: a changed task changes the targets too
+    "train_data",  # last two: a changed task changes the targets too
+    "eval_data",
 )
 _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
 
@@ -149,11 +150,10 @@ def _check_resume_config(out, config):
             continue  # written before the key existed
         previous = old.get(key, _RESUME_DEFAULTS.get(key))
         if previous != config[key]:
-            what = (
-                "other validation or test data"
-                if key == "eval_data"
-                else f"{key}={previous!r}, not {config[key]!r}"
-            )
+            what = {
+                "train_data": "other train data",
+                "eval_data": "other validation or test data",
+            }.get(key, f"{key}={previous!r}, not {config[key]!r}")
             raise ValueError(
                 f"{out} holds a run with {what}: resume with the same data and "
                 "settings or use another --out"
@@ -161,10 +161,10 @@ def _check_resume_config(out, config):
     return True
 
 
-def _eval_data_digest(data):
-    """sha256 of the validation and test splits, which a run is scored on."""
+def _digest(*arrays):
+    """sha256 of arrays (shape, dtype and bytes): which data a run folder holds."""
     digest = hashlib.sha256()
-    for array in (data.X_val, data.y_val, data.X_test, data.y_test):
+    for array in arrays:
         array = np.ascontiguousarray(array)
         digest.update(repr((array.shape, array.dtype.str)).encode())
         digest.update(array.tobytes())
@@ -289,7 +289,8 @@ def cmd_run(args):
         "class_weight": args.class_weight,
         "n_train": int(X_train.shape[0]),
         "n_features": int(X_train.shape[1]),
-        "eval_data": _eval_data_digest(data),
+        "train_data": _digest(data.X_train, data.y_train),
+        "eval_data": _digest(data.X_val, data.y_val, data.X_test, data.y_test),
     }
     initial = _stratified_initial(y_train, args.initial_labels, args.seed)
     os.makedirs(out, exist_ok=True)
