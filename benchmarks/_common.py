@@ -4,6 +4,8 @@ import datetime
 import os
 import platform
 import re
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import sklearn
 import skorch
 import torch
 from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -39,6 +43,22 @@ def few_label_split(name, n_labels, seed, test_size=0.3):
         keep = rng.choice(np.flatnonzero(y_train == c), per_class, replace=False)
         y_partial[keep] = y_train[keep]
     return X_train, y_partial, y_train, X_test, y_test
+
+
+def fit_and_score(model, X, y_partial, X_test, y_test):
+    """Fit ``model`` and return its test macro-F1, accuracy and fit seconds.
+
+    Convergence and numpy warnings of few-label fits are silenced.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.fit(X, y_partial)
+    seconds = time.perf_counter() - start
+    pred = model.predict(X_test)
+    f1 = f1_score(y_test, pred, average="macro")
+    return f1, accuracy_score(y_test, pred), seconds
 
 
 def machine_info():
@@ -81,8 +101,11 @@ def git_revision():
 
     def git(*args):
         return subprocess.run(
-            ["git", *args], capture_output=True, text=True,
-            cwd=Path(__file__).parent, check=False,
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
         ).stdout.strip()
 
     rev = git("rev-parse", "--short", "HEAD") or "unknown"

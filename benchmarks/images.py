@@ -33,13 +33,11 @@ Usage: ``python benchmarks/images.py [--seeds 3] [--max-epochs 50] [--write]``.
 import argparse
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
-from _common import machine_info, markdown_table, write_section
+from _common import fit_and_score, machine_info, markdown_table, write_section
 from sklearn.datasets import load_digits
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading
@@ -117,16 +115,8 @@ def run_quality(seeds, max_epochs):
         y_partial, y_test = data["y"]
         for name, view, model in methods(seed, max_epochs):
             X_train, X_test = data[view]
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                model.fit(X_train, y_partial)
-            seconds = time.perf_counter() - start
-            pred = model.predict(X_test)
-            f1 = f1_score(y_test, pred, average="macro")
-            scores.setdefault(name, []).append(
-                (f1, accuracy_score(y_test, pred), seconds)
-            )
+            f1, acc, seconds = fit_and_score(model, X_train, y_partial, X_test, y_test)
+            scores.setdefault(name, []).append((f1, acc, seconds))
             if view == "images" and "without flip" not in name:
                 speeds.append(train_throughput(model, seconds))
             print(f"seed {seed} {name}: F1 {f1:.3f} ({seconds:.1f} s)", file=sys.stderr)

@@ -38,14 +38,16 @@ Usage: ``python benchmarks/ssl_quality.py [--seeds 10] [--model-seeds 1]
 
 import argparse
 import sys
-import time
-import warnings
 
 import numpy as np
-from _common import few_label_split, machine_info, markdown_table, write_section
+from _common import (
+    few_label_split,
+    fit_and_score,
+    machine_info,
+    markdown_table,
+    write_section,
+)
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
@@ -143,17 +145,10 @@ def run(seeds, model_seeds=1, datasets=DATASETS):
                     **methods(model_seed),
                     **ablations(model_seed),
                 }.items():
-                    start = time.perf_counter()
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ConvergenceWarning)
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        model.fit(X, y_partial)
-                    seconds = time.perf_counter() - start
-                    pred = model.predict(X_test)
-                    f1 = f1_score(y_test, pred, average="macro")
-                    scores.setdefault(method, []).append(
-                        (seed, f1, accuracy_score(y_test, pred), seconds)
+                    f1, acc, seconds = fit_and_score(
+                        model, X, y_partial, X_test, y_test
                     )
+                    scores.setdefault(method, []).append((seed, f1, acc, seconds))
                     print(
                         f"{name} seed {seed} model seed {model_seed} {method}: "
                         f"F1 {f1:.3f}",

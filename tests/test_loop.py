@@ -270,16 +270,22 @@ def test_image_validation_rows_may_carry_the_channel_axis(digits_data):
     assert loop.history_[0]["val_accuracy"] is not None
 
 
-def test_torn_last_log_line_is_dropped(iris_data, tmp_path):
+def _answer_one_cycle_then_stop(iris_data, state_dir):
+    """Run a loop whose annotator answers cycle 0, then gives up; the log."""
     X, y, y_partial = iris_data
     first = RecordingOracle(y, y_partial)
 
     def answer_once(idx):
         return _refuse(idx) if first.calls else first(idx)
 
-    with pytest.raises(RuntimeError):  # cycle 0 answered, then the person stops
-        _loop(answer_once, state_dir=tmp_path).fit(X, y_partial)
-    complete = read_annotations(tmp_path)
+    with pytest.raises(RuntimeError):
+        _loop(answer_once, state_dir=state_dir).fit(X, y_partial)
+    return read_annotations(state_dir)
+
+
+def test_torn_last_log_line_is_dropped(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    complete = _answer_one_cycle_then_stop(iris_data, tmp_path)
     torn = complete[-1]
     log = tmp_path / "annotations.csv"
     text = log.read_text()
@@ -299,15 +305,8 @@ def test_resume_reads_a_spreadsheet_saved_log_and_survives_a_damaged_model(
     iris_data, tmp_path, reference
 ):
     X, y, y_partial = iris_data
-    first = RecordingOracle(y, y_partial)
-
-    def answer_once(idx):
-        return _refuse(idx) if first.calls else first(idx)
-
-    with pytest.raises(RuntimeError):  # cycle 0 answered, then the person stops
-        _loop(answer_once, state_dir=tmp_path).fit(X, y_partial)
+    logged = _answer_one_cycle_then_stop(iris_data, tmp_path)
     log = tmp_path / "annotations.csv"
-    logged = read_annotations(tmp_path)
     log.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())  # saved as "CSV UTF-8"
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04 damaged")
     second = RecordingOracle(y, y_partial)
