@@ -65,8 +65,9 @@ def _warm_started(template, estimator, n_annotated, budget):
     template : BoostMISClassifier or Pipeline ending in one
         The loop's unfitted estimator: with ``threshold="adaptive"`` the refit
         gets a new :class:`~sklearn_boostmis.thresholds.AdaptiveThreshold` that
-        knows the round's N_A and K. (The fitted estimator's own ``threshold``
-        is already such an object after the first round, holding an older N_A.)
+        knows the round's N_A and K, and with an ``AdaptiveThreshold`` object a
+        copy of it that does. (The fitted estimator's own ``threshold`` is
+        already such an object after the first round, holding an older N_A.)
     estimator : BoostMISClassifier or Pipeline ending in one
         The fitted estimator to refit. Its classifier takes the template's
         parameters (a loop resumed with a changed estimator trains with the new
@@ -81,12 +82,12 @@ def _warm_started(template, estimator, n_annotated, budget):
     params = {**settings, "warm_start": True}
     threshold = settings["threshold"]
     if isinstance(threshold, str) and threshold == "adaptive":
-        params["threshold"] = AdaptiveThreshold(
-            alpha=settings["alpha"],
-            beta=settings["beta"],
-            t_max=settings["t_max"],
-            n_annotated=int(n_annotated),
-            quota=int(budget),
+        threshold = AdaptiveThreshold(
+            alpha=settings["alpha"], beta=settings["beta"], t_max=settings["t_max"]
+        )
+    if isinstance(threshold, AdaptiveThreshold):  # a copy: clone() made it fresh
+        params["threshold"] = threshold.set_params(
+            n_annotated=int(n_annotated), quota=int(budget)
         )
     if isinstance(estimator, Pipeline):
         name = estimator.steps[-1][0]
@@ -128,8 +129,8 @@ class AnnotationLoop(BaseEstimator):
     among the unlabeled rows, asks the oracle for their labels and adds the
     answers to the labeled set. From the second cycle on, the classifier is
     warm-started (weights and EMA teacher continue, optimizer and LR schedule
-    restart) and, with ``threshold="adaptive"``, its eps_t receives
-    ``N_A`` (the size of the last union) and ``K = budget``.
+    restart) and, with ``threshold="adaptive"`` or an ``AdaptiveThreshold``,
+    its eps_t receives ``N_A`` (the size of the last union) and ``K = budget``.
 
     Parameters
     ----------

@@ -109,7 +109,7 @@ class FixedThreshold(BaseThreshold):
 
 
 class AdaptiveThreshold(BaseThreshold):
-    r"""The paper's adaptive threshold eps_t (METHOD.md, T1-T7).
+    r"""The paper's adaptive threshold eps_t (METHOD.md, T1-T6).
 
     .. math::
 
@@ -125,6 +125,9 @@ class AdaptiveThreshold(BaseThreshold):
     ``Count_{t-1}`` is the value at the end of the previous pass; the ratio is 1
     when ``Count_{t-1} = 0`` and always clipped to [0, 1] (T3). Within a step the
     threshold is computed from the state *before* the batch is recorded.
+    T6 (``>=``, for the mask and for Count) is :meth:`BaseThreshold.__call__`'s
+    rule; T7 (the L_u normaliser) is
+    :func:`sklearn_boostmis.losses.masked_consistency_loss`'s.
 
     Parameters
     ----------

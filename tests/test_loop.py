@@ -10,6 +10,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
 from sklearn_boostmis.query import InformativeQuerySampler
+from sklearn_boostmis.thresholds import AdaptiveThreshold
 
 from .conftest import read_annotations
 
@@ -371,6 +372,20 @@ def test_a_refit_without_fits_keeps_no_earlier_model(iris_data):
     assert hasattr(loop, "estimator_")
     loop.set_params(final_fit=False).fit(X, y_partial)  # nothing to fit
     assert loop.history_ == [] and not hasattr(loop, "estimator_")
+
+
+def test_an_adaptive_threshold_object_also_gets_n_a(iris_data):
+    X, y, y_partial = iris_data
+    policy = AdaptiveThreshold(alpha=0.8, beta=0.1)
+    loop = AnnotationLoop(
+        BoostMISClassifier(random_state=0, threshold=policy, **FAST),
+        oracle=RecordingOracle(y, y_partial),
+        n_cycles=1,
+        budget=K,
+    ).fit(X, y_partial)
+    final = loop.estimator_.threshold
+    assert (final.n_annotated, final.quota) == (loop.n_annotated_, K) != (0, None)
+    assert (final.alpha, final.beta) == (0.8, 0.1) and policy.n_annotated == 0
 
 
 def test_invalid_parameters(iris_data):
