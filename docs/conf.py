@@ -43,7 +43,8 @@ root_doc = "index"
 # -- autodoc / autosummary / numpydoc ----------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": False, "inherited-members": False}
+# no "members" default here: on Sphinx 9 it overrides the template's :members:
+autodoc_default_options = {"inherited-members": False}
 autodoc_typehints = "none"
 # numpydoc renders the docstrings; autosummary pages list the methods
 # themselves (see _templates/autosummary/class.rst), so numpydoc must not add

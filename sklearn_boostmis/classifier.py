@@ -83,8 +83,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ``"adaptive"``: the paper's eps_t
         (:class:`~sklearn_boostmis.thresholds.AdaptiveThreshold`); ``"fixed"``:
         FixMatch at ``alpha + beta``; or a policy object, an instance of a
-        subclass of :class:`~sklearn_boostmis.thresholds.BaseThreshold` (see
-        :mod:`sklearn_boostmis.thresholds`).
+        subclass of :class:`~sklearn_boostmis.thresholds.BaseThreshold`.
     alpha : float, default=0.9
         eps_t's learning-status weight.
     beta : float, default=0.05
@@ -164,8 +163,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         not picklable in general (skorch: "models accelerated this way cannot
         be pickled"; a single-process CPU one happens to be), so do not rely
         on pickling an estimator that holds one: export a fitted model with
-        :func:`~sklearn_boostmis.persistence.save_weights` and rebuild it with
-        :func:`~sklearn_boostmis.persistence.load_weights` on an estimator
+        :func:`~sklearn_boostmis.save_weights` and rebuild it with
+        :func:`~sklearn_boostmis.load_weights` on an estimator
         without an accelerator. Under ``accelerate launch`` (or ``torchrun``)
         with several processes, each process trains on its own share of every
         step (``batch_size`` is per process, as in DDP) and the per-row state
@@ -189,6 +188,10 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Class labels (never -1).
     n_features_in_ : int
+        Number of features (for images: of channels).
+    input_shape_ : tuple of int
+        Shape of one sample: ``(n_features,)``, or ``(channels, height, width)``
+        for images.
     net_ : BoostMISNet
         The fitted skorch engine; ``net_.module_`` is the student network and
         ``net_.ema_module_`` the EMA teacher used for prediction.
@@ -357,7 +360,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         PseudoLabelCollapseWarning
             When a labeled class got less than a tenth of its labeled share
             among the accepted pseudo-labels and among the predictions on the
-            unlabeled rows (see :mod:`sklearn_boostmis.diagnostics`): the fit
+            unlabeled rows (see
+            :func:`~sklearn_boostmis.diagnostics.warn_on_collapse`): the fit
             has probably collapsed onto the other classes.
 
         Raises

@@ -6,8 +6,8 @@ The MESCC release (METHOD.md, "Data: the MESCC release") is a folder with
 six Bilsky grades 0..5 (b0, b1a, b1b, b1c, b2, b3) or two grades 0/1
 (low = b0, b1a, b1b; high = b1c, b2, b3).
 
-:func:`load_mescc` reads and checks such a folder. :func:`make_mescc_like`
-generates SYNTHETIC data with the release's split sizes and class counts (the
+:func:`load_mescc` reads and checks such a folder.
+:func:`~sklearn_boostmis.datasets.make_mescc_like` generates SYNTHETIC data with the release's split sizes and class counts (the
 real data is not public), and :func:`write_mescc_like` writes it as the six
 ``.npy`` files, for tests, demos and speed benchmarks.
 """
@@ -299,15 +299,16 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
 
 
 def write_mescc_like(directory, **kwargs):
-    """Write :func:`make_mescc_like` data as the six MESCC ``.npy`` files.
+    """Write ``make_mescc_like`` data as the six MESCC ``.npy`` files.
 
     Parameters
     ----------
     directory : str or path-like
         Created if needed.
     **kwargs
-        Passed to :func:`make_mescc_like` (``task="six"`` writes six-grade
-        targets, which :func:`load_mescc` can serve for both tasks).
+        Passed to :func:`~sklearn_boostmis.datasets.make_mescc_like`
+        (``task="six"`` writes six-grade targets, which :func:`load_mescc` can
+        serve for both tasks).
 
     Returns
     -------

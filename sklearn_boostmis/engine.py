@@ -105,7 +105,8 @@ class BoostMISNet(NeuralNetClassifier):
     lambda_u : float, default=1.0
         Weight of the unsupervised loss.
     threshold : threshold policy, default=None
-        A :mod:`~sklearn_boostmis.thresholds` object; None = AdaptiveThreshold().
+        A :class:`~sklearn_boostmis.thresholds.BaseThreshold` object; None =
+        AdaptiveThreshold().
     ema_decay : float, default=0.999
     weak_augment, strong_augment : callable or "auto", default="auto"
     unsup_normalizer : {"batch", "selected"}, default="batch"
@@ -385,7 +386,7 @@ class BoostMISNet(NeuralNetClassifier):
         Gradients are unscaled before ``on_grad_computed`` (so that clipping
         callbacks see true gradients) and the scaler skips steps whose
         gradients overflowed. The returned ``"loss"`` is detached and reaches
-        the host at epoch end (:mod:`sklearn_boostmis._deferred`): skorch's
+        the host at epoch end (``sklearn_boostmis._deferred``): skorch's
         loop calls ``.item()`` on it after every batch, which would otherwise
         wait for the device at every step.
         """
@@ -500,7 +501,7 @@ class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
     per-row state (the adaptive threshold's confident rows, the pseudo-label
     memory) is summed over the processes, so all of them hold the same eps_t,
     ``transduction_`` and EMA teacher. Not picklable while it holds the
-    accelerator; export with :func:`~sklearn_boostmis.persistence.save_weights`.
+    accelerator; export with :func:`~sklearn_boostmis.save_weights`.
     """
 
     def _initialize_accelerator(self):

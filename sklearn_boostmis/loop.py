@@ -141,7 +141,7 @@ class AnnotationLoop(BaseEstimator):
         the classifier is warm-started.
     sampler : InformativeQuerySampler or None, default=None
         The query strategy (its ``select_union``); None uses the default
-        :class:`~sklearn_boostmis.query.InformativeQuerySampler` with the
+        :class:`~sklearn_boostmis.InformativeQuerySampler` with the
         classifier's ``random_state``.
     oracle : callable
         Required (the default None is refused). ``oracle(indices) -> labels``:

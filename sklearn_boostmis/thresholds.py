@@ -125,9 +125,9 @@ class AdaptiveThreshold(BaseThreshold):
     ``Count_{t-1}`` is the value at the end of the previous pass; the ratio is 1
     when ``Count_{t-1} = 0`` and always clipped to [0, 1] (T3). Within a step the
     threshold is computed from the state *before* the batch is recorded.
-    T6 (``>=``, for the mask and for Count) is :meth:`BaseThreshold.__call__`'s
-    rule; T7 (the L_u normaliser) is
-    :func:`sklearn_boostmis.losses.masked_consistency_loss`'s.
+    T6 (``>=``, for the mask and for Count) is the rule of
+    :meth:`~sklearn_boostmis.thresholds.BaseThreshold.__call__`; T7 (the L_u
+    normaliser) that of :func:`sklearn_boostmis.losses.masked_consistency_loss`.
 
     Parameters
     ----------

@@ -270,7 +270,7 @@ def bus_ranking(proba, density, k, *, beta_d=1.0, balance=True):
 
 
 class QueryUnion(NamedTuple):
-    """Result of :meth:`InformativeQuerySampler.select_union`.
+    """Result of :meth:`~sklearn_boostmis.InformativeQuerySampler.select_union`.
 
     Attributes
     ----------
@@ -484,7 +484,8 @@ class InformativeQuerySampler(BaseEstimator):
         classifier : estimator
             A fitted BoostMISClassifier, a Pipeline ending in one, a search
             (e.g. GridSearchCV) fitted with ``refit=True`` over either, or a
-            modAL learner wrapping any of these (see :func:`unwrap_classifier`).
+            modAL learner wrapping any of these (see
+            :func:`~sklearn_boostmis.query.unwrap_classifier`).
         X_pool : array-like of shape (n_samples, n_features), or images
             Unlabeled rows to choose from (at least one).
         n_instances : int, default=1
