@@ -7,9 +7,10 @@ six Bilsky grades 0..5 (b0, b1a, b1b, b1c, b2, b3) or two grades 0/1
 (low = b0, b1a, b1b; high = b1c, b2, b3).
 
 :func:`load_mescc` reads and checks such a folder.
-:func:`~sklearn_boostmis.datasets.make_mescc_like` generates SYNTHETIC data with the release's split sizes and class counts (the
-real data is not public), and :func:`write_mescc_like` writes it as the six
-``.npy`` files, for tests, demos and speed benchmarks.
+:func:`~sklearn_boostmis.datasets.make_mescc_like` generates SYNTHETIC data with
+the release's split sizes and class counts (the real data is not public), and
+:func:`write_mescc_like` writes it as the six ``.npy`` files, for tests, demos
+and speed benchmarks.
 """
 
 import os
