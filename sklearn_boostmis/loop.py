@@ -39,6 +39,33 @@ def _key(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _in_asked_order(answers, positions, row_labels, cycle):
+    """The oracle's answers in the order of ``positions``.
+
+    A pandas object says by its index which row each answer is for. A default
+    index (0, 1, ..., n-1) means the order asked; an index holding the asked
+    positions, or X's index labels of those rows, is matched in any order; any
+    other index is refused rather than applied by position.
+    """
+    if not hasattr(answers, "reindex"):  # not pandas: in the order asked
+        return answers
+    keys = [_key(k) for k in answers.index]
+    if keys == list(range(len(positions))):
+        return answers
+    candidates = [[int(p) for p in positions]]
+    if row_labels is not None:
+        candidates.append([_key(k) for k in row_labels[positions]])
+    for wanted in candidates:
+        if len(set(keys)) == len(keys) == len(wanted) and set(keys) == set(wanted):
+            return answers.reindex(wanted)
+    raise ValueError(
+        f"The oracle returned a pandas object in cycle {cycle} whose index "
+        "matches neither the asked positions nor X's index labels of those "
+        "rows; return the answers in the order asked (e.g. a list). Nothing "
+        "was recorded."
+    )
+
+
 def _fingerprint(X, y):
     """sha256 of the data and the initial labels, which a state_dir belongs to."""
     digest = hashlib.sha256()
@@ -444,21 +471,36 @@ class AnnotationLoop(BaseEstimator):
             },
         }
 
-    def _ask(self, positions, cycle, lookup):
+    def _ask(self, positions, cycle, lookup, row_labels=None):
         try:
             answers = self.oracle(positions.copy())
         except Exception as exc:
+            then = (
+                "fit again to resume"
+                if self.state_dir is not None
+                else "without a state_dir, fit starts over"
+            )
             raise RuntimeError(
                 f"The oracle failed in cycle {cycle} on {len(positions)} rows; "
-                "nothing was recorded, fit again to resume."
+                f"nothing was recorded ({then})."
             ) from exc
+        answers = _in_asked_order(answers, positions, row_labels, cycle)
         answers = np.asarray(answers, dtype=object).reshape(-1)
         if answers.shape[0] != len(positions):
             raise ValueError(
                 f"The oracle returned {answers.shape[0]} labels for "
                 f"{len(positions)} rows in cycle {cycle}."
             )
-        unknown = list(dict.fromkeys(_key(a) for a in answers if _key(a) not in lookup))
+        bool_classes = all(isinstance(c, (bool, np.bool_)) for c in lookup.values())
+        unknown = list(
+            dict.fromkeys(
+                _key(a)
+                for a in answers
+                if _key(a) not in lookup
+                # True == 1: a bool answer would pass for the class 1
+                or (isinstance(a, (bool, np.bool_)) and not bool_classes)
+            )
+        )
         if unknown:
             raise ValueError(
                 f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
@@ -559,11 +601,19 @@ class AnnotationLoop(BaseEstimator):
                 self._state(data_id, cycle, n_annotated, history, pending)
             )
             positions = np.asarray(pending["indices"], dtype=np.int64)
-            answers = self._ask(positions, cycle, lookup)
-            if self.state_dir is not None:
-                self._append_log(positions, answers, cycle)
+            answers = self._ask(positions, cycle, lookup, getattr(X, "index", None))
             for i, lab in zip(positions, answers, strict=True):
-                y[i] = lab
+                y[i] = lab  # in loop.y_ even if the log cannot be written
+            if self.state_dir is not None:
+                try:
+                    self._append_log(positions, answers, cycle)
+                except OSError as exc:
+                    raise OSError(
+                        f"could not record the answers of cycle {cycle} in "
+                        f"{self._path(LOG_NAME)} ({exc}): they are in loop.y_ "
+                        f"(rows {positions.tolist()}); a resume from this "
+                        "state_dir would ask them again"
+                    ) from exc
             cycles = np.full(len(positions), cycle, dtype=np.int64)
             self.annotated_indices_ = np.r_[self.annotated_indices_, positions]
             self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]

@@ -388,6 +388,66 @@ def test_an_adaptive_threshold_object_also_gets_n_a(iris_data):
     assert (final.alpha, final.beta) == (0.8, 0.1) and policy.n_annotated == 0
 
 
+def test_a_pandas_answer_sheet_is_matched_by_its_index(iris_data):
+    pd = pytest.importorskip("pandas")
+    X, y, y_partial = iris_data
+    frame = pd.DataFrame(X, index=np.random.RandomState(0).permutation(len(X)) + 1000)
+    oracles = {
+        "positions": lambda idx: pd.Series(y[idx], index=idx).sort_index(),
+        "X's index": lambda idx: pd.Series(y[idx], index=frame.index[idx]).sort_index(),
+        "default index": lambda idx: pd.Series(y[idx]),
+    }
+    for name, oracle in oracles.items():
+        loop = AnnotationLoop(
+            BoostMISClassifier(random_state=0, **{**FAST, "max_epochs": 1}),
+            oracle=oracle,
+            n_cycles=1,
+            budget=K,
+            final_fit=False,
+        ).fit(frame, y_partial)
+        asked = loop.annotated_indices_
+        assert len(asked) >= K and (loop.y_[asked] == y[asked]).all(), name
+    with pytest.raises(ValueError, match="index matches neither"):
+        AnnotationLoop(
+            BoostMISClassifier(**{**FAST, "max_epochs": 1}),
+            oracle=lambda idx: pd.Series(y[idx], index=idx + 7000),
+            n_cycles=1,
+            budget=K,
+        ).fit(frame, y_partial)
+
+
+def test_bool_answers_are_not_the_class_1(iris_data):
+    X, y, y_partial = iris_data
+    loop = AnnotationLoop(
+        BoostMISClassifier(**{**FAST, "max_epochs": 1}),
+        oracle=lambda idx: y[idx] > 0,
+        n_cycles=1,
+        budget=K,
+    )
+    with pytest.raises(ValueError, match=r"labels \[(True|False)"):
+        loop.fit(X, y_partial)
+
+
+def test_answers_that_cannot_be_logged_stay_in_y_(iris_data, tmp_path, monkeypatch):
+    X, y, y_partial = iris_data
+
+    def disk_gone(self, *args):
+        raise OSError("Read-only file system")
+
+    monkeypatch.setattr(AnnotationLoop, "_append_log", disk_gone)
+    loop = _loop(RecordingOracle(y, y_partial), state_dir=tmp_path)
+    with pytest.raises(OSError, match="could not record the answers of cycle 0"):
+        loop.fit(X, y_partial)
+    answered = np.flatnonzero((loop.y_ != -1) & (y_partial == -1))
+    assert len(answered) >= K and (loop.y_[answered] == y[answered]).all()
+
+
+def test_without_a_state_dir_a_failed_oracle_says_fit_starts_over(iris_data):
+    X, _, y_partial = iris_data
+    with pytest.raises(RuntimeError, match="without a state_dir, fit starts over"):
+        _loop(_refuse).fit(X, y_partial)
+
+
 def test_invalid_parameters(iris_data):
     X, _, y_partial = iris_data
     with pytest.raises(ValueError, match="oracle"):
