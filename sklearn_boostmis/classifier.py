@@ -809,8 +809,10 @@ def fitted_attributes(estimator):
 
 def _check_finite(net, lr):
     """Refuse a diverged fit, as scikit-learn's MLPClassifier does."""
-    params = [*net.module_.parameters(), *net.ema_module_.parameters()]
-    if torch.stack([torch.isfinite(p).all() for p in params]).all():  # one sync
+    modules = (net.module_, net.ema_module_)
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    finite = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    if torch.stack(finite).all():  # one sync
         return
     losses = np.asarray(net.history[:, "train_loss"], dtype=float)
     diverged = np.flatnonzero(~np.isfinite(losses))
@@ -818,6 +820,7 @@ def _check_finite(net, lr):
     if diverged.size:
         when = f" (train_loss non-finite from epoch {diverged[0] + 1})"
     raise ValueError(
-        f"Training diverged: the network's weights became NaN or infinite{when}. "
+        "Training diverged: the network's weights or BatchNorm statistics became "
+        f"NaN or infinite{when}. "
         f"Lower lr (now {lr:g}) or standardise X (e.g. with StandardScaler)."
     )

@@ -1,5 +1,7 @@
 """Scoring that ignores unlabeled rows (``y == -1``)."""
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import get_scorer
 from sklearn.utils.metadata_routing import MetadataRequest
@@ -34,7 +36,15 @@ def labeled_mask(y):
     """Boolean mask of the rows whose label is not -1 (missing labels refused)."""
     check_no_missing_labels(y)
     y = np.asarray(y)
-    if y.dtype.kind in "US":
+    if y.dtype.kind in "US":  # a string array cannot hold the integer -1
+        if (y == "-1").any():
+            warnings.warn(
+                "y holds the string '-1', which is a class here: unlabeled rows "
+                "are marked by the integer -1 (in an object array for string "
+                "labels)",
+                UserWarning,
+                stacklevel=3,
+            )
         return np.ones(len(y), dtype=bool)
     return np.asarray(y != -1, dtype=bool).reshape(len(y))
 

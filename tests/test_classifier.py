@@ -711,6 +711,13 @@ def test_a_diverged_fit_is_an_error_not_nan_probabilities(iris_data):
     assert not hasattr(clf, "net_")
 
 
+def test_infinite_batchnorm_statistics_are_a_divergence_too(iris_data):
+    X, _, y_partial = iris_data  # finite weights, but running_var overflows
+    clf = BoostMISClassifier(max_epochs=3, random_state=0)
+    with pytest.raises(ValueError, match="weights or BatchNorm statistics"):
+        clf.fit(X * 1e20, y_partial)
+
+
 def test_a_diverged_warm_fit_keeps_the_previous_model(iris_data):
     X, _, y_partial = iris_data
     clf = BoostMISClassifier(max_epochs=2, random_state=0).fit(X, y_partial)

@@ -10,6 +10,8 @@ def test_labeled_mask_for_ints_objects_and_strings():
     assert labeled_mask([0, -1, 2]).tolist() == [True, False, True]
     assert labeled_mask(np.array(["a", -1], dtype=object)).tolist() == [True, False]
     assert labeled_mask(np.array(["a", "b"])).tolist() == [True, True]
+    with pytest.warns(UserWarning, match="string '-1', which is a class here"):
+        assert labeled_mask(np.array(["a", "-1"])).tolist() == [True, True]
 
 
 def test_scorer_on_dataframe_and_repr():
