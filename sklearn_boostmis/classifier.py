@@ -13,11 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._seeding import cuda_indices, torch_seeded
 from .data import SemiSupervisedDataset, fits_on_device
@@ -30,7 +26,7 @@ from .engine import (
 )
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
-from .scoring import check_no_missing_labels, labeled_rows
+from .scoring import check_no_missing_labels, labeled_rows, labeled_sample_weight
 from .thresholds import BaseThreshold, make_threshold
 
 UNLABELED = -1
@@ -712,9 +708,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ``ValueError`` says so when no row of ``y`` is labeled.
         """
         X_labeled, y_labeled, mask = labeled_rows(X, y)
-        if sample_weight is not None:
-            check_consistent_length(y, sample_weight)
-        weights = None if sample_weight is None else np.asarray(sample_weight)[mask]
+        weights = labeled_sample_weight(y, sample_weight, mask)
         return super().score(X_labeled, y_labeled, weights)
 
     def set_params(self, **params):
@@ -809,8 +803,7 @@ def fitted_attributes(estimator):
 
 def _check_finite(net, lr):
     """Refuse a diverged fit, as scikit-learn's MLPClassifier does."""
-    modules = (net.module_, net.ema_module_)
-    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    tensors = [t for state in module_states(net).values() for t in state.values()]
     finite = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
     if torch.stack(finite).all():  # one sync
         return

@@ -66,15 +66,20 @@ def _in_asked_order(answers, positions, row_labels, cycle):
     )
 
 
+def update_digest(digest, array):
+    """Feed ``array``'s shape, dtype and values to a ``hashlib`` digest."""
+    array = np.asarray(array)
+    digest.update(repr((array.shape, array.dtype.str)).encode())
+    if array.dtype.kind in "biuf":
+        digest.update(np.ascontiguousarray(array).tobytes())
+    else:
+        digest.update(repr(array.tolist()).encode())
+
+
 def _fingerprint(X, y):
     """sha256 of the data and the initial labels, which a state_dir belongs to."""
     digest = hashlib.sha256()
-    X = np.asarray(X)
-    digest.update(repr((X.shape, X.dtype.str)).encode())
-    if X.dtype.kind in "biuf":
-        digest.update(np.ascontiguousarray(X).tobytes())
-    else:
-        digest.update(repr(X.tolist()).encode())
+    update_digest(digest, X)
     digest.update(json.dumps([_key(v) for v in y], default=repr).encode())
     return digest.hexdigest()
 

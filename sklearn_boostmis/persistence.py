@@ -47,8 +47,8 @@ def save_weights(estimator, path):
         "classes": json.dumps(estimator.classes_.tolist()),
         "n_features_in": str(estimator.n_features_in_),
         "input_shape": json.dumps(list(estimator.input_shape_)),
+        "ema_updates": str(estimator.net_.ema_updates_),  # the teacher's warm-up
     }
-    metadata["ema_updates"] = str(estimator.net_.ema_updates_)  # teacher warm-up
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
     # Serialised in memory and written by open(): safetensors' save_file

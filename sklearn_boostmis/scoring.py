@@ -66,6 +66,15 @@ def labeled_rows(X, y, name="y"):
     return X_labeled, np.asarray(y)[mask], mask
 
 
+def labeled_sample_weight(y, sample_weight, mask):
+    """``sample_weight`` of the labeled rows (``mask`` from :func:`labeled_rows`);
+    None stays None, and a length other than ``y``'s is a ``ValueError``."""
+    if sample_weight is None:
+        return None
+    check_consistent_length(y, sample_weight)
+    return np.asarray(sample_weight)[mask]
+
+
 class _LabeledRowsScorer:
     """Wraps a scikit-learn scorer to evaluate only the labeled rows."""
 
@@ -75,8 +84,7 @@ class _LabeledRowsScorer:
     def __call__(self, estimator, X, y, sample_weight=None, **kwargs):
         X_labeled, y_labeled, mask = labeled_rows(X, y)
         if sample_weight is not None:
-            check_consistent_length(y, sample_weight)
-            kwargs["sample_weight"] = np.asarray(sample_weight)[mask]
+            kwargs["sample_weight"] = labeled_sample_weight(y, sample_weight, mask)
         return self.scorer(estimator, X_labeled, y_labeled, **kwargs)
 
     def set_score_request(self, **kwargs):

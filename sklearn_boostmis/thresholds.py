@@ -17,8 +17,6 @@ All state lives in tensors on the model's device: no host synchronisation
 happens in a training step.
 """
 
-import copy
-
 import torch
 from sklearn.base import BaseEstimator, clone
 
@@ -226,6 +224,4 @@ def make_threshold(threshold, alpha=0.9, beta=0.05, t_max=None):
             "sklearn_boostmis.thresholds.BaseThreshold (implementing "
             f"current_threshold()); got {type(threshold).__name__}"
         )
-    if hasattr(threshold, "get_params"):
-        return clone(threshold)
-    return copy.deepcopy(threshold)
+    return clone(threshold)

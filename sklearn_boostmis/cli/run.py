@@ -12,6 +12,7 @@ import numpy as np
 
 from .._io import atomic_write
 from ..datasets import load_mescc
+from ..loop import update_digest
 from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
@@ -165,9 +166,7 @@ def _digest(*arrays):
     """sha256 of arrays (shape, dtype and bytes): which data a run folder holds."""
     digest = hashlib.sha256()
     for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(repr((array.shape, array.dtype.str)).encode())
-        digest.update(array.tobytes())
+        update_digest(digest, array)
     return digest.hexdigest()
 
 
