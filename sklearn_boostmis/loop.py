@@ -196,7 +196,8 @@ class AnnotationLoop(BaseEstimator):
         classifier, a pickle: only point this at a folder you created) are
         replaced atomically. ``fit`` on a folder that holds a previous run
         resumes it: logged labels are re-applied, logged rows are never asked
-        again, and the loop continues at the next cycle.
+        again, and the loop continues at the next cycle (or, when a crash cut
+        the log in the middle of a round, asks that round's unlogged rows).
 
     Attributes
     ----------
@@ -396,7 +397,19 @@ class AnnotationLoop(BaseEstimator):
         n_annotated = int(state.get("n_annotated", 0))
         history = list(state.get("history", []))
         pending = state.get("pending")
-        if cycle and max(cycle) + 1 > next_cycle:
+        unanswered = self._unanswered(index, cycle, pending)
+        if unanswered:
+            # Killed while the round's answers were being written: the round
+            # stays open and its rows without an answer are asked again.
+            warnings.warn(
+                f"{self._path(LOG_NAME)} holds {len(pending['indices']) - unanswered} "
+                f"of the {len(pending['indices'])} answers of cycle "
+                f"{pending['cycle']} (an interrupted write): the other "
+                f"{unanswered} rows are asked again",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif cycle and max(cycle) + 1 > next_cycle:
             # Killed after the log was written, before the state was updated.
             next_cycle = max(cycle) + 1
             n_annotated = cycle.count(max(cycle))
@@ -432,6 +445,14 @@ class AnnotationLoop(BaseEstimator):
             )
             model = None
         return next_cycle, n_annotated, history, pending, model
+
+    @staticmethod
+    def _unanswered(index, cycle, pending):
+        """How many rows of the pending round the log lacks, if it holds some."""
+        if pending is None or pending["cycle"] not in cycle:
+            return 0
+        logged = {i for i, c in zip(index, cycle, strict=True) if c == pending["cycle"]}
+        return len(set(pending["indices"]) - logged)
 
     # -- one cycle -----------------------------------------------------------
     def _fit_estimator(self, est, X, y, cycle, n_annotated):
@@ -605,7 +626,9 @@ class AnnotationLoop(BaseEstimator):
             self._write_state(
                 self._state(data_id, cycle, n_annotated, history, pending)
             )
-            positions = np.asarray(pending["indices"], dtype=np.int64)
+            asked = np.asarray(pending["indices"], dtype=np.int64)
+            # After an interrupted write, rows already in the log are not asked.
+            positions = asked[~labeled_mask(y[asked])]
             answers = self._ask(positions, cycle, lookup, getattr(X, "index", None))
             for i, lab in zip(positions, answers, strict=True):
                 y[i] = lab  # in loop.y_ even if the log cannot be written
@@ -622,8 +645,8 @@ class AnnotationLoop(BaseEstimator):
             cycles = np.full(len(positions), cycle, dtype=np.int64)
             self.annotated_indices_ = np.r_[self.annotated_indices_, positions]
             self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
-            history.append(self._complete_entry(entry, pending))
-            n_annotated, pending = len(positions), None
+            history.append(self._complete_entry(pending["entry"], pending))
+            n_annotated, pending = len(asked), None
             self.n_annotated_ = n_annotated
             cycle += 1
             self._write_state(self._state(data_id, cycle, n_annotated, history))

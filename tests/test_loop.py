@@ -172,6 +172,38 @@ def test_resume_after_kill_between_log_and_state(
     _assert_same_run(again, reference)
 
 
+def test_resume_after_kill_inside_the_log_write_asks_the_rest(
+    iris_data, tmp_path, monkeypatch, reference
+):
+    # A crash in the middle of the round's write: two whole lines and a torn one.
+    X, y, y_partial = iris_data
+    original_append = AnnotationLoop._append_log
+
+    def append_part_then_die(self, positions, labels, cycle):
+        original_append(self, positions[:2], labels[:2], cycle)
+        with open(tmp_path / "annotations.csv", "a") as f:
+            f.write(f"{positions[2]},{labels[2]}")
+        raise _Killed
+
+    monkeypatch.setattr(AnnotationLoop, "_append_log", append_part_then_die)
+    first = RecordingOracle(y, y_partial)
+    with pytest.raises(_Killed):
+        _loop(first, state_dir=tmp_path).fit(X, y_partial)
+    monkeypatch.undo()
+    asked = first.calls[0].tolist()
+
+    second = RecordingOracle(y, y_partial)
+    second.labeled[asked[:2]] = True
+    with pytest.warns(UserWarning, match=f"2 of the {len(asked)} answers of cycle 0"):
+        loop = _loop(second, state_dir=tmp_path).fit(X, y_partial)
+    assert loop.start_cycle_ == 0
+    assert second.calls[0].tolist() == asked[2:]
+    _assert_same_run(loop, reference)
+    assert [r[0] for r in read_annotations(tmp_path)] == list(
+        reference[0].annotated_indices_
+    )
+
+
 def test_oracle_exception_is_wrapped_and_log_intact(iris_data, tmp_path, reference):
     X, y, y_partial = iris_data
     good = RecordingOracle(y, y_partial)
