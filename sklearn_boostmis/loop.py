@@ -39,6 +39,15 @@ def _key(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _is_skip(answer):
+    """Whether an oracle's answer says "cannot label": None, NaN or pandas.NA."""
+    return (
+        answer is None
+        or (isinstance(answer, float) and answer != answer)
+        or type(answer).__name__ == "NAType"
+    )
+
+
 def _in_asked_order(answers, positions, row_labels, cycle):
     """The oracle's answers in the order of ``positions``.
 
@@ -179,7 +188,9 @@ class AnnotationLoop(BaseEstimator):
         Required (the default None is refused). ``oracle(indices) -> labels``:
         receives an int array of row positions in ``X`` (only unlabeled rows,
         all the cycle's queries in one call) and returns one label per
-        position, each a class of the initial labeled rows.
+        position, each a class of the initial labeled rows, or None for a row
+        the annotator cannot label: that row stays unlabeled (it still trains
+        as an unlabeled row) and is never asked again.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10
@@ -209,13 +220,16 @@ class AnnotationLoop(BaseEstimator):
         Rows labeled by the oracle, in the order they were answered.
     annotation_cycles_ : ndarray of int
         The cycle of each of ``annotated_indices_``.
+    skipped_indices_ : ndarray of int
+        Rows the oracle answered with None (not labeled, not asked again).
     n_annotated_ : int
         N_A of the last round.
     history_ : list of dict
         One dict per fit: ``cycle``, ``n_labeled`` (labeled rows the fit
         saw), ``threshold`` (the fit's last eps_t), ``val_accuracy`` and
         ``val_f1_macro`` (None without validation data), ``n_queried`` (N_A,
-        0 for the final fit), ``picks`` (``{"aus", "bus", "both"}`` counts:
+        0 for the final fit), ``n_skipped`` (rows of the round answered with
+        None), ``picks`` (``{"aus", "bus", "both"}`` counts:
         rows picked by AUS only, BUS only, both; None for the final fit),
         ``collapsed_classes`` (the fit's ``collapsed_classes_``).
     start_cycle_ : int
@@ -298,12 +312,14 @@ class AnnotationLoop(BaseEstimator):
                         f"{path}: row index {i} out of range for {n_samples} "
                         "samples: is this state_dir from another data set?"
                     )
-                if lab not in lookup:
+                if lab == "":
+                    lab = None  # the annotator skipped the row
+                elif lab not in lookup:
                     raise ValueError(
                         f"{path}: unknown class {lab!r} at line {line + 1}"
                     )
                 index.append(i)
-                label.append(lookup[lab])
+                label.append(None if lab is None else lookup[lab])
                 cycle.append(c)
         return index, label, cycle
 
@@ -336,7 +352,7 @@ class AnnotationLoop(BaseEstimator):
             if new:
                 writer.writerow(_LOG_HEADER)
             writer.writerows(
-                [int(i), str(_key(lab)), int(cycle)]
+                [int(i), "" if lab is None else str(_key(lab)), int(cycle)]
                 for i, lab in zip(positions, labels, strict=True)
             )
             f.flush()
@@ -384,15 +400,21 @@ class AnnotationLoop(BaseEstimator):
                     "and initial y, or use another state_dir"
                 )
         index, label, cycle = self._read_log(data_id["shape"][0], lookup)
+        skipped = np.zeros(len(y), dtype=bool)
         for i, lab in zip(index, label, strict=True):
+            if lab is None:
+                skipped[i] = True
+                continue
             if y[i] != -1 and _key(y[i]) != _key(lab):
                 raise ValueError(
                     f"Row {i} is labeled {y[i]!r} in y but {lab!r} in the "
                     "annotation log: is this state_dir from another data set?"
                 )
             y[i] = lab
-        self.annotated_indices_ = np.asarray(index, dtype=np.int64)
-        self.annotation_cycles_ = np.asarray(cycle, dtype=np.int64)
+        answered = np.array([lab is not None for lab in label], dtype=bool)
+        self.annotated_indices_ = np.asarray(index, dtype=np.int64)[answered]
+        self.annotation_cycles_ = np.asarray(cycle, dtype=np.int64)[answered]
+        self.skipped_indices_ = np.flatnonzero(skipped)
         next_cycle = int(state.get("next_cycle", 0))
         n_annotated = int(state.get("n_annotated", 0))
         history = list(state.get("history", []))
@@ -414,7 +436,7 @@ class AnnotationLoop(BaseEstimator):
             next_cycle = max(cycle) + 1
             n_annotated = cycle.count(max(cycle))
             if pending is not None and pending["cycle"] == max(cycle):
-                history.append(self._complete_entry(pending["entry"], pending))
+                history.append(self._complete_entry(pending["entry"], pending, skipped))
             pending = None
         last = history[-1] if history else None
         if (
@@ -473,6 +495,7 @@ class AnnotationLoop(BaseEstimator):
             "val_accuracy": None,
             "val_f1_macro": None,
             "n_queried": 0,
+            "n_skipped": 0,
             "picks": None,
             "collapsed_classes": list(getattr(classifier, "collapsed_classes_", [])),
         }
@@ -484,12 +507,13 @@ class AnnotationLoop(BaseEstimator):
         return entry
 
     @staticmethod
-    def _complete_entry(entry, pending):
+    def _complete_entry(entry, pending, skipped):
         aus = np.asarray(pending["from_aus"], bool)
         bus = np.asarray(pending["from_bus"], bool)
         return {
             **entry,
             "n_queried": len(pending["indices"]),
+            "n_skipped": int(skipped[pending["indices"]].sum()),
             "picks": {
                 "aus": int((aus & ~bus).sum()),
                 "bus": int((bus & ~aus).sum()),
@@ -522,18 +546,21 @@ class AnnotationLoop(BaseEstimator):
             dict.fromkeys(
                 _key(a)
                 for a in answers
-                if _key(a) not in lookup
-                # True == 1: a bool answer would pass for the class 1
-                or (isinstance(a, (bool, np.bool_)) and not bool_classes)
+                if not _is_skip(a)
+                and (
+                    _key(a) not in lookup
+                    # True == 1: a bool answer would pass for the class 1
+                    or (isinstance(a, (bool, np.bool_)) and not bool_classes)
+                )
             )
         )
         if unknown:
             raise ValueError(
                 f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
-                f"are not among the classes {list(lookup)!r} (-1 is not "
-                "an answer); nothing was recorded."
+                f"are not among the classes {list(lookup)!r} (None skips a row; "
+                "-1 is not an answer); nothing was recorded."
             )
-        return [lookup[_key(a)] for a in answers]
+        return [None if _is_skip(a) else lookup[_key(a)] for a in answers]
 
     # -- public API ------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None):
@@ -578,6 +605,7 @@ class AnnotationLoop(BaseEstimator):
         log_lookup = {str(_key(c)): c for c in classes}
         self.annotated_indices_ = np.empty(0, dtype=np.int64)
         self.annotation_cycles_ = np.empty(0, dtype=np.int64)
+        self.skipped_indices_ = np.empty(0, dtype=np.int64)
         data_id = {"shape": list(shape)}
         if self.state_dir is not None:
             data_id["fingerprint"] = _fingerprint(X, y)
@@ -586,6 +614,8 @@ class AnnotationLoop(BaseEstimator):
         )
         self.start_cycle_ = cycle
         self.history_, self.n_annotated_, self.y_ = history, n_annotated, y
+        skipped = np.zeros(len(y), dtype=bool)
+        skipped[self.skipped_indices_] = True
         vars(self).pop("estimator_", None)  # a previous fit's: set only if fitted
         sampler = self.sampler
         if sampler is None:  # seeded like the classifier: repeatable queries
@@ -607,7 +637,7 @@ class AnnotationLoop(BaseEstimator):
                 self._write_model(est, cycle)
             self.estimator_ = est
             entry = self._entry(est, y, cycle, validation)
-            unlabeled = np.flatnonzero(~labeled_mask(y))
+            unlabeled = np.flatnonzero(~labeled_mask(y) & ~skipped)
             if cycle == self.n_cycles or unlabeled.size == 0:
                 history.append(entry)
                 self._write_state(self._state(data_id, cycle + 1, n_annotated, history))
@@ -628,10 +658,13 @@ class AnnotationLoop(BaseEstimator):
             )
             asked = np.asarray(pending["indices"], dtype=np.int64)
             # After an interrupted write, rows already in the log are not asked.
-            positions = asked[~labeled_mask(y[asked])]
+            positions = asked[~labeled_mask(y[asked]) & ~skipped[asked]]
             answers = self._ask(positions, cycle, lookup, getattr(X, "index", None))
             for i, lab in zip(positions, answers, strict=True):
-                y[i] = lab  # in loop.y_ even if the log cannot be written
+                if lab is None:
+                    skipped[i] = True
+                else:
+                    y[i] = lab  # in loop.y_ even if the log cannot be written
             if self.state_dir is not None:
                 try:
                     self._append_log(positions, answers, cycle)
@@ -642,10 +675,12 @@ class AnnotationLoop(BaseEstimator):
                         f"(rows {positions.tolist()}); a resume from this "
                         "state_dir would ask them again"
                     ) from exc
-            cycles = np.full(len(positions), cycle, dtype=np.int64)
-            self.annotated_indices_ = np.r_[self.annotated_indices_, positions]
+            answered = positions[labeled_mask(y[positions])]
+            cycles = np.full(len(answered), cycle, dtype=np.int64)
+            self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
             self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
-            history.append(self._complete_entry(pending["entry"], pending))
+            self.skipped_indices_ = np.flatnonzero(skipped)
+            history.append(self._complete_entry(pending["entry"], pending, skipped))
             n_annotated, pending = len(asked), None
             self.n_annotated_ = n_annotated
             cycle += 1

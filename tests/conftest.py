@@ -65,8 +65,9 @@ def fitted_iris(iris_data):
 
 
 def read_annotations(folder):
-    """Rows ``(index, label, cycle)`` of ``folder/annotations.csv``, header checked."""
+    """Rows ``(index, label, cycle)`` of ``folder/annotations.csv``, header checked
+    (label None for a skipped row)."""
     with open(os.path.join(folder, "annotations.csv"), newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["index", "label", "cycle"]
-    return [tuple(int(v) for v in row) for row in rows[1:]]
+    return [tuple(int(v) if v else None for v in row) for row in rows[1:]]

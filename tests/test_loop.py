@@ -2,6 +2,7 @@ import os
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -542,6 +543,44 @@ def test_more_cycles_after_a_final_fit_queries_again(iris_data, tmp_path, refere
     assert len(oracle.calls) == 1  # cycle 1's query, with the final fit's model
     _assert_same_run(extended, reference)
     assert sorted({c for _, _, c in read_annotations(state)}) == [0, 1]
+
+
+@pytest.mark.parametrize("skip", [None, np.nan], ids=["None", "NaN"])
+def test_a_skipped_row_stays_unlabeled_and_is_not_asked_again(
+    iris_data, tmp_path, skip
+):
+    X, y, y_partial = iris_data
+    truth = RecordingOracle(y, y_partial)
+
+    def skip_first_row(idx):
+        answers = list(truth(idx))
+        answers[0] = skip
+        return answers if skip is None else pd.Series(answers, dtype=float)
+
+    loop = _loop(skip_first_row, state_dir=tmp_path, n_cycles=2).fit(X, y_partial)
+    first_asked = truth.calls[0][0]
+    assert loop.y_[first_asked] == -1
+    assert set(loop.skipped_indices_) == {truth.calls[0][0], truth.calls[1][0]}
+    assert not set(loop.annotated_indices_) & set(loop.skipped_indices_)
+    assert first_asked not in truth.calls[1]
+    assert [h["n_skipped"] for h in loop.history_] == [1, 1]
+    assert [h["n_queried"] for h in loop.history_] == [len(c) for c in truth.calls]
+    log = read_annotations(tmp_path)
+    assert [(i, c) for i, lab, c in log if lab is None] == [
+        (truth.calls[0][0], 0),
+        (truth.calls[1][0], 1),
+    ]
+
+    # A resume remembers the skipped rows: one more cycle asks neither.
+    more = RecordingOracle(y, loop.y_)
+    again = _loop(more, state_dir=tmp_path, n_cycles=3).fit(X, y_partial)
+    np.testing.assert_array_equal(again.skipped_indices_, loop.skipped_indices_)
+    assert len(more.calls) == 1
+    assert not set(more.calls[0]) & set(loop.skipped_indices_)
+    np.testing.assert_array_equal(
+        again.annotated_indices_[: len(loop.annotated_indices_)],
+        loop.annotated_indices_,
+    )
 
 
 def test_pipeline_estimator_matches_the_bare_classifier(iris_data):
