@@ -43,7 +43,7 @@ def _is_skip(answer):
     """Whether an oracle's answer says "cannot label": None, NaN or pandas.NA."""
     return (
         answer is None
-        or (isinstance(answer, float) and answer != answer)
+        or (isinstance(answer, (float, np.floating)) and answer != answer)
         or type(answer).__name__ == "NAType"
     )
 
@@ -188,14 +188,16 @@ class AnnotationLoop(BaseEstimator):
         Required (the default None is refused). ``oracle(indices) -> labels``:
         receives an int array of row positions in ``X`` (only unlabeled rows,
         all the cycle's queries in one call) and returns one label per
-        position, each a class of the initial labeled rows, or None for a row
-        the annotator cannot label: that row stays unlabeled (it still trains
-        as an unlabeled row) and is never asked again.
+        position, each a class of the initial labeled rows, or None (also NaN
+        or ``pandas.NA``) for a row the annotator cannot label: that row stays
+        unlabeled (it still trains as an unlabeled row) and is never asked
+        again.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10
-        K, each selector's quota per cycle; each cycle annotates N_A rows,
-        ``K <= N_A <= 2K`` with both selectors.
+        K, each selector's quota per cycle; each cycle asks about N_A rows,
+        ``K <= N_A <= 2K`` with both selectors (N_A, fed to the adaptive
+        threshold, counts the rows asked, skipped ones included).
     final_fit : bool, default=True
         Fit once more after the last round, so that ``estimator_`` has seen
         every answer.
@@ -338,8 +340,8 @@ class AnnotationLoop(BaseEstimator):
             os.fsync(f.fileno())
         warnings.warn(
             f"{path}: dropped an incomplete last line {data[keep:]!r} (an "
-            "interrupted write); that row is unlabeled again and may be queried "
-            "again",
+            "interrupted write); that row is unlabeled again (asked again if its "
+            "round is still open)",
             UserWarning,
             stacklevel=4,
         )
@@ -403,6 +405,12 @@ class AnnotationLoop(BaseEstimator):
         skipped = np.zeros(len(y), dtype=bool)
         for i, lab in zip(index, label, strict=True):
             if lab is None:
+                if y[i] != -1:
+                    raise ValueError(
+                        f"Row {i} is labeled {y[i]!r} in y or earlier in the "
+                        "annotation log, but a later line skips it: remove one of "
+                        "them, or use another state_dir"
+                    )
                 skipped[i] = True
                 continue
             if y[i] != -1 and _key(y[i]) != _key(lab):
@@ -411,13 +419,14 @@ class AnnotationLoop(BaseEstimator):
                     "annotation log: is this state_dir from another data set?"
                 )
             y[i] = lab
+            skipped[i] = False  # a label given after a skip (a filled-in line)
         answered = np.array([lab is not None for lab in label], dtype=bool)
         self.annotated_indices_ = np.asarray(index, dtype=np.int64)[answered]
         self.annotation_cycles_ = np.asarray(cycle, dtype=np.int64)[answered]
         self.skipped_indices_ = np.flatnonzero(skipped)
         next_cycle = int(state.get("next_cycle", 0))
         n_annotated = int(state.get("n_annotated", 0))
-        history = list(state.get("history", []))
+        history = [{"n_skipped": 0, **h} for h in state.get("history", [])]
         pending = state.get("pending")
         unanswered = self._unanswered(index, cycle, pending)
         if unanswered:
@@ -440,8 +449,7 @@ class AnnotationLoop(BaseEstimator):
             pending = None
         last = history[-1] if history else None
         if (
-            pending is None
-            and last is not None
+            last is not None
             and last["n_queried"] == 0
             and last["cycle"] == next_cycle - 1
             and last["cycle"] < self.n_cycles
@@ -603,6 +611,12 @@ class AnnotationLoop(BaseEstimator):
         classes = np.unique(y[labeled_mask(y)])
         lookup = {_key(c): c for c in classes}
         log_lookup = {str(_key(c)): c for c in classes}
+        if self.state_dir is not None and "" in log_lookup:
+            raise ValueError(
+                "The class '' (an empty string) cannot be written to the "
+                "annotation log, where an empty label marks a skipped row: "
+                "rename that class, or use state_dir=None"
+            )
         self.annotated_indices_ = np.empty(0, dtype=np.int64)
         self.annotation_cycles_ = np.empty(0, dtype=np.int64)
         self.skipped_indices_ = np.empty(0, dtype=np.int64)
@@ -640,7 +654,11 @@ class AnnotationLoop(BaseEstimator):
             unlabeled = np.flatnonzero(~labeled_mask(y) & ~skipped)
             if cycle == self.n_cycles or unlabeled.size == 0:
                 history.append(entry)
-                self._write_state(self._state(data_id, cycle + 1, n_annotated, history))
+                if pending is not None and pending["cycle"] != cycle:
+                    pending = None
+                # a round still open (its log cut short) is kept for a later fit
+                state = self._state(data_id, cycle + 1, n_annotated, history, pending)
+                self._write_state(state)
                 break
             if pending is None or pending["cycle"] != cycle:
                 union = sampler.select_union(
@@ -660,11 +678,17 @@ class AnnotationLoop(BaseEstimator):
             # After an interrupted write, rows already in the log are not asked.
             positions = asked[~labeled_mask(y[asked]) & ~skipped[asked]]
             answers = self._ask(positions, cycle, lookup, getattr(X, "index", None))
+            # in the loop's attributes even if the log cannot be written
             for i, lab in zip(positions, answers, strict=True):
                 if lab is None:
                     skipped[i] = True
                 else:
-                    y[i] = lab  # in loop.y_ even if the log cannot be written
+                    y[i] = lab
+            answered = positions[labeled_mask(y[positions])]
+            cycles = np.full(len(answered), cycle, dtype=np.int64)
+            self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
+            self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
+            self.skipped_indices_ = np.flatnonzero(skipped)
             if self.state_dir is not None:
                 try:
                     self._append_log(positions, answers, cycle)
@@ -672,14 +696,10 @@ class AnnotationLoop(BaseEstimator):
                     raise OSError(
                         f"could not record the answers of cycle {cycle} in "
                         f"{self._path(LOG_NAME)} ({exc}): they are in loop.y_ "
-                        f"(rows {positions.tolist()}); a resume from this "
-                        "state_dir would ask them again"
+                        "and loop.skipped_indices_ (rows "
+                        f"{positions.tolist()}); a resume from this state_dir "
+                        "would ask them again"
                     ) from exc
-            answered = positions[labeled_mask(y[positions])]
-            cycles = np.full(len(answered), cycle, dtype=np.int64)
-            self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
-            self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
-            self.skipped_indices_ = np.flatnonzero(skipped)
             history.append(self._complete_entry(pending["entry"], pending, skipped))
             n_annotated, pending = len(asked), None
             self.n_annotated_ = n_annotated

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 
@@ -468,11 +469,18 @@ def test_answers_that_cannot_be_logged_stay_in_y_(iris_data, tmp_path, monkeypat
         raise OSError("Read-only file system")
 
     monkeypatch.setattr(AnnotationLoop, "_append_log", disk_gone)
-    loop = _loop(RecordingOracle(y, y_partial), state_dir=tmp_path)
+    truth = RecordingOracle(y, y_partial)
+
+    def skip_first(idx):
+        return [None, *truth(idx)[1:]]
+
+    loop = _loop(skip_first, state_dir=tmp_path)
     with pytest.raises(OSError, match="could not record the answers of cycle 0"):
         loop.fit(X, y_partial)
     answered = np.flatnonzero((loop.y_ != -1) & (y_partial == -1))
-    assert len(answered) >= K and (loop.y_[answered] == y[answered]).all()
+    assert len(answered) >= K - 1 and (loop.y_[answered] == y[answered]).all()
+    np.testing.assert_array_equal(loop.annotated_indices_, truth.calls[0][1:])
+    np.testing.assert_array_equal(loop.skipped_indices_, truth.calls[0][:1])
 
 
 def test_without_a_state_dir_a_failed_oracle_says_fit_starts_over(iris_data):
@@ -581,6 +589,97 @@ def test_a_skipped_row_stays_unlabeled_and_is_not_asked_again(
         again.annotated_indices_[: len(loop.annotated_indices_)],
         loop.annotated_indices_,
     )
+
+
+def test_a_float32_nan_answer_is_a_skip(iris_data):
+    X, y, y_partial = iris_data
+    truth = RecordingOracle(y, y_partial)
+
+    def float32_sheet(idx):
+        return [np.float32("nan"), *truth(idx)[1:].astype(np.float32)]
+
+    loop = _loop(float32_sheet, n_cycles=1).fit(X, y_partial)
+    np.testing.assert_array_equal(loop.skipped_indices_, truth.calls[0][:1])
+
+
+def test_an_empty_string_class_is_refused_with_a_state_dir(iris_data, tmp_path):
+    # An empty label marks a skipped row in the log: the class would be lost.
+    X, y, y_partial = iris_data
+    names = np.array(["", "versicolor", "virginica"], dtype=object)
+    y_named = np.where(y_partial == -1, -1, names[np.maximum(y_partial, 0)])
+    loop = _loop(lambda idx: names[y[idx]], state_dir=tmp_path)
+    with pytest.raises(ValueError, match="empty string"):
+        loop.fit(X, y_named)
+    assert not os.listdir(tmp_path)
+    assert set(_loop(lambda idx: names[y[idx]], n_cycles=1).fit(X, y_named).y_) == {
+        -1,
+        *names,
+    }
+
+
+def test_hand_edited_skips_in_the_log(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    truth = RecordingOracle(y, y_partial)
+    _loop(lambda idx: [None, *truth(idx)[1:]], tmp_path, n_cycles=1).fit(
+        X, y_partial
+    )
+    skipped = int(truth.calls[0][0])
+    log = tmp_path / "annotations.csv"
+    text = log.read_text()
+    # The person fills in the label later: the row is labeled, not skipped.
+    log.write_text(text + f"{skipped},{y[skipped]},0\n")
+    loop = _loop(_refuse, tmp_path, n_cycles=1).fit(X, y_partial)
+    assert loop.y_[skipped] == y[skipped] and loop.skipped_indices_.size == 0
+    # A skip line after a label (or for an initially labeled row) is a conflict.
+    labeled = int(np.flatnonzero(y_partial != -1)[0])
+    for row in (skipped, labeled):
+        log.write_text(text + f"{skipped},{y[skipped]},0\n{row},,0\n")
+        with pytest.raises(ValueError, match=f"Row {row} is labeled .* skips it"):
+            _loop(_refuse, tmp_path, n_cycles=1).fit(X, y_partial)
+
+
+def test_an_open_round_survives_a_shorter_run_with_a_final_fit(
+    iris_data, tmp_path, monkeypatch, reference
+):
+    # Crash inside cycle 1's log write; a run asking for 1 cycle and a final
+    # fit must keep the round open, so that a later run asks only its rest.
+    X, y, y_partial = iris_data
+    original_append = AnnotationLoop._append_log
+
+    def die_in_cycle_1(self, positions, labels, cycle):
+        if cycle == 0:
+            return original_append(self, positions, labels, cycle)
+        original_append(self, positions[:2], labels[:2], cycle)
+        raise _Killed
+
+    monkeypatch.setattr(AnnotationLoop, "_append_log", die_in_cycle_1)
+    first = RecordingOracle(y, y_partial)
+    with pytest.raises(_Killed):
+        _loop(first, state_dir=tmp_path).fit(X, y_partial)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="answers of cycle 1"):
+        _loop(_refuse, tmp_path, n_cycles=1, final_fit=True).fit(X, y_partial)
+    second = RecordingOracle(y, y_partial)
+    second.labeled[first.calls[0]] = True
+    second.labeled[first.calls[1][:2]] = True
+    with pytest.warns(UserWarning, match="answers of cycle 1"):
+        loop = _loop(second, tmp_path, n_cycles=2).fit(X, y_partial)
+    assert [c.tolist() for c in second.calls] == [first.calls[1][2:].tolist()]
+    _assert_same_run(loop, reference)
+
+
+def test_a_state_from_before_skips_resumes(iris_data, tmp_path):
+    X, y, y_partial = iris_data
+    _loop(RecordingOracle(y, y_partial), tmp_path, n_cycles=1).fit(X, y_partial)
+    state_file = tmp_path / "state.json"
+    state = json.loads(state_file.read_text())
+    for entry in state["history"]:
+        del entry["n_skipped"]
+    state_file.write_text(json.dumps(state))
+    more = RecordingOracle(y, y_partial)
+    more.labeled[[r[0] for r in read_annotations(tmp_path)]] = True
+    loop = _loop(more, tmp_path, n_cycles=2).fit(X, y_partial)
+    assert [h["n_skipped"] for h in loop.history_] == [0, 0]
 
 
 def test_pipeline_estimator_matches_the_bare_classifier(iris_data):
