@@ -174,24 +174,35 @@ def test_resume_after_kill_between_log_and_state(
     _assert_same_run(again, reference)
 
 
-def test_resume_after_kill_inside_the_log_write_asks_the_rest(
-    iris_data, tmp_path, monkeypatch, reference
-):
-    # A crash in the middle of the round's write: two whole lines and a torn one.
+def _kill_inside_log_write(monkeypatch, iris_data, state_dir, cycle, torn=False):
+    """Run a loop that dies after writing two of cycle ``cycle``'s answers (with
+    ``torn``, also part of a third line); return the oracle that answered."""
     X, y, y_partial = iris_data
     original_append = AnnotationLoop._append_log
 
-    def append_part_then_die(self, positions, labels, cycle):
-        original_append(self, positions[:2], labels[:2], cycle)
-        with open(tmp_path / "annotations.csv", "a") as f:
-            f.write(f"{positions[2]},{labels[2]}")
+    def append_part_then_die(self, positions, labels, at):
+        if at < cycle:
+            return original_append(self, positions, labels, at)
+        original_append(self, positions[:2], labels[:2], at)
+        if torn:
+            with open(os.path.join(state_dir, "annotations.csv"), "a") as f:
+                f.write(f"{positions[2]},{labels[2]}")
         raise _Killed
 
     monkeypatch.setattr(AnnotationLoop, "_append_log", append_part_then_die)
     first = RecordingOracle(y, y_partial)
     with pytest.raises(_Killed):
-        _loop(first, state_dir=tmp_path).fit(X, y_partial)
+        _loop(first, state_dir=state_dir).fit(X, y_partial)
     monkeypatch.undo()
+    return first
+
+
+def test_resume_after_kill_inside_the_log_write_asks_the_rest(
+    iris_data, tmp_path, monkeypatch, reference
+):
+    # A crash in the middle of the round's write: two whole lines and a torn one.
+    X, y, y_partial = iris_data
+    first = _kill_inside_log_write(monkeypatch, iris_data, tmp_path, 0, torn=True)
     asked = first.calls[0].tolist()
 
     second = RecordingOracle(y, y_partial)
@@ -644,19 +655,7 @@ def test_an_open_round_survives_a_shorter_run_with_a_final_fit(
     # Crash inside cycle 1's log write; a run asking for 1 cycle and a final
     # fit must keep the round open, so that a later run asks only its rest.
     X, y, y_partial = iris_data
-    original_append = AnnotationLoop._append_log
-
-    def die_in_cycle_1(self, positions, labels, cycle):
-        if cycle == 0:
-            return original_append(self, positions, labels, cycle)
-        original_append(self, positions[:2], labels[:2], cycle)
-        raise _Killed
-
-    monkeypatch.setattr(AnnotationLoop, "_append_log", die_in_cycle_1)
-    first = RecordingOracle(y, y_partial)
-    with pytest.raises(_Killed):
-        _loop(first, state_dir=tmp_path).fit(X, y_partial)
-    monkeypatch.undo()
+    first = _kill_inside_log_write(monkeypatch, iris_data, tmp_path, 1)
     with pytest.warns(UserWarning, match="answers of cycle 1"):
         _loop(_refuse, tmp_path, n_cycles=1, final_fit=True).fit(X, y_partial)
     second = RecordingOracle(y, y_partial)
