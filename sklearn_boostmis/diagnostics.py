@@ -47,8 +47,9 @@ def starved_classes(
     n_classes : int
     fraction : float, default=0.1
         A class is starved when ``share among pseudo < fraction * share among
-        labeled``. In ``benchmarks/ssl_quality.py``-style runs (digits,
-        breast cancer, 5 seeds, adaptive and fixed thresholds) the smallest
+        labeled``. In side runs like ``benchmarks/ssl_quality.py``'s (not in
+        RESULTS.md; digits, breast cancer, 5 seeds, adaptive and fixed
+        thresholds) the smallest
         ratio of a healthy fit was 0.29; fits that collapsed onto the majority
         class of the synthetic MESCC-like data had 0.05 or less.
     min_expected : float, default=5
