@@ -61,6 +61,20 @@ def fit_and_score(model, X, y_partial, X_test, y_test):
     return f1, accuracy_score(y_test, pred), seconds
 
 
+def paired_difference(a, b, reading=True):
+    """``a - b`` over paired runs: "mean +- standard error (reading)", where the
+    reading is "tie" unless the mean is more than two standard errors from 0."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    stderr = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+    if not reading:
+        return f"{diff.mean():+.3f} +- {stderr:.3f}"
+    if not abs(diff.mean()) > 2 * stderr:  # also with one run (NaN)
+        reading = "tie"
+    else:
+        reading = "higher" if diff.mean() > 0 else "lower"
+    return f"{diff.mean():+.3f} +- {stderr:.3f} ({reading})"
+
+
 def machine_info():
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
     return (

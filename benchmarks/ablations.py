@@ -1,4 +1,9 @@
-"""Ablations of BoostMIS in the closed annotation loop on digits.
+"""Ablations of BoostMIS in a simulated annotation loop on digits.
+
+Not :class:`~sklearn_boostmis.AnnotationLoop`: each cycle fits a fresh
+classifier (no warm start), and the adaptive threshold never receives N_A, so
+its ``beta * N_A / (2K)`` term stays 0 and the threshold rows compare only the
+``alpha * Count_t / Count_{t-1}`` ramp with a fixed threshold.
 
 Set-up as ``active_learning.py`` but shorter: ``few_label_split("digits", 20,
 seed)`` (standardised, 30% held out, 2 labels per class), then ``--cycles``
@@ -14,7 +19,8 @@ held-out split. Each variant changes one thing against the reference
   ``t_max = E // 4`` and ``t_max = E`` (epochs until eps_t settles);
 - query selectors: ``selectors="aus"``, ``"bus"`` (``"both"`` is the reference);
 - BUS density: ``density="knn_degree"``, ``"settles"``;
-- AUS: ``symmetric=True`` (symmetric KL in the adversarial instability score);
+- AUS: ``symmetric=True`` (the larger KL divergence of the perturbations
+  +r_adv and -r_adv in the adversarial instability score);
 - a random query as the floor.
 
 The start fit is shared by variants with the same training options. Reported:
@@ -128,12 +134,13 @@ def main():
         threads = os.environ.get("OMP_NUM_THREADS", "unset")
         common.write_section("ablations", "\n\n".join([
             "## Ablations: threshold, selectors, density and symmetric AUS "
-            "(closed loop on digits)",
+            "(simulated loop on digits, fresh fit each cycle)",
             f"Command: `OMP_NUM_THREADS={threads} {cmd}`  \nMachine: "
             f"{common.machine_info()}  \nRuntime: {minutes:.1f} min",
             f"digits, {N0} start labels (2 per class), {cycles} cycles of "
             f"{BUDGET} queries, fresh `BoostMISClassifier(max_epochs={epochs})` "
-            f"per cycle; mean +- std over {args.seeds} seeds. Each row changes "
+            "per cycle (no warm start, N_A = 0: not AnnotationLoop); mean +- "
+            f"std over {args.seeds} seeds. Each row changes "
             "one option of the reference (training options change the start fit "
             "too). See the module docstring.",
             table,

@@ -8,7 +8,9 @@ command of every table, table of contents, GPU note). Scripts, in section
 order:
 
 ``ssl_quality.py`` (digits 50 / breast cancer 20 labels; again on breast
-cancer with 5 model seeds per split), ``ssl_grid.py``
+cancer with 5 model seeds per split; again on splits 100-109, not used to
+choose the defaults), ``ssl_levers.py`` (one setting changed
+from the defaults at a time), ``ssl_grid.py``
 (SYNTHETIC MESCC-like two/six grades, more budgets), ``active_learning.py``
 (closed-loop learning curves, query cost), ``ablations.py`` (threshold,
 selectors, density, symmetric AUS), ``cost.py`` (semi-supervised overhead,
@@ -27,10 +29,11 @@ Usage::
 
 Expected time on 2 shared CPU cores: ``--quick`` 6.9 min measured (2026-11-26,
 load average 1.4-3.6 from other jobs; the header of RESULTS.md has the figure
-of the last run); the full run roughly 60-80 min, estimated from per-script
+of the last run); the full run roughly 90-110 min, estimated from per-script
 figures, not measured end to end: ssl_quality ~7 (10 seeds) + ~10 (breast
-cancer, 5 model seeds), ssl_grid ~25,
-active_learning ~10, ablations ~5, cost ~3, throughput ~3, images ~4 min.
+cancer, 5 model seeds) + ~7 (splits 100-109), ssl_levers ~20 (two parallel
+fits), ssl_grid ~25, active_learning ~10, ablations ~5, cost ~3, throughput ~3,
+images ~4 min.
 """
 
 import argparse
@@ -55,6 +58,11 @@ SCRIPTS = [
      "Semi-supervised quality, 5 model seeds (breast cancer)",
      ["--seeds", "10", "--model-seeds", "5", "--datasets", "breast_cancer"],
      ["--seeds", "3", "--model-seeds", "2", "--datasets", "breast_cancer"]),
+    ("ssl_quality.py", "ssl_quality_fresh_splits",
+     "Semi-supervised quality on splits not used to choose the defaults",
+     ["--seeds", "10", "--first-seed", "100"], ["--seeds", "3", "--first-seed", "100"]),
+    ("ssl_levers.py", "ssl_levers", "One setting at a time (quality levers)",
+     ["--seeds", "10"], []),
     ("ssl_grid.py", "ssl_grid", "Semi-supervised grid (MESCC-like SYNTHETIC)",
      [], []),
     ("active_learning.py", "active_learning", "Active learning and query cost",

@@ -14,7 +14,7 @@ with ``class_weight="balanced"``) on:
   split, the rest unlabeled; features standardised on train (as ``boostmis
   run`` does); scored on the test split. The BoostMIS-type methods use
   ``max_epochs=E`` (full: ``scale=1``, E=20, i.e. ~800 SGD steps; ``--quick``:
-  ``scale=0.2``, E=20, ~160 steps, and only the 300-label budget) instead of
+  ``scale=0.2``, E=20, ~120 steps, and only the 300-label budget) instead of
   the default 200.
 - digits with 100 labels and breast cancer with 40 (``few_label_split``:
   class-balanced labels, 30% held out); BoostMIS-type methods at their

@@ -5,7 +5,10 @@ For each data set (digits with 50 labels, breast cancer with 20, standardised;
 training split and reports macro-F1 and accuracy on the held-out split, as
 mean +- std over the seeds. Methods:
 
-- ``labels only``: the same BoostMIS network and steps with ``lambda_u=0``;
+- ``labels only``: the same BoostMIS network and steps with ``lambda_u=0``
+  (the unlabeled rows still pass through the network, so its BatchNorm
+  statistics include them; a fit on the labeled rows alone scored within a
+  point of it on two digits seeds, in the review that noticed it);
 - ``SelfTraining(MLP)``: ``SelfTrainingClassifier(MLPClassifier(256))``;
 - ``LabelSpreading``: kNN kernel, 7 neighbours;
 - ``FixMatch``: ``BoostMISClassifier(threshold="fixed")`` (0.95);
@@ -32,7 +35,14 @@ seed + 1000 * k``); means are over all fits, paired differences are averaged
 per split and their standard error is over the splits. Such a run writes its
 own section, ``ssl_quality_model_seeds``.
 
-Usage: ``python benchmarks/ssl_quality.py [--seeds 10] [--model-seeds 1]
+The defaults (the strong view, the network's dropout, ``max_epochs``) were
+chosen while looking at the held-out scores of seeds 0-9, so the main table
+flatters them. ``--first-seed 100`` scores every method on splits 100-109,
+never looked at before the defaults were fixed (section
+``ssl_quality_fresh_splits``): the unbiased comparison.
+
+Usage: ``python benchmarks/ssl_quality.py [--seeds 10] [--first-seed 0]
+[--model-seeds 1]
 [--datasets digits breast_cancer] [--write]``.
 """
 
@@ -133,11 +143,11 @@ def paired_rows(name, n_labels, scores):
     return rows
 
 
-def run(seeds, model_seeds=1, datasets=DATASETS):
+def run(seeds, model_seeds=1, datasets=DATASETS, first_seed=0):
     rows, paired = [], []
     for name, n_labels in datasets:
         scores = {}
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             X, y_partial, _, X_test, y_test = few_label_split(name, n_labels, seed)
             for k in range(model_seeds):
                 model_seed = seed + 1000 * k
@@ -174,6 +184,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument(
+        "--first-seed", type=int, default=0, help="splits first_seed, first_seed+1, ..."
+    )
+    parser.add_argument(
         "--model-seeds", type=int, default=1, help="fits per split and method"
     )
     parser.add_argument(
@@ -185,7 +198,9 @@ def main():
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
     datasets = [(name, n) for name, n in DATASETS if name in args.datasets]
-    rows, paired = run(args.seeds, args.model_seeds, datasets)
+    if args.first_seed and (args.model_seeds > 1 or len(datasets) < len(DATASETS)):
+        parser.error("--first-seed runs both data sets with one model seed")
+    rows, paired = run(args.seeds, args.model_seeds, datasets, args.first_seed)
     fits = "fits" if args.model_seeds > 1 else "seeds"
     table = markdown_table(["data", "method", "macro-F1", "accuracy", "fit s"], rows)
     table += (
@@ -200,7 +215,15 @@ def main():
     if args.write:
         section, command = "ssl_quality", f"--seeds {args.seeds}"
         spread = f"{args.seeds} seeds"
-        if args.model_seeds > 1 or len(datasets) < len(DATASETS):
+        if args.first_seed:
+            section = "ssl_quality_fresh_splits"
+            command += f" --first-seed {args.first_seed}"
+            spread = (
+                f"{args.seeds} seeds ({args.first_seed}-"
+                f"{args.first_seed + args.seeds - 1}: splits not used to choose "
+                "the defaults)"
+            )
+        elif args.model_seeds > 1 or len(datasets) < len(DATASETS):
             section = "ssl_quality_model_seeds"
             command += f" --model-seeds {args.model_seeds} --datasets " + " ".join(
                 args.datasets

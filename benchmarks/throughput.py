@@ -8,7 +8,8 @@ ours
 bare
     Wall time of a plain PyTorch loop, setup included, with the same module class
     and sizes (``MLPClassifierModule``), the estimator's default hyper-parameters
-    and the same steps (``ceil(n_unlabeled / (mu B))`` per epoch, ``E`` epochs).
+    and augmentation strengths and the same steps (``ceil(n_unlabeled / (mu
+    B))`` per epoch, ``E`` epochs).
     A step indexes ``B`` labeled and ``mu B`` unlabeled rows of device tensors
     (``torch.randperm`` orders), adds the weak noise, forwards the weak unlabeled
     view under ``no_grad`` (train mode), takes the softmax and the adaptive
@@ -46,14 +47,18 @@ import sklearn
 import skorch
 import torch
 import torch.nn.functional as F
+from _common import RESULTS, write_section
 
-from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis import (
+    BoostMISClassifier,
+    FeatureDropoutNoise,
+    GaussianFeatureNoise,
+)
 from sklearn_boostmis.modules import MLPClassifierModule as MLP
 from sklearn_boostmis.modules import no_weight_decay_names, resolve_device
 
 P = BoostMISClassifier().get_params()  # hyper-parameters shared by both runs
-RESULTS = Path(__file__).with_name("RESULTS.md")
-START, END = "<!-- throughput:start -->", "<!-- throughput:end -->"
+WEAK, STRONG = GaussianFeatureNoise(), FeatureDropoutNoise()  # the "auto" views
 PRESETS = "5207:2048:500,1797:64:50"  # MESCC-sized; digits-sized (quickstart)
 
 
@@ -86,7 +91,7 @@ def run_bare(X, y, epochs, device):
     x_u_all = torch.as_tensor(X[~lab], device=device)
     n_l, n_u = len(x_l_all), len(x_u_all)
     scale = torch.cat([x_l_all, x_u_all]).std(dim=0, unbiased=False)
-    weak_scale, strong_scale = 0.01 * scale, 0.1 * scale
+    weak_scale, strong_scale = WEAK.noise * scale, STRONG.noise * scale
 
     model = MLP(X.shape[1], int(y.max()) + 1).to(device).train()
     teacher = copy.deepcopy(model).requires_grad_(False).eval()
@@ -124,7 +129,7 @@ def run_bare(X, y, epochs, device):
                 eps = alpha * torch.where(count_prev > 0, ratio, 1.0).clamp(0.0, 1.0)
             mask = max_p >= eps
             confident[idx] = max_p >= settled
-            strong = (x_u * (torch.rand_like(x_u) >= 0.3)
+            strong = (x_u * (torch.rand_like(x_u) >= STRONG.dropout)
                       + torch.randn_like(x_u) * strong_scale)
             logits = model(torch.cat([x_l_weak, strong]))
             sup = F.cross_entropy(logits[:B], y_l_all[il])
@@ -188,14 +193,6 @@ def machine(device):
             f"scikit-learn {sklearn.__version__}; device: {device} ({name})")
 
 
-def write_results(text):
-    doc = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START not in doc or END not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{START}\n{END}\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    RESULTS.write_text(pattern.sub(lambda _: f"{START}\n{text}\n{END}", doc))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-samples", type=int, help="default 5207 (MESCC train)")
@@ -241,7 +238,7 @@ def main(argv=None):
         "loop does.", "", table(rows)])
     print(text)
     if args.write:
-        write_results(text)
+        write_section("throughput", text)
         print(f"\nwrote {RESULTS}")
 
 
