@@ -27,12 +27,14 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/run_all.py           # full
     OMP_NUM_THREADS=1 python benchmarks/run_all.py --quick   # < 15 min, 2 cores
 
-Expected time on 2 shared CPU cores: ``--quick`` 6.9 min measured (2026-11-26,
-load average 1.4-3.6 from other jobs; the header of RESULTS.md has the figure
-of the last run); the full run roughly 90-110 min, estimated from per-script
-figures, not measured end to end: ssl_quality ~7 (10 seeds) + ~10 (breast
-cancer, 5 model seeds) + ~7 (splits 100-109), ssl_levers ~20 (two parallel
-fits), ssl_grid ~25, active_learning ~10, ablations ~5, cost ~3, throughput ~3,
+Expected time on 2 shared CPU cores: ``--quick`` about 12 min: 6.9 min
+measured (2026-11-26, load average 1.4-3.6 from other jobs) before
+``ssl_levers.py --quick`` (86 s measured) and the fresh-splits quality run
+(about 4 min, estimated) were added; the full run roughly 90-110 min,
+estimated from per-script figures, not measured end to end: ssl_quality ~10
+(10 seeds) + ~15 (breast cancer, 5 model seeds) + ~10 (splits 100-109),
+ssl_levers ~24 (two parallel fits), ssl_grid ~25, active_learning ~5,
+ablations ~5, cost ~3, throughput ~3,
 images ~4 min.
 """
 
