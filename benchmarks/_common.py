@@ -75,6 +75,19 @@ def paired_difference(a, b, reading=True):
     return f"{diff.mean():+.3f} +- {stderr:.3f} ({reading})"
 
 
+def paired_against(reference, others):
+    """``reference`` minus each of ``others`` (name -> values over the same seeds):
+    "paired over the n seeds (the rule): name diff; ...", as a sentence's end."""
+    return (
+        f"paired over the {len(reference)} seeds (mean +- standard error; a tie "
+        "unless more than two standard errors from 0): "
+        + "; ".join(
+            f"{name} {paired_difference(reference, values)}"
+            for name, values in others.items()
+        )
+    )
+
+
 def machine_info():
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
     return (

@@ -131,16 +131,10 @@ def curve_tables(name, labels, curves, qtime):
               f"macro-F1 at {labels[-1]} labels", "query s/cycle"]
     t1 = common.markdown_table(header, area_rows)
     t2 = common.markdown_table(["macro-F1 / labels", *map(str, labels)], point_rows)
-    n_seeds = len(per_seed["BoostMIS"])
+    others = {s: v for s, v in per_seed.items() if s != "BoostMIS"}
     verdict = (
         f"{name}: macro-F1 AULC of the BoostMIS query minus each other strategy, "
-        f"paired over the {n_seeds} seeds (mean +- standard error; a tie unless "
-        "more than two standard errors from 0): "
-        + "; ".join(
-            f"{s} {common.paired_difference(per_seed['BoostMIS'], per_seed[s])}"
-            for s in per_seed
-            if s != "BoostMIS"
-        )
+        + common.paired_against(per_seed["BoostMIS"], others)
         + f" (accuracy AULC: BoostMIS {areas['BoostMIS'][1]:.3f}, random "
         f"{areas['random'][1]:.3f}, entropy {areas['entropy'][1]:.3f})"
     )

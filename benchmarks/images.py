@@ -40,7 +40,7 @@ from _common import (
     fit_and_score,
     machine_info,
     markdown_table,
-    paired_difference,
+    paired_against,
     write_section,
 )
 from sklearn.datasets import load_digits
@@ -249,14 +249,10 @@ def main(argv=None):
     others = [name for name in f1 if name not in image_names]
     verdicts = []
     for image_name in image_names:
-        detail = "; ".join(
-            f"{name} {paired_difference(f1[image_name], f1[name])}" for name in others
-        )
         verdicts.append(
             f"{image_name} (macro-F1 {np.mean(f1[image_name]):.3f}) minus each "
-            f"method on flat pixels, paired over the {args.seeds} seeds (mean +- "
-            f"standard error; a tie unless more than two standard errors from 0): "
-            f"{detail}"
+            "method on flat pixels, "
+            + paired_against(f1[image_name], {name: f1[name] for name in others})
         )
     body = "\n\n".join(
         [

@@ -34,8 +34,7 @@ from _common import (
     write_section,
 )
 from joblib import Parallel, delayed
-from sklearn.neural_network import MLPClassifier
-from sklearn.semi_supervised import SelfTrainingClassifier
+from ssl_quality import methods as reference_methods
 
 from sklearn_boostmis import (
     BoostMISClassifier,
@@ -87,10 +86,8 @@ LEVERS = {
 
 
 def make_model(method, seed):
-    if method == SELF_TRAINING:
-        return SelfTrainingClassifier(
-            MLPClassifier((256,), max_iter=500, random_state=seed)
-        )
+    if method == SELF_TRAINING:  # the baseline exactly as ssl_quality.py fits it
+        return reference_methods(seed)[SELF_TRAINING]
     params = {} if method == DEFAULTS else LEVERS[method]
     return BoostMISClassifier(random_state=seed, **params)
 

@@ -49,16 +49,13 @@ import torch
 import torch.nn.functional as F
 from _common import RESULTS, write_section
 
-from sklearn_boostmis import (
-    BoostMISClassifier,
-    FeatureDropoutNoise,
-    GaussianFeatureNoise,
-)
+from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis.augment import default_augmentations
 from sklearn_boostmis.modules import MLPClassifierModule as MLP
 from sklearn_boostmis.modules import no_weight_decay_names, resolve_device
 
 P = BoostMISClassifier().get_params()  # hyper-parameters shared by both runs
-WEAK, STRONG = GaussianFeatureNoise(), FeatureDropoutNoise()  # the "auto" views
+WEAK, STRONG = default_augmentations(ndim=2)  # the "auto" views of feature vectors
 PRESETS = "5207:2048:500,1797:64:50"  # MESCC-sized; digits-sized (quickstart)
 
 
