@@ -25,7 +25,6 @@ import os
 import tempfile
 
 import matplotlib.pyplot as plt
-
 import numpy as np
 
 from sklearn_boostmis.cli import load_run_model, main

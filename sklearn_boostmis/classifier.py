@@ -109,6 +109,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         consistency loss stays unweighted: weighing the pseudo-labels too made
         the minority class take over on the MESCC-like synthetic data
         (``benchmarks/ssl_grid.py``).
+    classes : array-like of shape (n_classes,), default=None
+        Every class the model knows, as skorch's ``NeuralNetClassifier``
+        ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
+        the classes of the labeled rows. Give it when a class has no labeled
+        row yet, such as a rare grade that annotation may bring in: the
+        network gets an output for it (and ``predict_proba`` a column), so
+        that a ``warm_start`` fit, such as an :class:`~sklearn_boostmis.AnnotationLoop`
+        cycle, can take its first labels. Labeled rows must hold classes from
+        it, at least two of them; -1 is not a class. ``classes_`` holds its
+        sorted values.
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``).
         There is no validation split: scoring callbacks and callbacks that
@@ -264,6 +274,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "strong_augment": [StrOptions({"auto"}), None, callable],
         "unsup_normalizer": [StrOptions({"batch", "selected"})],
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "classes": [None, "array-like"],
         "callbacks": [None, list],
         "net_params": [None, dict],
         "device": [str, torch.device],
@@ -296,6 +307,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         strong_augment="auto",
         unsup_normalizer="batch",
         class_weight=None,
+        classes=None,
         callbacks=None,
         net_params=None,
         device="auto",
@@ -325,6 +337,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
         self.class_weight = class_weight
+        self.classes = classes
         self.callbacks = callbacks
         self.net_params = net_params
         self.device = device
@@ -513,6 +526,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 f"y must contain at least 2 labeled classes; got {len(classes)} class "
                 "among the labeled rows (-1 marks unlabeled rows)"
             )
+        if self.classes is not None:
+            classes = declared_classes(self.classes, y.dtype, classes)
         return labeled, classes
 
     def _resolve_device(self):
@@ -570,7 +585,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         return self.module, params
 
     def _class_weight(self, y_labeled):
-        """Per-class weights of the supervised loss, in ``classes_`` order."""
+        """Per-class weights of the supervised loss, in ``classes_`` order.
+
+        A class without labeled rows (declared in ``classes``) is never a
+        target, so its weight does not matter: it gets 1.
+        """
         if self.class_weight is None:
             return None
         if isinstance(self.class_weight, dict):
@@ -579,12 +598,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             if unknown:
                 raise ValueError(
                     f"class_weight has labels {unknown} that are not among the "
-                    f"labeled classes {self.classes_.tolist()}"
+                    f"classes {self.classes_.tolist()}"
                 )
-        weights = compute_class_weight(
-            self.class_weight, classes=self.classes_, y=y_labeled
-        )
-        return [float(w) for w in weights]
+            weights = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=y_labeled
+            )
+            return [float(w) for w in weights]
+        present = np.unique(y_labeled)  # "balanced" refuses a class absent from y
+        weights = compute_class_weight(self.class_weight, classes=present, y=y_labeled)
+        by_class = dict(zip(present.tolist(), weights.tolist(), strict=True))
+        return [float(by_class.get(c, 1.0)) for c in self.classes_.tolist()]
 
     def _make_net(self, device, seed, class_weight=None):
         check_net_params(self.net_params)
@@ -743,6 +766,55 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = False
         tags.target_tags.required = True
         return tags
+
+
+def declared_classes(classes, y_dtype, labeled_classes):
+    """The sorted array of the ``classes`` parameter, checked against the labels.
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        The declared classes.
+    y_dtype : numpy.dtype
+        dtype of ``y`` (object labels give an object array).
+    labeled_classes : ndarray
+        The distinct labels of the labeled rows, which must all be declared.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+
+    Raises
+    ------
+    ValueError
+        If ``classes`` is not 1-D, holds duplicates, -1 or fewer than two
+        labels, or misses a label of ``labeled_classes``.
+    """
+    declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
+    if declared.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-D list of labels, got shape {declared.shape}"
+        )
+    if any(_is_unlabeled_marker(c) for c in declared.tolist()):
+        raise ValueError("classes must not hold -1, which marks unlabeled rows")
+    unique = np.unique(declared)
+    if len(unique) != len(declared):
+        values, counts = np.unique(declared, return_counts=True)
+        raise ValueError(f"classes holds duplicates: {values[counts > 1].tolist()}")
+    if len(unique) < 2:
+        raise ValueError(f"classes must hold at least 2 labels, got {len(unique)}")
+    known = set(unique.tolist())
+    missing = [c for c in labeled_classes.tolist() if c not in known]
+    if missing:
+        raise ValueError(
+            f"y has labels {missing[:5]} that are not in classes {unique.tolist()}"
+        )
+    return unique
+
+
+def _is_unlabeled_marker(value):
+    # True == 1 and 1.0 == 1, but only a number equal to -1 marks an unlabeled row
+    return not isinstance(value, (str, bytes, bool)) and value == UNLABELED
 
 
 def _continue_from(net, previous):

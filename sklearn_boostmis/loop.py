@@ -21,7 +21,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
 from ._io import atomic_write
-from .classifier import BoostMISClassifier
+from .classifier import BoostMISClassifier, declared_classes
 from .query.sampler import InformativeQuerySampler
 from .scoring import labeled_mask, labeled_rows
 from .thresholds import AdaptiveThreshold
@@ -188,10 +188,11 @@ class AnnotationLoop(BaseEstimator):
         Required (the default None is refused). ``oracle(indices) -> labels``:
         receives an int array of row positions in ``X`` (only unlabeled rows,
         all the cycle's queries in one call) and returns one label per
-        position, each a class of the initial labeled rows, or None (also NaN
-        or ``pandas.NA``) for a row the annotator cannot label: that row stays
-        unlabeled (it still trains as an unlabeled row) and is never asked
-        again.
+        position, each a class of the initial labeled rows (or of the
+        classifier's ``classes``, which may declare classes that no row is
+        labeled with yet), or None (also NaN or ``pandas.NA``) for a row the
+        annotator cannot label: that row stays unlabeled (it still trains as
+        an unlabeled row) and is never asked again.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10
@@ -566,7 +567,9 @@ class AnnotationLoop(BaseEstimator):
             raise ValueError(
                 f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
                 f"are not among the classes {list(lookup)!r} (None skips a row; "
-                "-1 is not an answer); nothing was recorded."
+                "-1 is not an answer); nothing was recorded. A class that no "
+                "row is labeled with yet must be declared in the classifier's "
+                "classes parameter."
             )
         return [None if _is_skip(a) else lookup[_key(a)] for a in answers]
 
@@ -594,7 +597,8 @@ class AnnotationLoop(BaseEstimator):
             Before the first fit, if a parameter of the loop or of its sampler
             is invalid (a ValueError and a TypeError).
         ValueError
-            If the oracle returns a label outside the known classes, or the
+            If the oracle returns a label outside the known classes (those
+            of the labeled rows, or the classifier's ``classes``), or the
             wrong number of labels (nothing is recorded for that cycle); before
             the first fit, if ``X_val`` and ``y_val`` differ in length, their rows
             differ in shape from those of ``X``, or no row of ``y_val`` is labeled.
@@ -609,6 +613,9 @@ class AnnotationLoop(BaseEstimator):
         if len(y) != shape[0]:
             raise ValueError(f"X has {shape[0]} rows but y has {len(y)}.")
         classes = np.unique(y[labeled_mask(y)])
+        declared = _final_step(self.estimator).classes
+        if declared is not None:  # may hold classes that no row is labeled with yet
+            classes = declared_classes(declared, y.dtype, classes)
         lookup = {_key(c): c for c in classes}
         log_lookup = {str(_key(c)): c for c in classes}
         if self.state_dir is not None and "" in log_lookup:

@@ -18,7 +18,7 @@ from skorch.callbacks.scoring import ScoringBase
 # net's extra modules only when given a file for them).
 TEACHER_FILE = "ema_module.pt"
 
-# skorch settings made from estimator parameters (None: derived from the data).
+# skorch settings made from estimator parameters.
 _NET_PARAMS_OWNED = {
     "module": "module",
     "optimizer": "optimizer",
@@ -36,7 +36,7 @@ _NET_PARAMS_OWNED = {
     "strong_augment": "strong_augment",
     "unsup_normalizer": "unsup_normalizer",
     "class_weight": "class_weight",
-    "classes": None,
+    "classes": "classes",
     "callbacks": "callbacks",
     "precision": "precision",
     "seed": "random_state",
@@ -60,14 +60,9 @@ def check_net_params(net_params):
     """Raise ``ValueError`` for a ``net_params`` key that must not be set."""
     for key in net_params or {}:
         if key in _NET_PARAMS_OWNED:
-            owner = _NET_PARAMS_OWNED[key]
-            use = (
-                f"use the estimator parameter {owner!r} instead"
-                if owner
-                else "it comes from the labeled rows"
-            )
             raise ValueError(
-                f"net_params sets {key!r}, which BoostMISClassifier sets itself: {use}"
+                f"net_params sets {key!r}, which BoostMISClassifier sets itself: "
+                f"use the estimator parameter {_NET_PARAMS_OWNED[key]!r} instead"
             )
         if key.startswith("module__"):
             raise ValueError(

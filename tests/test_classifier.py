@@ -236,6 +236,75 @@ def test_errors_on_sparse_empty_and_feature_count(iris_data, fitted_iris):
         fitted_iris.predict(X[:, :3])
 
 
+def _without_class_2(iris_data):
+    X, y, y_partial = iris_data
+    return X, y, np.where(y_partial == 2, -1, y_partial)
+
+
+def test_declared_classes_without_labels_get_outputs_and_take_labels_later(
+    iris_data,
+):
+    X, y, y_two = _without_class_2(iris_data)
+    clf = BoostMISClassifier(
+        classes=[2, 0, 1], warm_start=True, random_state=0, **FAST
+    ).fit(X, y_two)
+    assert clf.classes_.tolist() == [0, 1, 2]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    assert set(clf.transduction_) <= {-1, 0, 1}  # no label of 2, no pseudo-label
+    # an annotation round brings the first labels of class 2: the warm fit goes on
+    y_three = y_two.copy()
+    y_three[np.flatnonzero(y == 2)[:5]] = 2
+    clf.fit(X, y_three)
+    assert clf.classes_.tolist() == [0, 1, 2]
+    assert (clf.predict(X)[y == 2] == 2).mean() > 0.5
+    undeclared = BoostMISClassifier(warm_start=True, random_state=0, **FAST)
+    with pytest.raises(ValueError, match="same classes"):
+        undeclared.fit(X, y_two).fit(X, y_three)
+
+
+def test_declared_string_classes_keep_object_labels(iris_data):
+    X, y, y_two = _without_class_2(iris_data)
+    names = np.array(["setosa", "versicolor", "virginica"], dtype=object)
+    y_obj = np.where(y_two == -1, -1, names[y]).astype(object)
+    clf = BoostMISClassifier(classes=list(names), random_state=0, **FAST)
+    clf.fit(X, y_obj)
+    assert clf.classes_.dtype == object
+    assert clf.classes_.tolist() == names.tolist()
+    assert set(clf.predict(X)) <= set(names)
+
+
+def test_declared_classes_with_class_weight(iris_data):
+    X, _, y_two = _without_class_2(iris_data)
+    params = dict(FAST, max_epochs=1, random_state=0)
+    plain = BoostMISClassifier(class_weight="balanced", **params).fit(X, y_two)
+    declared = BoostMISClassifier(
+        classes=[0, 1, 2], class_weight="balanced", **params
+    ).fit(X, y_two)
+    # the labeled classes weigh as without classes; the unlabeled one is no target
+    assert declared.net_.class_weight == [*plain.net_.class_weight, 1.0]
+    weighted = BoostMISClassifier(classes=[0, 1, 2], class_weight={2: 3.0}, **params)
+    assert weighted.fit(X, y_two).net_.class_weight == [1.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "classes, match",
+    [
+        ([0, 1, -1], "must not hold -1"),
+        ([0, 1, 1, 2], r"duplicates: \[1\]"),
+        ([[0, 1], [2, 3]], "1-D"),
+        ([1], "at least 2 labels"),
+        ([1, 2], r"y has labels \[0\] that are not in classes \[1, 2\]"),
+        (["a", "b"], "not in classes"),
+    ],
+)
+def test_invalid_declared_classes(iris_data, classes, match):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match=match):
+        BoostMISClassifier(classes=classes, **FAST).fit(X, y_partial)
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

@@ -385,6 +385,32 @@ def test_bad_oracle_answers_raise_and_record_nothing(
     assert loop.annotated_indices_.size == 0
 
 
+def test_an_answer_of_a_declared_class_without_labels_is_taken(iris_data, tmp_path):
+    X, _, y_partial = iris_data
+    y_two = np.where(y_partial == 2, -1, y_partial)
+
+    def says_2(idx):  # the annotator finds the class no row was labeled with
+        return np.full(len(idx), 2)
+
+    undeclared = _loop(says_2, state_dir=tmp_path / "undeclared")
+    with pytest.raises(ValueError, match="declared in the classifier's classes"):
+        undeclared.fit(X, y_two)
+    assert not os.path.exists(tmp_path / "undeclared" / "annotations.csv")
+
+    def declared_loop(n_cycles):
+        loop = _loop(says_2, state_dir=tmp_path / "declared", n_cycles=n_cycles)
+        return loop.set_params(estimator__classes=[0, 1, 2])
+
+    loop = declared_loop(n_cycles=1).fit(X, y_two)
+    asked = loop.annotated_indices_
+    assert asked.size > 0 and (loop.y_[asked] == 2).all()
+    assert loop.estimator_.classes_.tolist() == [0, 1, 2]
+    assert {label for _, label, _ in read_annotations(tmp_path / "declared")} == {2}
+    resumed = declared_loop(n_cycles=2).fit(X, y_two)  # reads the 2s back from the log
+    np.testing.assert_array_equal(resumed.annotated_indices_[: asked.size], asked)
+    assert (resumed.y_[asked] == 2).all() and resumed.start_cycle_ == 1
+
+
 def test_fixed_threshold_without_state_dir(iris_data):
     X, y, y_partial = iris_data
 

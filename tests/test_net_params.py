@@ -12,7 +12,7 @@ from sklearn_boostmis.net_params import check_callbacks, check_net_params
         ({"seed": 3}, "estimator parameter 'random_state'"),
         ({"optimizer__lr": 0.5}, "estimator parameter 'lr'"),
         ({"optimizer__momentum": 0.5}, "estimator parameter 'momentum'"),
-        ({"classes": [0, 1]}, "it comes from the labeled rows"),
+        ({"classes": [0, 1]}, "estimator parameter 'classes'"),
         ({"module__hidden_units": (8,)}, r"module_params=\{'hidden_units': ...\}"),
         ({"criterion": torch.nn.NLLLoss}, "does not use: the losses"),
         ({"train_split": None}, "does not use: fit trains on every row"),
