@@ -787,8 +787,9 @@ def declared_classes(classes, y_dtype, labeled_classes):
     Raises
     ------
     ValueError
-        If ``classes`` is not 1-D, holds duplicates, -1 or fewer than two
-        labels, or misses a label of ``labeled_classes``.
+        If ``classes`` is not 1-D, holds duplicates, -1, labels that do not
+        sort together or fewer than two labels, or misses a label of
+        ``labeled_classes``.
     """
     declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
     if declared.ndim != 1:
@@ -797,10 +798,14 @@ def declared_classes(classes, y_dtype, labeled_classes):
         )
     if any(_is_unlabeled_marker(c) for c in declared.tolist()):
         raise ValueError("classes must not hold -1, which marks unlabeled rows")
-    unique = np.unique(declared)
+    try:
+        unique, counts = np.unique(declared, return_counts=True)
+    except TypeError:  # e.g. strings and numbers, which do not sort together
+        raise ValueError(
+            f"classes mixes label types that cannot be sorted: {declared.tolist()}"
+        ) from None
     if len(unique) != len(declared):
-        values, counts = np.unique(declared, return_counts=True)
-        raise ValueError(f"classes holds duplicates: {values[counts > 1].tolist()}")
+        raise ValueError(f"classes holds duplicates: {unique[counts > 1].tolist()}")
     if len(unique) < 2:
         raise ValueError(f"classes must hold at least 2 labels, got {len(unique)}")
     known = set(unique.tolist())

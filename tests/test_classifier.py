@@ -305,6 +305,14 @@ def test_invalid_declared_classes(iris_data, classes, match):
         BoostMISClassifier(classes=classes, **FAST).fit(X, y_partial)
 
 
+def test_declared_classes_of_mixed_types_are_refused(iris_data):
+    X, y, y_partial = iris_data
+    names = np.array(["a", "b", "c"], dtype=object)
+    y_obj = np.where(y_partial == -1, -1, names[y]).astype(object)
+    with pytest.raises(ValueError, match="mixes label types"):
+        BoostMISClassifier(classes=["a", "b", "c", 3], **FAST).fit(X, y_obj)
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
