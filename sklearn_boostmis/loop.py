@@ -54,24 +54,51 @@ def _in_asked_order(answers, positions, row_labels, cycle):
     A pandas object says by its index which row each answer is for. A default
     index (0, 1, ..., n-1) means the order asked; an index holding the asked
     positions, or X's index labels of those rows, is matched in any order; any
-    other index is refused rather than applied by position.
+    other index is refused rather than applied by position. When the asked
+    rows are themselves 0..n-1 (or X's index labels of them are), a default
+    index is both readings at once: if they give different labels, the
+    answers are refused rather than guessed.
     """
     if not hasattr(answers, "reindex"):  # not pandas: in the order asked
         return answers
     keys = [_key(k) for k in answers.index]
-    if keys == list(range(len(positions))):
-        return answers
+    default = keys == list(range(len(positions)))
     candidates = [[int(p) for p in positions]]
     if row_labels is not None:
         candidates.append([_key(k) for k in row_labels[positions]])
     for wanted in candidates:
         if len(set(keys)) == len(keys) == len(wanted) and set(keys) == set(wanted):
-            return answers.reindex(wanted)
+            matched = answers.reindex(wanted)
+            if default and not _same_answers(matched, answers):
+                raise ValueError(
+                    f"The oracle returned a pandas object in cycle {cycle} whose "
+                    f"index 0..{len(keys) - 1} is both a default index (answers in "
+                    "the order asked) and the asked rows in another order, and the "
+                    "two readings give different labels: return the answers in "
+                    "the order asked as a list or array, or indexed in the order "
+                    "asked (e.g. answers.reindex(indices)). Nothing was recorded."
+                )
+            return matched
+    if default:
+        return answers
     raise ValueError(
         f"The oracle returned a pandas object in cycle {cycle} whose index "
         "matches neither the asked positions nor X's index labels of those "
         "rows; return the answers in the order asked (e.g. a list). Nothing "
         "was recorded."
+    )
+
+
+def _same_answers(first, second):
+    """Whether two answer sequences give the same label (or skip) to each row."""
+    pairs = zip(
+        np.asarray(first, dtype=object).reshape(-1),
+        np.asarray(second, dtype=object).reshape(-1),
+        strict=True,
+    )
+    return all(
+        _is_skip(a) == _is_skip(b) and (_is_skip(a) or _key(a) == _key(b))
+        for a, b in pairs
     )
 
 
@@ -192,7 +219,11 @@ class AnnotationLoop(BaseEstimator):
         classifier's ``classes``, which may declare classes that no row is
         labeled with yet), or None (also NaN or ``pandas.NA``) for a row the
         annotator cannot label: that row stays unlabeled (it still trains as
-        an unlabeled row) and is never asked again.
+        an unlabeled row) and is never asked again. A pandas Series is matched
+        to the rows by its index: the asked positions or X's index labels of
+        those rows, in any order; a default index (0..n-1) means the order
+        asked, and is refused when it could also be the asked rows (they are
+        0..n-1) and the two readings disagree.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10

@@ -487,6 +487,42 @@ def test_a_pandas_answer_sheet_is_matched_by_its_index(iris_data):
         ).fit(frame, y_partial)
 
 
+def test_an_index_that_reads_two_ways_is_refused_not_guessed(iris_data):
+    pd = pytest.importorskip("pandas")
+    X, y, _ = iris_data
+    rows = np.r_[0, 50, 100, 1, 51, 101, 2:10, 52:60, 102:110]
+    X, y = X[rows], y[rows]
+    y_partial = np.where(np.arange(len(y)) < 6, -1, y)  # the pool: rows 0..5
+    truth = pd.Series(y)
+
+    def loop(oracle):
+        return AnnotationLoop(
+            BoostMISClassifier(random_state=0, **{**FAST, "max_epochs": 1}),
+            oracle=oracle,
+            n_cycles=1,
+            budget=6,
+            final_fit=False,
+        )
+
+    # the rows asked, in the sampler's order, differ from 0..5 in order only
+    def sorted_sheet(idx):
+        assert sorted(idx) == list(range(6)) and list(idx) != list(range(6))
+        return truth[truth.index.isin(idx)]  # index 0..5: rows, or order asked?
+
+    def in_asked_order(idx):  # the same index 0..5, the other reading
+        return pd.Series(y[idx])
+
+    for ambiguous in (sorted_sheet, in_asked_order):
+        with pytest.raises(ValueError, match="both a default index"):
+            loop(ambiguous).fit(X, y_partial)
+    for answer in (
+        lambda idx: truth[truth.index.isin(idx)].reindex(idx),
+        lambda idx: list(y[idx]),
+    ):
+        fitted = loop(answer).fit(X, y_partial)
+        np.testing.assert_array_equal(fitted.y_, y)
+
+
 def test_bool_answers_are_not_the_class_1(iris_data):
     X, y, y_partial = iris_data
     loop = AnnotationLoop(
