@@ -25,10 +25,12 @@ held-out split. Each variant changes one thing against the reference
 
 The start fit is shared by variants with the same training options. Reported:
 AULC (trapezoid area under held-out macro-F1 / accuracy vs labels, divided by
-the label range) and the final macro-F1, mean +- std over ``--seeds`` seeds.
+the label range) and the final macro-F1, mean +- std over ``--seeds`` seeds
+(default 10; ``--quick``: 3), and each variant's AULC minus the reference's,
+paired over the same splits.
 
-Usage: ``python benchmarks/ablations.py [--seeds 3] [--cycles 3] [--quick]
-[--write]`` (full: about 6 min on 2 shared cores with ``OMP_NUM_THREADS=1``).
+Usage: ``python benchmarks/ablations.py [--seeds 10] [--cycles 3] [--n-jobs 2]
+[--quick] [--write]`` (``--n-jobs`` seeds run in parallel).
 """
 
 import argparse
@@ -40,6 +42,7 @@ import warnings
 import _common as common
 import numpy as np
 from active_learning import aulc, log
+from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, f1_score
 
 from sklearn_boostmis import BoostMISClassifier
@@ -73,44 +76,55 @@ def fit_eval(X, y, X_test, y_test, seed, epochs, options):
     return clf, (f1_score(y_test, pred, average="macro"), accuracy_score(y_test, pred))
 
 
-def run(seeds, cycles, epochs):
+def run_seed(seed, cycles, epochs):
+    """name -> learning curve [(macro-F1, accuracy) per point] on one split."""
+    X, y0, y_train, X_test, y_test = common.few_label_split("digits", N0, seed)
+    starts = {}  # training options -> shared start fit
+    curves = {}
+    for name, (options, qopts) in variants(epochs).items():
+        key = tuple(sorted(options.items()))
+        if key not in starts:
+            starts[key] = fit_eval(X, y0, X_test, y_test, seed, epochs, options)
+        clf, y, curve = starts[key][0], y0.copy(), [starts[key][1]]
+        rng = np.random.RandomState(1000 + seed)
+        for _ in range(cycles):
+            unl = np.flatnonzero(y == -1)
+            if qopts is None:
+                pos = rng.choice(len(unl), BUDGET, replace=False)
+            else:
+                sampler = InformativeQuerySampler(random_state=seed, **qopts)
+                pos = np.asarray(sampler(clf, X[unl], n_instances=BUDGET)[0])
+            assert len(np.unique(pos)) == BUDGET, (name, pos)
+            y[unl[pos]] = y_train[unl[pos]]
+            clf, m = fit_eval(X, y, X_test, y_test, seed, epochs, options)
+            curve.append(m)
+        curves[name] = curve
+        log(f"seed {seed} {name}: F1 " + " ".join(f"{f:.3f}" for f, _ in curve))
+    return curves
+
+
+def run(seeds, cycles, epochs, n_jobs=1):
     labels = N0 + BUDGET * np.arange(cycles + 1)
-    table = variants(epochs)
-    curves = {name: [] for name in table}
-    for seed in range(seeds):
-        X, y0, y_train, X_test, y_test = common.few_label_split("digits", N0, seed)
-        starts = {}  # training options -> shared start fit
-        for name, (options, qopts) in table.items():
-            key = tuple(sorted(options.items()))
-            if key not in starts:
-                starts[key] = fit_eval(X, y0, X_test, y_test, seed, epochs, options)
-            clf, y, curve = starts[key][0], y0.copy(), [starts[key][1]]
-            rng = np.random.RandomState(1000 + seed)
-            for _ in range(cycles):
-                unl = np.flatnonzero(y == -1)
-                if qopts is None:
-                    pos = rng.choice(len(unl), BUDGET, replace=False)
-                else:
-                    sampler = InformativeQuerySampler(random_state=seed, **qopts)
-                    pos = np.asarray(sampler(clf, X[unl], n_instances=BUDGET)[0])
-                assert len(np.unique(pos)) == BUDGET, (name, pos)
-                y[unl[pos]] = y_train[unl[pos]]
-                clf, m = fit_eval(X, y, X_test, y_test, seed, epochs, options)
-                curve.append(m)
-            curves[name].append(curve)
-            log(f"seed {seed} {name}: F1 " + " ".join(f"{f:.3f}" for f, _ in curve))
+    per_seed = Parallel(n_jobs=n_jobs)(
+        delayed(run_seed)(seed, cycles, epochs) for seed in range(seeds)
+    )
+    names = list(variants(epochs))
+    reference = names[0]
+    a_f1 = {}
     rows = []
-    for name, runs in curves.items():
-        c = np.array(runs)  # (seeds, points, 2)
-        a_f1 = np.array([aulc(labels, r[:, 0]) for r in c])
+    for name in names:
+        c = np.array([curves[name] for curves in per_seed])  # (seeds, points, 2)
+        a_f1[name] = np.array([aulc(labels, r[:, 0]) for r in c])
         a_acc = np.array([aulc(labels, r[:, 1]) for r in c])
         rows.append([
-            name, f"{a_f1.mean():.3f} +- {a_f1.std():.3f}",
+            name, f"{a_f1[name].mean():.3f} +- {a_f1[name].std():.3f}",
+            "" if name == reference
+            else common.paired_difference(a_f1[name], a_f1[reference]),
             f"{a_acc.mean():.3f} +- {a_acc.std():.3f}",
             f"{c[:, -1, 0].mean():.3f} +- {c[:, -1, 0].std():.3f}",
             " ".join(f"{v:.3f}" for v in c[:, :, 0].mean(axis=0)),
         ])
-    header = ["variant", "AULC macro-F1", "AULC accuracy",
+    header = ["variant", "AULC macro-F1", "- reference (paired)", "AULC accuracy",
               f"macro-F1 at {labels[-1]} labels",
               "mean macro-F1 at " + "/".join(map(str, labels)) + " labels"]
     return common.markdown_table(header, rows)
@@ -118,15 +132,17 @@ def run(seeds, cycles, epochs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=None, help="default 10")
     parser.add_argument("--cycles", type=int, default=None, help="default 3")
-    parser.add_argument("--quick", action="store_true", help="2 cycles, E=15")
+    parser.add_argument("--n-jobs", type=int, default=2, help="seeds in parallel")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 2 cycles, E=15")
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
+    seeds = args.seeds or (3 if args.quick else 10)
     cycles = args.cycles or (2 if args.quick else 3)
     epochs = 15 if args.quick else 30
     start = time.perf_counter()
-    table = run(args.seeds, cycles, epochs)
+    table = run(seeds, cycles, epochs, args.n_jobs)
     minutes = (time.perf_counter() - start) / 60
     print(table)
     if args.write:
@@ -140,7 +156,9 @@ def main():
             f"digits, {N0} start labels (2 per class), {cycles} cycles of "
             f"{BUDGET} queries, fresh `BoostMISClassifier(max_epochs={epochs})` "
             "per cycle (no warm start, N_A = 0: not AnnotationLoop); mean +- "
-            f"std over {args.seeds} seeds. Each row changes "
+            f"std over {seeds} seeds, and each variant's AULC minus the "
+            "reference's on the same splits (mean +- standard error; a tie "
+            "unless more than two standard errors from 0). Each row changes "
             "one option of the reference (training options change the start fit "
             "too). See the module docstring.",
             table,
