@@ -26,7 +26,12 @@ from .engine import (
 )
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
-from .scoring import check_no_missing_labels, labeled_rows, labeled_sample_weight
+from .scoring import (
+    check_no_missing_labels,
+    label_array,
+    labeled_rows,
+    labeled_sample_weight,
+)
 from .thresholds import BaseThreshold, make_threshold
 
 UNLABELED = -1
@@ -358,7 +363,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Labels of any type; -1 marks an unlabeled row. String labels need
-            object dtype so that -1 can stand beside them.
+            object dtype so that -1 can stand beside them (a list such as
+            ``["cat", -1, "dog"]`` is read as one).
 
         Returns
         -------
@@ -381,6 +387,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         """
         with _unchanged_on_error(self):
             warm = self.warm_start and hasattr(self, "net_")
+            y = label_array(y)
             check_no_missing_labels(y)
             X, y = self._validate_input(X, y, reset=not warm)
             labeled, classes = self._check_labels(y)

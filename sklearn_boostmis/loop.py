@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from ._io import atomic_write
 from .classifier import BoostMISClassifier, declared_classes
 from .query.sampler import InformativeQuerySampler
-from .scoring import labeled_mask, labeled_rows
+from .scoring import label_array, labeled_mask, labeled_rows
 from .thresholds import AdaptiveThreshold
 
 __all__ = ["AnnotationLoop"]
@@ -637,7 +637,7 @@ class AnnotationLoop(BaseEstimator):
             If the oracle raises (the original exception is chained).
         """
         validation = self._check_setup(X, X_val, y_val)
-        y = np.array(y, copy=True)
+        y = np.array(label_array(y), copy=True)
         if y.dtype.kind in "US":
             raise ValueError("String labels need object dtype, with -1 for unlabeled.")
         shape = tuple(int(s) for s in np.shape(X)[:2])

@@ -8,6 +8,23 @@ from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import check_consistent_length
 
 
+def label_array(y):
+    """``y``, or for a list of strings with other values an object array.
+
+    numpy turns ``["cat", -1, "dog"]`` into strings, where the integer -1 (an
+    unlabeled row) becomes the class ``"-1"``; an object array keeps it, as
+    ``np.array(..., dtype=object)`` would. Anything with a dtype (arrays,
+    pandas objects), and a list of strings only, is returned as it is.
+    """
+    if y is None or hasattr(y, "dtype"):
+        return y
+    if np.asarray(y).dtype.kind in "US":
+        as_object = np.asarray(y, dtype=object)
+        if not all(isinstance(v, str) for v in as_object.reshape(-1)):
+            return as_object
+    return y
+
+
 def check_no_missing_labels(y):
     """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
     if y is None:
@@ -34,6 +51,7 @@ def check_no_missing_labels(y):
 
 def labeled_mask(y):
     """Boolean mask of the rows whose label is not -1 (missing labels refused)."""
+    y = label_array(y)
     check_no_missing_labels(y)
     y = np.asarray(y)
     if y.dtype.kind in "US":  # a string array cannot hold the integer -1
@@ -55,6 +73,7 @@ def labeled_rows(X, y, name="y"):
     Raises a ``ValueError`` when ``X`` and ``y`` differ in length or no row of
     ``y`` is labeled (there is nothing to score); ``name`` names ``y`` in it.
     """
+    y = label_array(y)
     check_consistent_length(X, y)
     mask = labeled_mask(y)
     if not mask.any():

@@ -145,6 +145,24 @@ def test_object_labels_with_minus_one(iris_data):
     assert -1 in set(clf.transduction_) or all(clf.transduction_ != -1)
 
 
+def test_a_list_of_strings_with_minus_one_fits_and_scores_as_object_labels(
+    iris_data,
+):
+    X, y, y_partial = iris_data
+    names = np.array(["setosa", "versicolor", "virginica"], dtype=object)
+    y_obj = np.where(y_partial == -1, -1, names[y]).astype(object)
+    from_array = BoostMISClassifier(random_state=0, **FAST).fit(X, y_obj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "string '-1'" warning
+        from_list = BoostMISClassifier(random_state=0, **FAST).fit(X, y_obj.tolist())
+        assert from_list.score(X, y_obj.tolist()) == from_array.score(X, y_obj)
+    assert from_list.classes_.tolist() == names.tolist()
+    np.testing.assert_array_equal(from_list.transduction_, from_array.transduction_)
+    np.testing.assert_array_equal(
+        from_list.predict_proba(X), from_array.predict_proba(X)
+    )
+
+
 def test_string_dtype_rejected(iris_data):
     X, y, _ = iris_data
     with pytest.raises(ValueError, match="dtype object"):

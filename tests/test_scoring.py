@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,21 @@ def test_labeled_mask_for_ints_objects_and_strings():
     assert labeled_mask(np.array(["a", "b"])).tolist() == [True, True]
     with pytest.warns(UserWarning, match="string '-1', which is a class here"):
         assert labeled_mask(np.array(["a", "-1"])).tolist() == [True, True]
+
+
+def test_a_list_of_strings_keeps_the_integer_minus_one_unlabeled():
+    # numpy alone would make it the string '-1', a class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert labeled_mask(["a", -1, "b"]).tolist() == [True, False, True]
+    X = np.zeros((4, 1))
+    clf = DummyClassifier(strategy="constant", constant="a").fit(X, ["a", "b"] * 2)
+    scorer = make_labeled_scorer("accuracy")
+    assert scorer(clf, X, ["a", -1, "b", -1]) == 0.5
+    with pytest.warns(UserWarning, match="string '-1'"):  # strings only: a class
+        assert labeled_mask(["a", "-1"]).tolist() == [True, True]
+    with pytest.raises(ValueError, match="1 missing label"):
+        labeled_mask(["a", None, -1])
 
 
 def test_scorer_on_dataframe_and_repr():
