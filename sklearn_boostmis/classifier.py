@@ -133,7 +133,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         ``f_ema_module="ema_module.pt"`` beside ``f_params``, and
         ``EarlyStopping(load_best=True)`` is refused (it would restore the
         student only; use ``Checkpoint(monitor="train_loss_best",
-        load_best=True, f_ema_module="ema_module.pt")``). An ``LRScheduler``
+        load_best=True, f_ema_module="ema_module.pt")``). After such a
+        ``load_best``, the best epoch's weights predict and ``history_`` is
+        that epoch's (skorch restores it), while ``n_iter_``,
+        ``threshold_history_``, ``transduction_`` and ``labeled_iter_``
+        describe every epoch run. An ``LRScheduler``
         needs the built-in cosine schedule turned off with
         ``net_params={"callbacks__cosine_lr": None}``. ``ProgressBar`` counts
         steps right with ``batches_per_epoch="count"`` (its ``"auto"`` assumes
@@ -226,7 +230,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     threshold_history_ : ndarray of shape (n_iter_,)
         eps_t at the end of each epoch.
     n_iter_ : int
-        Epochs run by the last fit.
+        Epochs run by the last fit (also when a ``Checkpoint(load_best=True)``
+        restored an earlier epoch).
 
     See Also
     --------
@@ -399,11 +404,13 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = classes
             encoded = np.searchsorted(self.classes_, y[labeled])
 
-            net, n_before = self._train(X, y, labeled, encoded, warm)
+            net = self._train(X, y, labeled, encoded, warm)
             _check_finite(net, self.lr)
             self.net_ = net
-            self.n_iter_ = len(net.history) - n_before
+            # one eps_t per epoch run: history_ may be shorter after a
+            # Checkpoint(load_best=True) restored an earlier epoch's history
             self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
+            self.n_iter_ = len(self.threshold_history_)
             pseudo = self._set_transduction(y, labeled)
             self.collapsed_classes_ = (
                 warn_on_collapse(
@@ -419,8 +426,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             return self
 
     def _train(self, X, y, labeled, encoded, warm):
-        """Build the network (continuing the previous one when ``warm``) and
-        train it; return it and the number of epochs its history held before."""
+        """Build the network (continuing the previous one when ``warm``), train
+        it and return it."""
         device = self._resolve_device()
         on_device = self.data_on_device
         if on_device == "auto":
@@ -436,13 +443,11 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                     net = self._make_net(device, seed, self._class_weight(y[labeled]))
                     net.initialize()
                 _continue_from(net, self.net_)
-                n_before = len(net.history)
                 net.partial_fit(dataset, None)
             else:
                 net = self._make_net(device, seed, self._class_weight(y[labeled]))
-                n_before = 0
                 net.fit(dataset, None)
-        return net, n_before
+        return net
 
     def _validate_input(self, X, y="no_validation", reset=True):
         """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W).

@@ -730,6 +730,9 @@ def test_checkpoint_load_best_restores_the_teacher_that_predicts(iris_data, tmp_
     restored = clf.net_.ema_module_.state_dict()
     assert all(torch.equal(saved[k], v) for k, v in restored.items())
     assert not np.allclose(clf.predict_proba(X), last.predict_proba(X))
+    # skorch restored epoch 2's history; every epoch still ran
+    assert len(clf.history_) == 2
+    assert clf.n_iter_ == len(clf.threshold_history_) == FAST["max_epochs"]
 
 
 def test_other_net_params_reach_the_engine(iris_data):
