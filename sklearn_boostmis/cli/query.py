@@ -74,7 +74,8 @@ def _read_labels(path, n_rows, names):
                 f"{path}: line {line}: duplicate index {index} (first on "
                 f"line {seen[index]})"
             )
-        if text_label.lower() not in codes:
+        key = _integral_code(text_label.lower())
+        if key not in codes:
             raise ValueError(
                 f"{path}: line {line}: unknown class {text_label!r} (classes: "
                 + ", ".join(f"{i}={n}" for i, n in enumerate(names))
@@ -82,13 +83,23 @@ def _read_labels(path, n_rows, names):
             )
         seen[index] = line
         indices.append(index)
-        labels.append(codes[text_label.lower()])
+        labels.append(codes[key])
     if len(set(labels)) < 2:
         raise ValueError(
             f"{path}: labels of at least two classes are needed, got "
             f"{sorted(set(labels))}"
         )
     return np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+
+
+def _integral_code(text):
+    """``"3.0"`` (a float column written by pandas or a spreadsheet) as ``"3"``;
+    any other text as it is."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def cmd_query(args):
