@@ -56,6 +56,25 @@ def test_deterministic_under_random_state(fitted_iris, pool):
     np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_a_fitted_annotation_loop_is_queried_through_its_estimator(iris_data, pool):
+    from sklearn_boostmis import AnnotationLoop
+
+    X, y, y_partial = iris_data
+    sampler = InformativeQuerySampler(random_state=0)
+    loop = AnnotationLoop(
+        BoostMISClassifier(random_state=0, **FAST),
+        oracle=lambda idx: y[idx],
+        n_cycles=1,
+        budget=3,
+    )
+    with pytest.raises(NotFittedError, match="AnnotationLoop"):
+        sampler(loop, pool, 5)
+    loop.fit(X, y_partial)
+    np.testing.assert_array_equal(
+        sampler(loop, pool, 5)[0], sampler(loop.estimator_, pool, 5)[0]
+    )
+
+
 def test_modal_like_and_pipeline_unwrapping(iris_data, fitted_iris, pool):
     sampler = InformativeQuerySampler(random_state=0)
     direct = sampler(fitted_iris, pool, 7)

@@ -146,8 +146,8 @@ def _build_parser():
         help="suggest the next rows for a person to label",
         description="Train on the train rows listed in LABELS.csv (a header with "
         "the columns index and label, others ignored; labels as class codes (3 or "
-        "3.0) or names, empty = not answered), all other train rows unlabeled, and write "
-        "the next candidates (index, score, selector, predicted_class, "
+        "3.0) or names, empty = not answered), all other train rows unlabeled, and "
+        "write the next candidates (index, score, selector, predicted_class, "
         "predicted_grade) to --out. LABELS.csv is never modified; only "
         "train-features.npy is read.",
     )

@@ -46,6 +46,7 @@ def unwrap_classifier(classifier, X):
 
     Unwraps, repeatedly, a fitted hyper-parameter search such as
     :class:`~sklearn.model_selection.GridSearchCV` (its ``best_estimator_``), a
+    fitted :class:`~sklearn_boostmis.AnnotationLoop` (its ``estimator_``), a
     modAL learner (its ``.estimator``, when the object has no ``net_`` itself)
     and a scikit-learn :class:`~sklearn.pipeline.Pipeline` (``X`` is transformed
     by all steps but the last, the last step is used).
@@ -56,7 +57,7 @@ def unwrap_classifier(classifier, X):
         A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
         with a fitted skorch engine ``net_`` holding an ``ema_module_``), a
         Pipeline ending in one, a search fitted with ``refit=True`` over either,
-        or a modAL learner wrapping any of these.
+        a fitted AnnotationLoop, or a modAL learner wrapping any of these.
     X : array-like of shape (n_samples, n_features) or images
         The pool, in the representation the outer object receives; images
         ``(n_samples, [channels,] height, width)`` for an image classifier.
@@ -79,6 +80,7 @@ def unwrap_classifier(classifier, X):
         with an EMA teacher ``ema_module_``.
     """
     from ..classifier import BoostMISClassifier
+    from ..loop import AnnotationLoop
 
     clf = classifier
     for _ in range(32):  # wrappers never nest deeper in practice
@@ -91,6 +93,9 @@ def unwrap_classifier(classifier, X):
         elif isinstance(clf, BaseSearchCV):
             # its `estimator` is the unfitted template: never query with it
             _no_refit_error(clf)
+        elif isinstance(clf, AnnotationLoop):
+            check_is_fitted(clf, "estimator_")  # not its unfitted template
+            clf = clf.estimator_
         elif not hasattr(clf, "net_") and hasattr(clf, "estimator"):
             clf = clf.estimator
         else:
