@@ -26,8 +26,9 @@
    VmRSS just before the call (the pool is excluded). Pools over ``--limit`` s
    are stopped and reported so.
 
-Usage: ``python benchmarks/active_learning.py [--seeds 3] [--quick] [--write]
-[--out-dir benchmarks/]``; ``--quick``: 2 cycles, pools up to 1e4 rows.
+Usage: ``python benchmarks/active_learning.py [--seeds 10] [--n-jobs 2] [--quick]
+[--write] [--out-dir benchmarks/]``; ``--quick``: 3 seeds, 2 cycles, pools up to
+1e4 rows; ``--n-jobs`` seeds of the learning curves run in parallel.
 """
 
 import argparse
@@ -43,6 +44,7 @@ from pathlib import Path
 import _common as common
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, f1_score
 
 from sklearn_boostmis import BoostMISClassifier
@@ -85,31 +87,40 @@ def aulc(x, v):  # trapezoid area / label range
     return ((v[1:] + v[:-1]) / 2 * np.diff(x)).sum() / (x[-1] - x[0])
 
 
-def learning_curves(name, seeds, cycles):
+def seed_curves(name, seed, cycles):
+    """strategy -> learning curve [(f1, acc) per point], and -> query times."""
     n0, budget, epochs = DATASETS[name]
+    X, y0, y_train, X_test, y_test = common.few_label_split(name, n0, seed)
+    base, m0 = fit_eval(X, y0, X_test, y_test, epochs, seed)
+    curves, qtime = {}, {}
+    for strategy in STRATEGIES:
+        y, clf, curve, times = y0.copy(), base, [m0], []
+        rng = np.random.RandomState(1000 + seed)
+        for _ in range(cycles):
+            unl = np.flatnonzero(y == -1)
+            start = time.perf_counter()
+            pos = np.asarray(query(strategy, clf, X[unl], budget, seed, rng))
+            times.append(time.perf_counter() - start)
+            assert len(np.unique(pos)) == budget, (strategy, pos)
+            y[unl[pos]] = y_train[unl[pos]]
+            clf, m = fit_eval(X, y, X_test, y_test, epochs, seed)
+            curve.append(m)
+        assert (y != -1).sum() == n0 + budget * cycles
+        curves[strategy], qtime[strategy] = curve, times
+        log(f"{name} seed {seed} {strategy}: F1 "
+            + " ".join(f"{f:.3f}" for f, _ in curve))
+    return curves, qtime
+
+
+def learning_curves(name, seeds, cycles, n_jobs=1):
+    n0, budget, _ = DATASETS[name]
     labels = n0 + budget * np.arange(cycles + 1)
-    curves = {s: [] for s in STRATEGIES}  # strategy -> [seed][point] = (f1, acc)
-    qtime = {s: [] for s in STRATEGIES}
-    for seed in range(seeds):
-        X, y0, y_train, X_test, y_test = common.few_label_split(name, n0, seed)
-        base, m0 = fit_eval(X, y0, X_test, y_test, epochs, seed)
-        for strategy in STRATEGIES:
-            y, clf, curve = y0.copy(), base, [m0]
-            rng = np.random.RandomState(1000 + seed)
-            for _ in range(cycles):
-                unl = np.flatnonzero(y == -1)
-                start = time.perf_counter()
-                pos = np.asarray(query(strategy, clf, X[unl], budget, seed, rng))
-                qtime[strategy].append(time.perf_counter() - start)
-                assert len(np.unique(pos)) == budget, (strategy, pos)
-                y[unl[pos]] = y_train[unl[pos]]
-                clf, m = fit_eval(X, y, X_test, y_test, epochs, seed)
-                curve.append(m)
-            assert (y != -1).sum() == labels[-1]
-            curves[strategy].append(curve)
-            log(f"{name} seed {seed} {strategy}: F1 "
-                + " ".join(f"{f:.3f}" for f, _ in curve))
-    return labels, {s: np.array(c) for s, c in curves.items()}, qtime
+    per_seed = Parallel(n_jobs=n_jobs)(
+        delayed(seed_curves)(name, seed, cycles) for seed in range(seeds)
+    )
+    curves = {s: np.array([c[s] for c, _ in per_seed]) for s in STRATEGIES}
+    qtime = {s: [t for _, q in per_seed for t in q[s]] for s in STRATEGIES}
+    return labels, curves, qtime
 
 
 def curve_tables(name, labels, curves, qtime):
@@ -240,9 +251,12 @@ def scale_table(pools, dims, limit):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="default 10 (--quick: 3)")
+    parser.add_argument("--n-jobs", type=int, default=2,
+                        help="seeds run in parallel (learning curves)")
     parser.add_argument("--quick", action="store_true",
-                        help="2 cycles, pools up to 1e4 rows")
+                        help="3 seeds, 2 cycles, pools up to 1e4 rows")
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     parser.add_argument("--out-dir", default=None,
                         help="folder of the PNGs (default: benchmarks/ with --write, "
@@ -253,11 +267,12 @@ def main():
     args = parser.parse_args()
     default_out = Path(__file__).parent if args.write else tempfile.mkdtemp()
     (out := Path(args.out_dir or default_out)).mkdir(parents=True, exist_ok=True)
+    seeds = args.seeds or (3 if args.quick else 10)
     cycles = 2 if args.quick else 5
     pools = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     t0, parts, rev = time.perf_counter(), [], common.git_revision()
     for name in DATASETS:
-        labels, curves, qtime = learning_curves(name, args.seeds, cycles)
+        labels, curves, qtime = learning_curves(name, seeds, cycles, args.n_jobs)
         title, t1, t2, verdict = curve_tables(name, labels, curves, qtime)
         png = out / f"active_learning_{name}.png"
         plot(name, labels, curves, png)
@@ -285,7 +300,8 @@ def main():
         f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}  \n"
         f"Runtime: learning curves {t_curves / 60:.1f} min, "
         f"total {total / 60:.1f} min",
-        f"Mean +- std over {args.seeds} seeds. Each cycle fits a fresh "
+        f"Mean +- std over {seeds} seeds ({args.n_jobs} at a time: query s/cycle "
+        "is timed while another seed may run). Each cycle fits a fresh "
         "`BoostMISClassifier` (defaults but `max_epochs`, `random_state=seed`) on "
         "the labels so far; every strategy queries the same number of rows per "
         "cycle; AULC = trapezoid area under the held-out score vs labels / label "

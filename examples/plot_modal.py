@@ -80,7 +80,7 @@ if ActiveLearner is not None:
 
 # %%
 # The learning curve (one seed, short fits: see ``benchmarks/RESULTS.md``,
-# section "Active learning", for measured curves over 3 seeds).
+# section "Active learning", for measured curves over 10 seeds).
 if n_labels:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(n_labels, scores, marker="o")
