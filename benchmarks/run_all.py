@@ -74,7 +74,8 @@ SCRIPTS = [
     ("cost.py", "cost", "Cost: overhead, growth with n, kNN backends", [], []),
     ("throughput.py", "throughput", "Training throughput vs bare PyTorch",
      ["--threads", "1"], ["--threads", "1"]),
-    ("images.py", "images", "Images (digits 8x8)", [], ["--max-epochs", "20"]),
+    ("images.py", "images", "Images (digits 8x8)", ["--seeds", "10"],
+     ["--max-epochs", "20"]),
     ("gpu_check.py", "gpu_check", "GPU check", [], []),
 ]
 HEADER_START, HEADER_END = "<!-- header:start -->", "<!-- header:end -->"

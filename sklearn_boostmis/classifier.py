@@ -481,7 +481,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             # name the shapes before validate_data speaks of "features"
             # (channels) or of "dim <= 2"
             self._check_sample_shape(X.shape[1:])
-        kwargs = dict(dtype=np.float32, reset=reset, allow_nd=ndim in (3, 4))
+        # C order: torch views (and some augmentations) assume row-major rows;
+        # images given as np.moveaxis(X, -1, 1) are not
+        kwargs = dict(dtype=np.float32, order="C", reset=reset, allow_nd=ndim in (3, 4))
         only_X = isinstance(y, str) and y == "no_validation"
         if only_X:
             X = validate_data(self, X, **kwargs)

@@ -393,7 +393,8 @@ def equalize(z, bins=256):
     Approximates PIL's ``ImageOps.equalize`` (see the module docstring).
     """
     n, c, height, width = z.shape
-    levels = (z * (bins - 1)).round().long().clamp(0, bins - 1).view(n * c, -1)
+    # reshape, not view: a channels-last batch has no (n * c, h * w) view
+    levels = (z * (bins - 1)).round().long().clamp(0, bins - 1).reshape(n * c, -1)
     hist = torch.zeros(n * c, bins, device=z.device, dtype=z.dtype)
     hist.scatter_add_(1, levels, torch.ones_like(levels, dtype=z.dtype))
     cdf = hist.cumsum(dim=1)
@@ -404,7 +405,7 @@ def equalize(z, bins=256):
     lut = (cdf - cdf_min) / torch.where(denom > 0, denom, torch.ones_like(denom))
     out = lut.clamp(0, 1).gather(1, levels)
     out = torch.where(denom > 0, out, z.reshape(n * c, -1))
-    return out.view(n, c, height, width)
+    return out.reshape(n, c, height, width)
 
 
 def posterize(z, bits):

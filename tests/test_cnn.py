@@ -192,3 +192,18 @@ def test_image_module_classes_get_their_sizes_and_channels_last_is_flagged():
         BoostMISClassifier(max_epochs=1).fit(np.repeat(X[..., None], 3, axis=3), y)
     with pytest.raises(ValueError, match="X has 5 dimensions"):
         BoostMISClassifier(max_epochs=1).fit(X[:, None, None], y)
+
+
+def test_images_moved_to_channels_first_fit_like_contiguous_ones():
+    # the layout that np.moveaxis(X, -1, 1), the channels-last warning's
+    # advice, gives: not C-contiguous (equalize's view failed on it)
+    hwc = np.random.RandomState(0).rand(48, 8, 8, 3).astype(np.float32)
+    y = np.r_[[0, 1] * 8, [-1] * 32]
+    moved = np.moveaxis(hwc, -1, 1)
+    assert not moved.flags.c_contiguous
+    params = dict(max_epochs=2, batch_size=8, random_state=0)
+    clf = BoostMISClassifier(**params).fit(moved, y)
+    reference = BoostMISClassifier(**params).fit(np.ascontiguousarray(moved), y)
+    np.testing.assert_array_equal(
+        clf.predict_proba(moved), reference.predict_proba(moved)
+    )

@@ -163,6 +163,12 @@ def test_pointwise_ops():
     assert eq[0] == 0 and eq[-1] == 1 and eq[1] > 0.2
 
 
+def test_equalize_takes_a_channels_last_batch():
+    z = _images(n=4, c=3)
+    channels_last = z.to(memory_format=torch.channels_last)
+    assert torch.equal(equalize(channels_last), equalize(z))
+
+
 def test_smooth_matches_pil_kernel_inside_and_keeps_border():
     z = torch.rand(3, 2, 9, 7, generator=torch.Generator().manual_seed(0))
     kernel = torch.ones(3, 3)
