@@ -1,6 +1,7 @@
 """Seeding torch for one block without touching any other random stream."""
 
 import contextlib
+import threading
 
 import torch
 
@@ -13,16 +14,24 @@ def cuda_indices(device):
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
+# torch's default generators are process-wide: two seeded blocks running in
+# threads at once (joblib's threading backend, a dask worker with several
+# threads) would reseed and restore each other's stream.
+_SEEDED_BLOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def torch_seeded(seed, device="cpu"):
     """Seed the CPU generator and ``device``'s for the block, then restore both.
 
     ``torch.manual_seed`` also reseeds every CUDA device while
     ``torch.random.fork_rng`` restores only the devices it is given: seeding
-    just the forked generators leaves every other stream as it was.
+    just the forked generators leaves every other stream as it was. Blocks in
+    different threads of one process run one at a time, so that each draws
+    the stream its seed gives.
     """
     cuda = cuda_indices(device)
-    with torch.random.fork_rng(devices=cuda):
+    with _SEEDED_BLOCK, torch.random.fork_rng(devices=cuda):
         torch.default_generator.manual_seed(seed)
         for index in cuda:
             with torch.cuda.device(index):

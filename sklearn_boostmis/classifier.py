@@ -194,7 +194,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         network the previous weights do not fit raises a ``ValueError``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, data order, augmentations and dropout:
-        the same value gives identical results on the CPU.
+        the same value gives identical results on the CPU, also for fits in
+        threads of one process (joblib's threading backend), which then train
+        one at a time: torch's random stream is process-wide.
     verbose : int, default=0
         Print skorch's per-epoch log when > 0.
 

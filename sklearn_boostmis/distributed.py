@@ -4,7 +4,10 @@ A :class:`~sklearn_boostmis.BoostMISClassifier` fit is one process on one
 device, so a search scales by running several fits at once: scikit-learn's
 ``GridSearchCV``/``RandomizedSearchCV`` dispatch their fits through joblib, and
 joblib's ``"dask"`` backend sends them to dask workers. With a fixed
-``random_state`` the scores equal those of a local run.
+``random_state`` the scores equal those of a local run. Fits in threads of one
+worker (``--nthreads`` above 1, ``processes=False``) train one at a time,
+because torch's random stream is process-wide: parallelism comes from
+processes.
 
 Recipe: one worker per GPU
 --------------------------

@@ -24,6 +24,7 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
+from torch.utils.data import DataLoader
 
 from ._deferred import PendingFloat, defer_item
 from .augment import default_augmentations, make_augmentation
@@ -209,7 +210,13 @@ class BoostMISNet(NeuralNetClassifier):
                 num_shards=num_shards,
                 shard_index=shard_index,
             )
-        return super().get_iterator(dataset, training=training)
+        iterator = super().get_iterator(dataset, training=training)
+        if isinstance(iterator, DataLoader) and iterator.generator is None:
+            # A DataLoader draws a seed for its workers on every pass: from its
+            # own generator, not torch's process-wide one, so that predicting
+            # never shifts the stream of a seeded fit in another thread.
+            iterator.generator = torch.Generator()
+        return iterator
 
     def _shards(self):
         """``(number of data-parallel processes, this process's index)``."""

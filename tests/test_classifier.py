@@ -558,12 +558,27 @@ def test_clone_and_refit_is_bit_identical(fitted_iris, iris_data):
     assert not np.array_equal(other.predict_proba(X), fitted_iris.predict_proba(X))
 
 
+def test_fits_in_threads_give_the_sequential_results(fitted_iris, iris_data):
+    # joblib's threading backend, or a dask worker with several threads
+    X, _, y_partial = iris_data
+    results = joblib.Parallel(n_jobs=3, backend="threading")(
+        joblib.delayed(lambda: clone(fitted_iris).fit(X, y_partial).predict_proba(X))()
+        for _ in range(3)
+    )
+    for proba in results:
+        np.testing.assert_array_equal(proba, fitted_iris.predict_proba(X))
+
+
 def test_fit_leaves_global_torch_rng_alone(iris_data):
     X, _, y_partial = iris_data
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(123)
+    clf.predict_proba(X)  # its DataLoader draws a worker seed from its own generator
+    clf.score(X, y_partial)
     assert torch.equal(torch.rand(3), expected)
 
 
