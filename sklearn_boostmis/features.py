@@ -202,10 +202,10 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
     def _image_size(self):
         """``image_size`` as ``(height, width)``."""
         size = self.image_size
-        if isinstance(size, Integral):
-            return (size, size)
-        if len(size) != 2 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in size
+        if _is_side(size):
+            return (int(size), int(size))
+        if not (
+            isinstance(size, tuple) and len(size) == 2 and all(map(_is_side, size))
         ):
             raise InvalidParameterError(
                 "The 'image_size' parameter of ResNet50Features must be an int "
@@ -281,3 +281,8 @@ def _check_images(X):
             stacklevel=4,  # past transform and sklearn's set_output wrapper
         )
     return X
+
+
+def _is_side(value):
+    """An image side: a positive int (True is an int to Python, not a size)."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1

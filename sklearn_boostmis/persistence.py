@@ -12,10 +12,10 @@ import copy
 import json
 
 import numpy as np
-import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._io import atomic_write
+from ._seeding import torch_seeded
 from .classifier import fitted_attributes
 from .engine import load_module_states, module_states
 from .modules import resolve_device
@@ -80,6 +80,9 @@ def load_weights(estimator, path, device=None):
     ValueError
         If ``path`` is not a weights file of this package, or its weights do
         not fit the estimator's network; the estimator is then left unchanged.
+    TypeError
+        If ``module_params`` names an argument the module does not take (as
+        in ``fit``); the estimator is then left unchanged.
 
     Examples
     --------
@@ -134,7 +137,7 @@ def load_weights(estimator, path, device=None):
 
 def _rebuild_net(estimator, tensors, device, path):
     device = resolve_device(device or estimator.device)
-    with torch.random.fork_rng(devices=[]):
+    with torch_seeded(0):  # the initial weights are replaced below
         net = estimator._make_net(device, seed=0).initialize()
     states = {}
     for prefix in ("module", "ema_module"):

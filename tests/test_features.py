@@ -74,6 +74,7 @@ def test_only_8_bit_integer_images_have_a_known_range(small):
     [({"batch_size": -1}, "batch_size"), ({"batch_size": 0}, "batch_size"),
      ({"image_size": 0}, "image_size"), ({"image_size": (32, 0)}, "image_size"),
      ({"image_size": (32,)}, "image_size"), ({"image_size": "big"}, "image_size"),
+     ({"image_size": True}, "image_size"),
      ({"weights": 3}, "weights"), ({"device": 0}, "device"),
      ({"random_state": "x"}, "random_state")],
 )

@@ -81,6 +81,10 @@ def test_architecture_mismatch_is_an_error_and_changes_nothing(fitted_iris, tmp_
     ):
         load_weights(other, tmp_path / "m.safetensors")
     assert not hasattr(other, "classes_") and not hasattr(other, "net_")
+    misspelled = BoostMISClassifier(module_params={"hidden_unit": (7,)})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hidden_unit'"):
+        load_weights(misspelled, tmp_path / "m.safetensors")
+    assert not hasattr(misspelled, "classes_") and not hasattr(misspelled, "net_")
 
 
 def test_junk_file_and_pipeline_get_clear_errors(fitted_iris, iris_data, tmp_path):
