@@ -15,9 +15,11 @@ and speed benchmarks.
 
 import os
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import Interval, validate_params
 
 __all__ = [
     "MESCCFormatError",
@@ -47,8 +49,23 @@ class MESCCFormatError(ValueError):
 
 
 def six_to_two(y):
-    """Bilsky grouping: 0, 1, 2 (b0, b1a, b1b) -> 0 (low); 3, 4, 5 -> 1 (high)."""
-    return (np.asarray(y) >= 3).astype(np.int64)
+    """Bilsky grouping: 0, 1, 2 (b0, b1a, b1b) -> 0 (low); 3, 4, 5 -> 1 (high).
+
+    -1 (an unlabeled row) stays -1; any other value is refused.
+
+    Examples
+    --------
+    >>> six_to_two([0, 2, 3, 5, -1]).tolist()
+    [0, 0, 1, 1, -1]
+    """
+    y = np.asarray(y)
+    bad = ~np.isin(y, [-1, 0, 1, 2, 3, 4, 5])
+    if bad.any():
+        raise ValueError(
+            f"six_to_two takes grades 0..5 and -1 (unlabeled), got "
+            f"{np.unique(y[bad])[:5].tolist()}"
+        )
+    return np.where(y == -1, -1, y >= 3).astype(np.int64)
 
 
 def _check_task(task):
@@ -241,6 +258,15 @@ def _scaled(count, scale):
     return max(1, int(np.floor(count * scale + 0.5)))
 
 
+@validate_params(
+    {
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "scale": [Interval(Real, 0, None, closed="neither")],
+        # random_state: anything numpy's default_rng takes; task: checked
+        # below, with the CLI's message
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
     """SYNTHETIC data with the MESCC release's split sizes and class counts.
 
@@ -274,8 +300,6 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
     ((520, 16), 20)
     """
     _check_task(task)
-    if int(n_features) < 1 or not scale > 0:
-        raise ValueError("n_features must be >= 1 and scale > 0")
     rng = np.random.default_rng(random_state)
     n_features = int(n_features)
     base = rng.normal(0.3, 0.5, n_features)

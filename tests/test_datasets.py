@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_boostmis.datasets import (
     MESCCFormatError,
@@ -70,6 +71,24 @@ def test_synthetic_classes_are_learnable_but_not_trivial():
 
 def test_six_to_two_is_the_bilsky_grouping():
     assert six_to_two([0, 1, 2, 3, 4, 5]).tolist() == [0, 0, 0, 1, 1, 1]
+    assert six_to_two([-1, 4, -1]).tolist() == [-1, 1, -1]  # unlabeled stays
+    with pytest.raises(ValueError, match=r"grades 0..5 and -1.*\[2.5, 7.0\]"):
+        six_to_two([7, 2.5])
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"n_features": 2.7}, "n_features"),
+        ({"n_features": "8"}, "n_features"),
+        ({"scale": float("inf")}, "scale"),
+        ({"scale": "0.5"}, "scale"),
+        ({"scale": 0}, "scale"),
+    ],
+)
+def test_make_mescc_like_refuses_bad_parameters(params, name):
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+        make_mescc_like(**params)
 
 
 def test_load_mescc_round_trip_both_tasks(data_dir):
