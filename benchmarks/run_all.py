@@ -30,13 +30,13 @@ Usage::
 Expected time on 2 shared CPU cores: ``--quick`` about 12 min: 6.9 min
 measured (2026-11-26, load average 1.4-3.6 from other jobs) before
 ``ssl_levers.py --quick`` (86 s measured) and the fresh-splits quality run
-(about 4 min, estimated) were added; the full run roughly 90-110 min,
+(about 4 min, estimated) were added; the full run roughly 100-120 min,
 estimated from per-script figures, not measured end to end: ssl_quality ~10
 (10 seeds) + ~15 (breast cancer, 5 model seeds) + ~10 (splits 100-109),
 ssl_levers ~24 (two parallel fits), ssl_grid ~25, active_learning ~9 (10
 seeds, two at a time),
 ablations ~3.3 (10 seeds, two in parallel), cost ~3, throughput ~3,
-images ~4 min.
+images ~12 min (10 seeds, run beside other jobs).
 """
 
 import argparse
