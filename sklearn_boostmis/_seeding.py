@@ -1,6 +1,7 @@
 """Seeding torch for one block without touching any other random stream."""
 
 import contextlib
+import os
 import threading
 
 import torch
@@ -18,6 +19,16 @@ def cuda_indices(device):
 # threads at once (joblib's threading backend, a dask worker with several
 # threads) would reseed and restore each other's stream.
 _SEEDED_BLOCK = threading.RLock()
+
+
+def _new_lock_in_child():
+    # a process forked while another thread held the lock would wait forever
+    global _SEEDED_BLOCK
+    _SEEDED_BLOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 @contextlib.contextmanager

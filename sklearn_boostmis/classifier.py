@@ -28,6 +28,7 @@ from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
 from .scoring import (
     check_no_missing_labels,
+    is_missing_label,
     label_array,
     labeled_rows,
     labeled_sample_weight,
@@ -109,11 +110,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Class weights of the supervised loss, as in scikit-learn's
         classifiers: ``"balanced"`` weighs each class by
         ``n_labeled / (n_classes * n_labeled_in_class)`` (computed from the
-        labeled rows only); a dict maps labels to weights (missing labels
-        weigh 1). For imbalanced data scored by macro-averaged metrics. The
-        consistency loss stays unweighted: weighing the pseudo-labels too made
-        the minority class take over on the MESCC-like synthetic data
-        (``benchmarks/ssl_grid.py``).
+        labeled rows only; ``n_classes`` counts the classes that have labeled
+        rows, and a declared class without any weighs 1); a dict maps labels
+        to weights (missing labels weigh 1). For imbalanced data scored by
+        macro-averaged metrics. The consistency loss stays unweighted:
+        weighing the pseudo-labels too made the minority class take over on
+        the MESCC-like synthetic data (``benchmarks/ssl_grid.py``).
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows, as skorch's ``NeuralNetClassifier``
         ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
@@ -196,7 +198,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, data order, augmentations and dropout:
         the same value gives identical results on the CPU, also for fits in
         threads of one process (joblib's threading backend), which then train
-        one at a time: torch's random stream is process-wide.
+        one at a time: torch's random stream is process-wide. So a callback
+        must not wait for a fit (or :func:`~sklearn_boostmis.load_weights`)
+        running in another thread, which would wait for this fit in turn.
     verbose : int, default=0
         Print skorch's per-epoch log when > 0.
 
@@ -401,7 +405,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             if warm and not np.array_equal(classes, self.classes_):
                 raise ValueError(
                     f"warm_start=True needs the same classes as the previous fit: "
-                    f"{self.classes_.tolist()} then {classes.tolist()}"
+                    f"{self.classes_.tolist()} then {classes.tolist()} (declare "
+                    f"every class with classes={self.classes_.tolist()!r} when "
+                    "some have no labeled row)"
                 )
             self.classes_ = classes
             encoded = np.searchsorted(self.classes_, y[labeled])
@@ -776,6 +782,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"Invalid parameter {key!r}: {hint}")
         return super().set_params(**params, **dicts)
 
+    def __setstate__(self, state):
+        # A parameter added in a later version takes its default in a model
+        # pickled before it (get_params, clone and a warm refit need it).
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        super().__setstate__({**defaults, **state})
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
@@ -803,16 +819,18 @@ def declared_classes(classes, y_dtype, labeled_classes):
     Raises
     ------
     ValueError
-        If ``classes`` is not 1-D, holds duplicates, -1, labels that do not
-        sort together or fewer than two labels, or misses a label of
-        ``labeled_classes``.
+        If ``classes`` is not 1-D, holds duplicates, -1, missing values,
+        labels that do not sort together or fewer than two labels, or misses a
+        label of ``labeled_classes``.
     """
     declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
     if declared.ndim != 1:
         raise ValueError(
             f"classes must be a 1-D list of labels, got shape {declared.shape}"
         )
-    if any(_is_unlabeled_marker(c) for c in declared.tolist()):
+    if any(map(is_missing_label, declared.tolist())):
+        raise ValueError(f"classes must not hold missing values: {declared.tolist()}")
+    if any(c == UNLABELED for c in declared.tolist()):
         raise ValueError("classes must not hold -1, which marks unlabeled rows")
     try:
         unique, counts = np.unique(declared, return_counts=True)
@@ -831,11 +849,6 @@ def declared_classes(classes, y_dtype, labeled_classes):
             f"y has labels {missing[:5]} that are not in classes {unique.tolist()}"
         )
     return unique
-
-
-def _is_unlabeled_marker(value):
-    # True == 1 and 1.0 == 1, but only a number equal to -1 marks an unlabeled row
-    return not isinstance(value, (str, bytes, bool)) and value == UNLABELED
 
 
 def _continue_from(net, previous):

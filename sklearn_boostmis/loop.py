@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from ._io import atomic_write
 from .classifier import BoostMISClassifier, declared_classes
 from .query.sampler import InformativeQuerySampler
-from .scoring import label_array, labeled_mask, labeled_rows
+from .scoring import is_missing_label, label_array, labeled_mask, labeled_rows
 from .thresholds import AdaptiveThreshold
 
 __all__ = ["AnnotationLoop"]
@@ -41,11 +41,7 @@ def _key(value):
 
 def _is_skip(answer):
     """Whether an oracle's answer says "cannot label": None, NaN or pandas.NA."""
-    return (
-        answer is None
-        or (isinstance(answer, (float, np.floating)) and answer != answer)
-        or type(answer).__name__ == "NAType"
-    )
+    return is_missing_label(answer)
 
 
 def _in_asked_order(answers, positions, row_labels, cycle):

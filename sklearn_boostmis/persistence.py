@@ -70,6 +70,8 @@ def load_weights(estimator, path, device=None):
         A file written by :func:`save_weights`.
     device : str, default=None
         Where to put the weights; None uses the estimator's ``device``.
+        Building the network takes torch's process-wide random stream, so a
+        call waits for a fit running in another thread of the process.
 
     Returns
     -------

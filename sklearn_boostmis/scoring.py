@@ -25,6 +25,15 @@ def label_array(y):
     return y
 
 
+def is_missing_label(value):
+    """Whether ``value`` is a missing label: None, NaN, ``pandas.NA`` or ``NaT``."""
+    return (
+        value is None
+        or type(value).__name__ in ("NAType", "NaTType")
+        or (isinstance(value, (float, np.floating)) and value != value)
+    )
+
+
 def check_no_missing_labels(y):
     """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
     if y is None:
@@ -33,12 +42,7 @@ def check_no_missing_labels(y):
     if values.dtype.kind == "f":
         missing = int(np.isnan(values).sum())
     elif values.dtype == object:
-        missing = sum(
-            v is None
-            or type(v).__name__ in ("NAType", "NaTType")
-            or (isinstance(v, (float, np.floating)) and np.isnan(v))
-            for v in values.reshape(-1)
-        )
+        missing = sum(map(is_missing_label, values.reshape(-1)))
     else:
         return
     if missing:

@@ -471,7 +471,7 @@ def test_labels_from_a_spreadsheet_or_candidates_file_are_read(tmp_path):
     indices, codes = _read_labels(path, 20, TWO_GRADE_NAMES)
     assert indices.tolist() == [5, 9, 11] and codes.tolist() == [1, 0, 1]
     # pandas writes a label column with empty (NaN) cells as floats
-    path.write_text("index,label\n0,0.0\n1,\n2,1.0\n")
+    path.write_text("index,label\n0.0,0.0\n1,\n2,1.0\n")
     indices, codes = _read_labels(path, 20, TWO_GRADE_NAMES)
     assert indices.tolist() == [0, 2] and codes.tolist() == [0, 1]
     for text, match in [

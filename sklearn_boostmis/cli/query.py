@@ -57,7 +57,7 @@ def _read_labels(path, n_rows, names):
             )
         text_index, text_label = row[at_index].strip(), row[at_label].strip()
         try:
-            index = int(text_index)
+            index = int(_integral_code(text_index))
         except ValueError:
             raise ValueError(
                 f"{path}: line {line}: index {text_index!r} is not an integer"
@@ -93,8 +93,8 @@ def _read_labels(path, n_rows, names):
 
 
 def _integral_code(text):
-    """``"3.0"`` (a float column written by pandas or a spreadsheet) as ``"3"``;
-    any other text as it is."""
+    """``"3.0"`` (a float column written by pandas or a spreadsheet, e.g. one
+    that held an empty cell) as ``"3"``; any other text as it is."""
     try:
         number = float(text)
     except ValueError:
