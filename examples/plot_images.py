@@ -17,7 +17,7 @@ device:
 A mirrored digit is often another digit, so this example turns the flip off
 (``WeakImageAugment(flip=False)``), as one would for any image whose class
 depends on its orientation. It trains for ``max_epochs=20`` on 50 labels to
-stay fast; the 3-seed benchmark (50 epochs) is in ``benchmarks/RESULTS.md``
+stay fast; the 10-seed benchmark (50 epochs) is in ``benchmarks/RESULTS.md``
 (section "Images").
 """
 

@@ -21,7 +21,10 @@ class PseudoLabelCollapseWarning(UserWarning):
     Raised by :meth:`BoostMISClassifier.fit
     <sklearn_boostmis.BoostMISClassifier.fit>` when a class's share among the
     accepted pseudo-labels, and among the predictions on the unlabeled rows,
-    are both below a tenth of its share among the labeled rows.
+    are both below a tenth of its share among the labeled rows. That assumes
+    labeled and unlabeled rows hold the classes in similar shares: late in an
+    annotation loop, whose queries take a rare class's rows out of the pool,
+    it can name a class that is merely gone from the pool.
     Filter it like any warning::
 
         warnings.filterwarnings("ignore", category=PseudoLabelCollapseWarning)

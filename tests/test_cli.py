@@ -119,6 +119,9 @@ def test_run_two_writes_every_output(reference_run, data_dir, y_train):
     # weights: a prediction-ready model for raw features, scoring as reported
     model = load_run_model(out, device="cpu")
     assert model[-1].classes_.tolist() == [0, 1]
+    settings = model[-1].get_params()  # the run's, for a refit or a clone
+    assert (settings["max_epochs"], settings["random_state"]) == (3, 0)
+    assert (settings["class_weight"], settings["device"]) == (None, "cpu")
     X_test = np.load(os.path.join(data_dir, "test-features.npy"))
     assert model.score(X_test, y_test) == pytest.approx(cycles[-1]["accuracy"])
     clf = load_weights(BoostMISClassifier(device="cpu"), out / "model.safetensors")
@@ -211,6 +214,7 @@ def test_run_stops_when_every_train_row_is_labeled(data_dir, tmp_path, capsys):
     cycles = [e["cycle"] for e in report["cycles"]]
     assert report["complete"] and cycles == [0, 1, 2, 3, 4]
     assert report["cycles"][-1]["final"] and report["cycles"][-1]["n_labeled"] == 260
+    assert "4 cycle(s) of the 6 asked for" in (out / "report.md").read_text()
     assert main([*map(str, args), "--cycles", "8"]) == 0  # resumes, nothing to add
     assert json.loads((out / "report.json").read_text())["cycles"] == report["cycles"]
 
@@ -267,6 +271,7 @@ def test_run_with_balanced_class_weight(data_dir, tmp_path, fit_params):
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["class_weight"] == "balanced"
     assert fit_params and {p["class_weight"] for p in fit_params} == {"balanced"}
+    assert load_run_model(out, device="cpu")[-1].class_weight == "balanced"
 
 
 def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):

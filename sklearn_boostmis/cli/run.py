@@ -17,7 +17,6 @@ from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
     check_writable,
-    class_weight_arg,
     classification_metrics,
     collapse_note,
     collapse_warnings_summarised,
@@ -49,6 +48,19 @@ _RESUME_KEYS = (
 _RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
 
 
+def _run_estimator(config, device):
+    """The classifier of a run with ``config`` (its settings, one for all fits)."""
+    from .. import BoostMISClassifier
+
+    class_weight = config.get("class_weight", _RESUME_DEFAULTS["class_weight"])
+    return BoostMISClassifier(
+        max_epochs=config["max_epochs"],
+        random_state=config["seed"],
+        device=device,
+        class_weight=None if class_weight == "none" else class_weight,
+    )
+
+
 def _save_scaler_atomic(scaler, path):
     buf = io.BytesIO()
     np.savez(
@@ -66,14 +78,17 @@ def load_run_model(run_dir, device=None):
 
     ``model.safetensors`` holds a classifier trained on features standardised
     with the train split's statistics (``scaler.npz``); this returns both as one
-    ``Pipeline(StandardScaler, BoostMISClassifier)``.
+    ``Pipeline(StandardScaler, BoostMISClassifier)``, the classifier with the
+    run's settings (``max_epochs``, ``random_state`` = ``--seed``,
+    ``class_weight``; from ``config.json``).
 
     Parameters
     ----------
     run_dir : str or path-like
         The ``--out`` folder of a finished ``boostmis run``.
     device : str, default=None
-        Where to put the weights (None: the estimator's default, ``"auto"``).
+        Where to put the weights, and the classifier's ``device`` (None:
+        ``"auto"``).
 
     Returns
     -------
@@ -83,9 +98,11 @@ def load_run_model(run_dir, device=None):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .. import BoostMISClassifier, load_weights
+    from .. import load_weights
 
-    paths = [os.path.join(run_dir, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
+    paths = [
+        os.path.join(run_dir, name) for name in (WEIGHTS_NAME, SCALER_NAME, CONFIG_NAME)
+    ]
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(
@@ -97,7 +114,12 @@ def load_run_model(run_dir, device=None):
         scaler.var_ = stats["var"]
         scaler.n_samples_seen_ = stats["n_samples_seen"]
         scaler.n_features_in_ = len(scaler.mean_)
-    classifier = load_weights(BoostMISClassifier(), paths[0], device=device)
+    try:
+        with open(paths[2]) as f:
+            config = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{paths[2]}: unreadable run configuration ({exc})") from None
+    classifier = load_weights(_run_estimator(config, device or "auto"), paths[0])
     if not _previous_report(run_dir).get("complete", True):
         warnings.warn(
             f"the run in {run_dir} has not finished (report.json): this is the "
@@ -203,6 +225,10 @@ def _pool_exhausted(entry, n_train, target, cycles):
 def _report_md(report):
     cfg = report["config"]
     names = cfg["target_names"]
+    n_run = sum(1 for e in report["cycles"] if not e.get("final"))
+    cycles = f"{n_run} cycle(s)"
+    if n_run < cfg["cycles"]:
+        cycles += f" of the {cfg['cycles']} asked for (every train row got labeled)"
     lines = [
         "# BoostMIS closed-loop report",
         "",
@@ -210,7 +236,7 @@ def _report_md(report):
         f"{cfg['n_train']} train rows, "
         f"{cfg['n_features']} features). Initial labels: {cfg['initial_labels']} "
         f"(stratified, seed {cfg['seed']}); budget K = {cfg['budget']} per selector "
-        f"and cycle; {cfg['cycles']} cycle(s); max_epochs = {cfg['max_epochs']}; "
+        f"and cycle; {cycles}; max_epochs = {cfg['max_epochs']}; "
         "features standardised with train statistics; simulated oracle "
         "(train targets).",
         "",
@@ -261,7 +287,7 @@ def _report_md(report):
 
 
 def cmd_run(args):
-    from .. import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
+    from .. import AnnotationLoop, InformativeQuerySampler
     from ..loop import _warm_started
     from ..modules import resolve_device
 
@@ -298,12 +324,7 @@ def cmd_run(args):
         write_json(config_path, config)  # a resumed run's, once it has finished
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
-    estimator = BoostMISClassifier(
-        max_epochs=args.max_epochs,
-        random_state=args.seed,
-        device=args.device,
-        class_weight=class_weight_arg(args),
-    )
+    estimator = _run_estimator(config, args.device)
     sampler = InformativeQuerySampler(random_state=args.seed)
 
     def oracle(indices):  # simulated annotator: the held-back train targets
