@@ -26,8 +26,11 @@ from ._tensor_state import TensorStateMixin
 class BaseThreshold(TensorStateMixin, BaseEstimator):
     """Common part of the threshold policies.
 
-    Subclasses implement :meth:`current_threshold` (the current eps as a 0-d tensor)
-    and may override :meth:`start`, :meth:`observe` and :meth:`end_pass`.
+    Subclasses implement :meth:`current_threshold` (the current eps as a 0-d tensor;
+    a number is converted) and may override :meth:`start`, :meth:`observe` and
+    :meth:`end_pass`. As for any scikit-learn estimator (the estimator clones
+    the policy), ``__init__`` stores each argument under its own name and does
+    nothing else.
     A policy with per-unlabeled-row tensors names them in
     ``row_state_attributes``, so that data-parallel training can merge them
     across processes once per pass.
@@ -70,6 +73,8 @@ class BaseThreshold(TensorStateMixin, BaseEstimator):
         """
         max_proba, pseudo_labels = proba_weak.max(dim=1)
         eps = self.current_threshold()
+        if not torch.is_tensor(eps):  # a policy of one's own may return a float
+            eps = torch.as_tensor(float(eps), device=max_proba.device)
         mask = max_proba >= eps
         self.last_threshold_ = eps
         self.observe(max_proba, idx)
@@ -98,6 +103,7 @@ class FixedThreshold(BaseThreshold):
         self.threshold = threshold
 
     def start(self, n_unlabeled, n_passes, device="cpu"):
+        _check_reachable(float(self.threshold), "threshold")
         super().start(n_unlabeled, n_passes, device)
         self.eps_ = torch.tensor(float(self.threshold), device=self.device_)
         return self
@@ -176,6 +182,7 @@ class AdaptiveThreshold(BaseThreshold):
             max(1, self.n_passes_ // 2) if self.t_max is None else int(self.t_max)
         )
         self.settled_ = float(self.alpha) + float(self.beta)
+        _check_reachable(self.settled_, "alpha + beta")
         self.settled_eps_ = torch.tensor(self.settled_, device=self.device_)
         self.confident_ = torch.zeros(
             int(n_unlabeled), dtype=torch.bool, device=self.device_
@@ -205,6 +212,15 @@ class AdaptiveThreshold(BaseThreshold):
     def end_pass(self):
         self.count_prev_ = self.count().to(torch.float32)
         super().end_pass()
+
+
+def _check_reachable(threshold, name):
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(
+            f"{name} = {threshold:g} is outside [0, 1]: no softmax probability "
+            "would pass it (or every one would), so pseudo-labeling would be off "
+            "or unfiltered (for the labels only use lambda_u=0)"
+        )
 
 
 def make_threshold(threshold, alpha=0.9, beta=0.05, t_max=None):

@@ -132,6 +132,37 @@ def test_a_policy_of_ones_own_subclasses_base_threshold(iris_data):
         BoostMISClassifier(threshold=DuckThreshold(), max_epochs=2).fit(X, y_partial)
 
 
+class FloatThreshold(BaseThreshold):
+    def __init__(self, eps=0.6):
+        self.eps = eps
+
+    def current_threshold(self):
+        return self.eps  # a number, not a tensor
+
+
+def test_a_policy_may_return_a_number(iris_data):
+    from sklearn_boostmis import BoostMISClassifier
+
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(threshold=FloatThreshold(), max_epochs=2)
+    assert clf.fit(X, y_partial).threshold_history_.tolist() == [0.6, 0.6]
+    mask, _ = FloatThreshold().start(2, 1)(probs(0.6, 0.5), idx(0, 1))
+    assert mask.tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    "policy, name",
+    [
+        (FixedThreshold(1.2), "threshold = 1.2"),
+        (FixedThreshold(-0.1), "threshold = -0.1"),
+        (AdaptiveThreshold(alpha=0.9, beta=0.2), "alpha \\+ beta = 1.1"),
+    ],
+)
+def test_a_threshold_no_probability_can_pass_is_refused(policy, name):
+    with pytest.raises(ValueError, match=f"{name} is outside \\[0, 1\\]"):
+        policy.start(n_unlabeled=2, n_passes=1)
+
+
 def test_state_pickles_on_cpu_and_clone_drops_state():
     import pickle
 
