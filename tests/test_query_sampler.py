@@ -217,6 +217,42 @@ def test_candidate_pool_rule(fitted_iris, pool):
     assert not set(union.indices.tolist()) <= low
 
 
+def test_candidates_follow_a_threshold_object(iris_data, pool):
+    from sklearn_boostmis import FixedThreshold
+
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        threshold=FixedThreshold(0.6), random_state=0, **{**FAST, "max_epochs": 4}
+    ).fit(X, y_partial)
+    max_p = clf.predict_proba(pool).max(axis=1)
+    below = set(np.flatnonzero(max_p < 0.6).tolist())
+    assert 4 <= len(below) < len(pool) // 2  # not every row, enough to choose from
+    union = InformativeQuerySampler(random_state=0, selectors="aus").select_union(
+        clf, pool, 4
+    )
+    assert set(union.indices.tolist()) <= below  # not alpha + beta = 0.95
+
+
+class _LayersNamedEmbedAndHead(torch.nn.Module):
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.embed = torch.nn.Linear(n_features, 16)  # an input layer, not f(x)
+        self.body = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(16, 16))
+        self.head = torch.nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        return self.head(self.body(self.embed(x)))
+
+
+def test_embed_and_head_that_do_not_split_forward_are_refused(iris_data, pool):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        module=_LayersNamedEmbedAndHead, max_epochs=2, batch_size=16, random_state=0
+    ).fit(X, y_partial)
+    with pytest.raises(ValueError, match=r"head\(embed\(x\)\) differs from"):
+        InformativeQuerySampler(random_state=0)(clf, pool, 3)
+
+
 def test_low_confidence_candidates_helper():
     proba = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.95, 0.05]])
     assert low_confidence_candidates(proba, 0.95, 1).tolist() == [1]
@@ -347,5 +383,6 @@ def test_teacher_embeds_each_pool_row_once(fitted_iris, pool, monkeypatch):
     expected = InformativeQuerySampler(random_state=0)(fitted_iris, pool, 10)
     monkeypatch.setattr(teacher, "embed", counting)
     picked = InformativeQuerySampler(random_state=0)(fitted_iris, pool, 10)
-    assert sum(embedded_rows) == len(pool)
+    # + 2: forward(x) on two rows checks that embed and head split it
+    assert sum(embedded_rows) == len(pool) + 2
     np.testing.assert_array_equal(picked[0], expected[0])

@@ -169,6 +169,8 @@ def _teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
             if embedding:
                 z = module.embed(x)
                 logits = module.head(z)
+                if start == 0:  # on two rows: the pool is embedded once
+                    _check_split(module, x[:2], logits[:2])
             else:
                 z, logits = x, module(x)
             probas.append(F.softmax(logits, dim=1))
@@ -176,6 +178,33 @@ def _teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
     if not probas:
         raise ValueError("X_pool is empty.")
     return torch.cat(probas), torch.cat(zs), X
+
+
+def _check_split(module, x, logits):
+    """Refuse ``embed``/``head`` attributes that do not split ``forward``."""
+    full = module(x)
+    if full.shape != logits.shape or not torch.allclose(
+        full, logits, rtol=1e-4, atol=1e-4
+    ):
+        raise ValueError(
+            f"{type(module).__name__}.head(embed(x)) differs from its forward(x): "
+            "the queries read embed/head as the two halves of forward (the "
+            "module protocol), and these do not compose to it (layers named "
+            "embed and head?). Make forward(x) == head(embed(x)), or rename "
+            "them so that the queries work on the inputs."
+        )
+
+
+def _settled_threshold(clf):
+    """The confidence the classifier's pseudo-labels settled at."""
+    policy = getattr(clf.net_, "threshold_", None)  # the fitted policy
+    if policy is not None:
+        settled = getattr(policy, "settled_", None)  # AdaptiveThreshold
+        if settled is None:
+            settled = policy.current_threshold()
+        return float(settled)
+    # not trained in this process (load_weights): the parameters say it
+    return float(getattr(clf, "alpha", 0.9)) + float(getattr(clf, "beta", 0.05))
 
 
 def low_confidence_candidates(proba, threshold, n_needed):
@@ -343,7 +372,10 @@ class InformativeQuerySampler(BaseEstimator):
         run AUS or BUS alone (ablations).
     candidate_threshold : float or None, default=None
         Rows with ``max p < candidate_threshold`` are candidates. None uses
-        the classifier's settled threshold ``alpha + beta``.
+        the threshold the classifier's pseudo-labels settled at: ``alpha +
+        beta`` (also of an ``AdaptiveThreshold`` object), a
+        ``FixedThreshold``'s value, or a policy's last threshold (after
+        :func:`~sklearn_boostmis.load_weights`, ``alpha + beta``).
     batch_size : int, default=1024
         Rows per forward (and AUS backward) pass.
     random_state : int, RandomState instance or None, default=None
@@ -424,8 +456,7 @@ class InformativeQuerySampler(BaseEstimator):
         )
         threshold = self.candidate_threshold
         if threshold is None:
-            alpha, beta = getattr(clf, "alpha", 0.9), getattr(clf, "beta", 0.05)
-            threshold = float(alpha) + float(beta)
+            threshold = _settled_threshold(clf)
         cand = low_confidence_candidates(proba, threshold, k)
         n_pool = proba.shape[0]
         aus = bus = None
