@@ -15,6 +15,7 @@ from numbers import Real
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ._tensor_state import TensorStateMixin
 
@@ -22,11 +23,13 @@ from ._tensor_state import TensorStateMixin
 class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, generator=None):
-        """Learn sigma_j from the training rows ``X`` (a 2-D tensor)."""
-        if X.ndim != 2:
+        """Learn sigma_j from the training rows ``X`` (2-D, a tensor or array)."""
+        X = torch.as_tensor(X)
+        if X.ndim != 2 or len(X) == 0:
             raise ValueError(
                 f"{type(self).__name__} augments feature vectors (n_samples, "
-                f"n_features); got an array with shape {tuple(X.shape)}"
+                f"n_features), at least one row; got an array with shape "
+                f"{tuple(X.shape)}"
             )
         std = X.std(dim=0, unbiased=False) if len(X) > 1 else torch.zeros_like(X[0])
         self.scale_ = std.to(X.dtype)
@@ -35,10 +38,11 @@ class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
         return self
 
     def _noise(self, x):
+        check_is_fitted(self, "noise_std_")
         noise = torch.randn(
             x.shape, generator=self.generator_, device=x.device, dtype=x.dtype
         )
-        return noise * self.noise_std_
+        return noise * self.noise_std_.to(x.dtype)  # the output keeps x's dtype
 
 
 class GaussianFeatureNoise(_FeatureAugmentation):
@@ -107,6 +111,7 @@ class FeatureDropoutNoise(_FeatureAugmentation):
         self.noise = noise
 
     def __call__(self, x):
+        check_is_fitted(self, "noise_std_")
         keep = (
             torch.rand(x.shape, generator=self.generator_, device=x.device)
             >= self.dropout
@@ -118,9 +123,12 @@ def make_augmentation(augment, default):
     """Resolve the estimator's ``weak_augment``/``strong_augment`` parameter.
 
     ``"auto"`` gives ``default``; ``None`` the identity; an object with ``fit``
-    is cloned (it will be fitted on the training rows); any other callable is
-    used as it is.
+    is cloned (a scikit-learn-style one) or deep-copied (it will be fitted on
+    the training rows, never the user's object); any other callable is used as
+    it is.
     """
+    import copy
+
     from sklearn.base import clone
 
     if isinstance(augment, str):
@@ -136,8 +144,10 @@ def make_augmentation(augment, default):
             f"augmentations must be 'auto', None or a callable, got "
             f"{type(augment).__name__}"
         )
-    if hasattr(augment, "get_params") and hasattr(augment, "fit"):
-        return clone(augment)
+    if hasattr(augment, "fit"):
+        return (
+            clone(augment) if hasattr(augment, "get_params") else copy.deepcopy(augment)
+        )
     return augment
 
 

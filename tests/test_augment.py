@@ -50,6 +50,18 @@ def test_same_generator_seed_same_views(X):
 def test_rejects_non_feature_arrays():
     with pytest.raises(ValueError, match="feature vectors"):
         GaussianFeatureNoise().fit(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(ValueError, match="at least one row"):
+        GaussianFeatureNoise().fit(torch.zeros(0, 3))
+
+
+@pytest.mark.parametrize("cls", [GaussianFeatureNoise, FeatureDropoutNoise])
+def test_used_on_their_own(cls):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        cls()(torch.zeros(2, 3))
+    augment = cls().fit(np.random.RandomState(0).randn(5, 3))  # an array, float64
+    assert augment(torch.zeros(2, 3)).dtype == torch.float32  # follows x
 
 
 @pytest.mark.parametrize(
@@ -76,6 +88,19 @@ def test_make_augmentation_resolves_parameter():
         return -t
 
     assert make_augmentation(flip, default) is flip
+
+    class Fitted:  # fit but no get_params: deep-copied, never fitted in place
+        def fit(self, X, generator=None):
+            self.fitted = True
+            return self
+
+        def __call__(self, x):
+            return x
+
+    mine = Fitted()
+    resolved = make_augmentation(mine, default)
+    assert resolved is not mine
+    assert resolved.fit(x).fitted and not hasattr(mine, "fitted")
     with pytest.raises(ValueError, match="auto"):
         make_augmentation("strong", default)
     with pytest.raises(TypeError, match="callable"):
