@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from numbers import Integral
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,6 +56,8 @@ class MLPClassifierModule(nn.Module):
         super().__init__()
         if isinstance(hidden_units, Integral):
             hidden_units = (hidden_units,)
+        if isinstance(hidden_units, np.ndarray) and hidden_units.ndim == 1:
+            hidden_units = tuple(hidden_units.tolist())
         if (
             isinstance(hidden_units, str)
             or not isinstance(hidden_units, Sequence)
@@ -65,6 +68,8 @@ class MLPClassifierModule(nn.Module):
                 "hidden_units must be a non-empty sequence of positive ints, "
                 f"got {hidden_units!r}"
             )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         layers = []
         width = int(n_features)
         for units in hidden_units:

@@ -32,7 +32,7 @@ def test_batch_norm_can_be_left_out():
     assert torch.equal(without.eval()(x), without.head(without.embed(x)))
 
 
-@pytest.mark.parametrize("units", [7, np.int64(7), (7,), [np.int32(7)]])
+@pytest.mark.parametrize("units", [7, np.int64(7), (7,), [np.int32(7)], np.array([7])])
 def test_int_hidden_units(units):
     module = MLPClassifierModule(3, 2, hidden_units=units)
     assert module.embed(torch.zeros(2, 3)).shape == (2, 7)
@@ -42,6 +42,12 @@ def test_int_hidden_units(units):
 def test_bad_hidden_units(bad):
     with pytest.raises(ValueError, match="hidden_units must be a non-empty sequence"):
         MLPClassifierModule(3, 2, hidden_units=bad)
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0])
+def test_bad_dropout(dropout):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        MLPClassifierModule(3, 2, dropout=dropout)
 
 
 def test_no_weight_decay_names_cover_bias_and_norm():
