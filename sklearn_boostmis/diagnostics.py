@@ -79,6 +79,12 @@ def starved_classes(
     """
     labeled = np.asarray(labeled, dtype=int)
     pseudo = np.asarray(pseudo, dtype=int)
+    for name, codes in (("labeled", labeled), ("pseudo", pseudo)):
+        if codes.size and not 0 <= codes.min() <= codes.max() < n_classes:
+            raise ValueError(
+                f"{name} must hold encoded classes in [0, {n_classes}), got "
+                f"values from {codes.min()} to {codes.max()}"
+            )
     if len(labeled) == 0 or len(pseudo) == 0:
         return []
     label_share = np.bincount(labeled, minlength=n_classes) / len(labeled)

@@ -26,6 +26,10 @@ def test_starved_classes_compares_pseudo_to_labeled_shares():
     assert starved_classes(labeled, [0] * 20, 2) == [(1, 0.1, 0.0)]
     assert starved_classes(labeled, [], 2) == []
     assert starved_classes(labeled, [0] * 50, 2, fraction=0.0) == []
+    with pytest.raises(ValueError, match=r"labeled must hold .* in \[0, 2\)"):
+        starved_classes([0, 1, 2], [0] * 30, 2)
+    with pytest.raises(ValueError, match="pseudo must hold"):
+        starved_classes(labeled, [0, -1], 2)
 
 
 def test_warn_on_collapse_needs_starved_predictions_too():
