@@ -149,6 +149,13 @@ def test_zero_gradient_gives_zero_score_not_nan():
     assert torch.equal(scores, torch.zeros(4))
 
 
+def test_a_float64_array_is_scored_like_float32_rows():
+    X = _points()
+    expected = adversarial_instability(EmbedHead(), X, generator=_gen())
+    scores = adversarial_instability(EmbedHead(), X.double().numpy(), generator=_gen())
+    torch.testing.assert_close(scores, expected)
+
+
 def test_empty_and_invalid():
     assert adversarial_instability(EmbedHead(), torch.zeros(0, 2)).shape == (0,)
     with pytest.raises(ValueError):

@@ -59,6 +59,10 @@ def test_random_pool_properties():
         assert mine.min() >= others.sort(descending=True).values[counts[c] - 1]
 
 
+def test_empty_lists():
+    assert balanced_top_k([], [], 3, 3).tolist() == []
+
+
 def test_invalid_inputs():
     with pytest.raises(ValueError):
         balanced_top_k(torch.ones(3), torch.tensor([0, 1, 2]), 2, 2)

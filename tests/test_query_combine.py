@@ -34,6 +34,11 @@ def test_interleave_too_short_raises():
         interleave_rankings([1, 2], [2, 1], 3)
 
 
+def test_an_empty_list_is_an_empty_ranking():
+    assert union_candidates([], [1, 2], 3).tolist() == [1, 2]
+    assert interleave_rankings([], [1], 1).tolist() == [1]
+
+
 def test_invalid_rankings():
     with pytest.raises(ValueError):
         union_candidates(torch.tensor([0.5]), [1], 1)

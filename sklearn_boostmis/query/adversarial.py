@@ -128,7 +128,10 @@ def adversarial_instability(
         raise ValueError(f"n_power must be a non-negative int, got {n_power}.")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
+    parameter = next(module.parameters(), None)
     X = torch.as_tensor(X)
+    if parameter is not None and X.is_floating_point():
+        X = X.to(parameter.dtype)  # e.g. float64 arrays for a float32 module
     if embedded:
         if not supports_embedding(module):
             raise ValueError(

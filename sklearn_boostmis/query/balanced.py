@@ -40,6 +40,8 @@ def balanced_top_k(scores, predicted_class, k, n_classes):
     """
     scores = torch.as_tensor(scores)
     predicted_class = torch.as_tensor(predicted_class, device=scores.device)
+    if predicted_class.numel() == 0:  # torch.as_tensor([]) is float
+        predicted_class = predicted_class.long()
     if scores.dim() != 1 or predicted_class.shape != scores.shape:
         raise ValueError(
             "scores and predicted_class must be 1-D of the same length, got "

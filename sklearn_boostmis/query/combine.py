@@ -11,6 +11,8 @@ __all__ = ["union_candidates", "interleave_rankings"]
 
 def _as_ranking(rank, name):
     rank = torch.as_tensor(rank)
+    if rank.numel() == 0:  # torch.as_tensor([]) is float
+        rank = rank.long()
     if rank.dim() != 1 or rank.is_floating_point() or rank.is_complex():
         raise ValueError(f"{name} must be a 1-D sequence of integer positions.")
     return rank.long()

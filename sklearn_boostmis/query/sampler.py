@@ -234,6 +234,7 @@ def low_confidence_candidates(proba, threshold, n_needed):
     >>> low_confidence_candidates(proba, 0.95, 3).tolist()
     [0, 1, 2]
     """
+    proba = torch.as_tensor(proba)
     low = proba.max(dim=1).values < float(threshold)
     positions = low.nonzero().flatten()
     if positions.numel() < int(n_needed):
@@ -295,6 +296,7 @@ def bus_ranking(proba, density, k, *, beta_d=1.0, balance=True):
     scores : torch.Tensor of shape (n_samples,)
         ``s(u) = H(u) rho(u)^beta_d`` of every row (row order).
     """
+    proba = torch.as_tensor(proba)
     scores = density_weighted_entropy(proba, density, beta=beta_d)
     if balance:
         ranking = balanced_top_k(scores, proba.argmax(dim=1), k, proba.shape[1])
