@@ -38,7 +38,6 @@ class _FeatureAugmentation(TensorStateMixin, BaseEstimator):
         return self
 
     def _noise(self, x):
-        check_is_fitted(self, "noise_std_")
         noise = torch.randn(
             x.shape, generator=self.generator_, device=x.device, dtype=x.dtype
         )
@@ -69,6 +68,7 @@ class GaussianFeatureNoise(_FeatureAugmentation):
         self.noise = noise
 
     def __call__(self, x):
+        check_is_fitted(self, "noise_std_")
         return x + self._noise(x)
 
 

@@ -39,11 +39,6 @@ def _key(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _is_skip(answer):
-    """Whether an oracle's answer says "cannot label": None, NaN or pandas.NA."""
-    return is_missing_label(answer)
-
-
 def _in_asked_order(answers, positions, row_labels, cycle):
     """The oracle's answers in the order of ``positions``.
 
@@ -93,7 +88,8 @@ def _same_answers(first, second):
         strict=True,
     )
     return all(
-        _is_skip(a) == _is_skip(b) and (_is_skip(a) or _key(a) == _key(b))
+        is_missing_label(a) == is_missing_label(b)
+        and (is_missing_label(a) or _key(a) == _key(b))
         for a, b in pairs
     )
 
@@ -582,7 +578,7 @@ class AnnotationLoop(BaseEstimator):
             dict.fromkeys(
                 _key(a)
                 for a in answers
-                if not _is_skip(a)
+                if not is_missing_label(a)
                 and (
                     _key(a) not in lookup
                     # True == 1: a bool answer would pass for the class 1
@@ -598,7 +594,7 @@ class AnnotationLoop(BaseEstimator):
                 "row is labeled with yet must be declared in the classifier's "
                 "classes parameter."
             )
-        return [None if _is_skip(a) else lookup[_key(a)] for a in answers]
+        return [None if is_missing_label(a) else lookup[_key(a)] for a in answers]
 
     # -- public API ------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None):
@@ -718,7 +714,7 @@ class AnnotationLoop(BaseEstimator):
                     skipped[i] = True
                 else:
                     y[i] = lab
-            answered = positions[labeled_mask(y[positions])]
+            answered = positions[[lab is not None for lab in answers]]
             cycles = np.full(len(answered), cycle, dtype=np.int64)
             self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
             self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]

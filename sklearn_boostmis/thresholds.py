@@ -54,6 +54,11 @@ class BaseThreshold(TensorStateMixin, BaseEstimator):
         """Advance t after a full pass over the unlabeled set (T2)."""
         self.pass_ += 1
 
+    def settled_threshold(self):
+        """The threshold the policy ends at (a float): the current one, unless
+        a subclass knows where it settles."""
+        return float(self.current_threshold())
+
     def __call__(self, proba_weak, idx):
         """Pseudo-labels and mask for a batch of weak-view probabilities.
 
@@ -190,6 +195,9 @@ class AdaptiveThreshold(BaseThreshold):
         self.count_prev_ = torch.zeros((), dtype=torch.float32, device=self.device_)
         self.annotation_term_ = self._annotation_term()
         return self
+
+    def settled_threshold(self):
+        return self.settled_
 
     def count(self):
         """Count_t: unlabeled rows whose last weak-view confidence >= alpha+beta."""

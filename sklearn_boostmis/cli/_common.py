@@ -47,9 +47,9 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def class_weight_arg(args):
-    """The estimator's ``class_weight`` from ``--class-weight``."""
-    return None if args.class_weight == "none" else args.class_weight
+def class_weight_arg(text):
+    """The estimator's ``class_weight`` from ``--class-weight`` (or a run's config)."""
+    return None if text == "none" else text
 
 
 def fit_scaler(X_train):

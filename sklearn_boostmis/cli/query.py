@@ -129,7 +129,7 @@ def cmd_query(args):
             max_epochs=args.max_epochs,
             random_state=args.seed,
             device=args.device,
-            class_weight=class_weight_arg(args),
+            class_weight=class_weight_arg(args.class_weight),
         ).fit(X, y)
     if clf.collapsed_classes_:
         say(

@@ -17,6 +17,7 @@ from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
     check_writable,
+    class_weight_arg,
     classification_metrics,
     collapse_note,
     collapse_warnings_summarised,
@@ -57,7 +58,7 @@ def _run_estimator(config, device):
         max_epochs=config["max_epochs"],
         random_state=config["seed"],
         device=device,
-        class_weight=None if class_weight == "none" else class_weight,
+        class_weight=class_weight_arg(class_weight),
     )
 
 

@@ -199,10 +199,7 @@ def _settled_threshold(clf):
     """The confidence the classifier's pseudo-labels settled at."""
     policy = getattr(clf.net_, "threshold_", None)  # the fitted policy
     if policy is not None:
-        settled = getattr(policy, "settled_", None)  # AdaptiveThreshold
-        if settled is None:
-            settled = policy.current_threshold()
-        return float(settled)
+        return policy.settled_threshold()
     # not trained in this process (load_weights): the parameters say it
     return float(getattr(clf, "alpha", 0.9)) + float(getattr(clf, "beta", 0.05))
 
