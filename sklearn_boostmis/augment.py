@@ -1,4 +1,4 @@
-"""Feature-vector augmentations (METHOD.md, "Augmentations").
+"""Feature-vector augmentations (method page, :ref:`method-augmentations`).
 
 Image operations do not exist for feature vectors, so the weak and strong views
 are made with noise scaled per feature and feature dropout. This is a documented
@@ -78,7 +78,7 @@ class FeatureDropoutNoise(_FeatureAugmentation):
     Dropped features are set to 0 and the kept ones are *not* rescaled: the
     view must stay in the data's units, unlike dropout inside a network.
 
-    The defaults are stronger than METHOD.md's suggestion (p = 0.3, 0.1 sigma),
+    The defaults are stronger than a milder view (p = 0.3, 0.1 sigma),
     which is close to the weak view. Over 10 seeds
     (``benchmarks/ssl_quality.py``, macro-F1) 0.5 / 0.5 gave 0.925 instead of
     0.890 on breast cancer with 20 labels and 0.883 instead of 0.894 on digits
@@ -89,7 +89,7 @@ class FeatureDropoutNoise(_FeatureAugmentation):
     active learning curves fell below random queries on digits. These scores
     are from the splits the comparison tables report (seeds 0-9), so the
     choice flatters the defaults there; ``ssl_quality.py --first-seed 100``
-    scores fresh splits. ``FeatureDropoutNoise(0.3, 0.1)`` gives METHOD.md's
+    scores fresh splits. ``FeatureDropoutNoise(0.3, 0.1)`` gives that milder
     view.
 
     Parameters

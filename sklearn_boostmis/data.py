@@ -1,4 +1,6 @@
-"""Labeled and unlabeled batches for one training step (METHOD.md, "Losses").
+"""Labeled and unlabeled batches for one training step.
+
+The losses of a step are on the method page (:ref:`method-losses`).
 
 An epoch is one pass over the unlabeled rows in batches of ``mu * B``, each
 drawn with a labeled batch of ``B`` rows from a stream of reshuffled passes over

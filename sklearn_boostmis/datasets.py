@@ -1,6 +1,6 @@
 """The MESCC feature release: a checked loader and a SYNTHETIC look-alike.
 
-The MESCC release (METHOD.md, "Data: the MESCC release") is a folder with
+The MESCC release (method page, :ref:`method-mescc`) is a folder with
 ``<split>-features.npy`` (N x 2048 ResNet-50 features) and
 ``<split>-targets.npy`` for the splits train / val / test. Targets are either
 six Bilsky grades 0..5 (b0, b1a, b1b, b1c, b2, b3) or two grades 0/1
@@ -35,7 +35,8 @@ SPLITS = ("train", "val", "test")
 SIX_GRADE_NAMES = ("b0", "b1a", "b1b", "b1c", "b2", "b3")
 TWO_GRADE_NAMES = ("low", "high")
 
-# METHOD.md, split/class table: rows train / val / test, columns b0..b3.
+# The release's split/class table (method page, "The MESCC data format"):
+# rows train / val / test, columns b0..b3.
 MESCC_CLASS_COUNTS = {
     "train": (3752, 409, 483, 224, 136, 203),
     "val": (756, 73, 88, 50, 23, 21),
@@ -280,7 +281,7 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
     ----------
     n_features : int, default=2048
     scale : float, default=1.0
-        Multiplies each (split, class) count of METHOD.md's table; a count
+        Multiplies each (split, class) count of the MESCC release; a count
         becomes ``max(1, floor(count * scale + 0.5))`` (round half up, at
         least one sample per class and split). ``scale=1`` gives exactly
         5207 / 1011 / 1077 rows.

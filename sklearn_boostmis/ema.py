@@ -1,4 +1,8 @@
-"""The EMA teacher used for evaluation and query scoring (METHOD.md)."""
+"""The EMA teacher used for evaluation and query scoring.
+
+The update and its warm-up are on the method page (:ref:`method-training`,
+:ref:`method-departures`).
+"""
 
 import copy
 

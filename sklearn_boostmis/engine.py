@@ -67,10 +67,11 @@ def _move_tensor_state(obj, device, _depth=0):
 
 
 class CosineLR(Callback):
-    """Per-step cosine decay ``lr0 * cos(7 pi k / (16 K))`` (METHOD.md).
+    """Per-step cosine decay ``lr0 * cos(7 pi k / (16 K))``, the authors' schedule.
 
     ``K`` is the number of steps of the current ``fit``; the schedule restarts
-    at every ``fit`` (each annotation cycle).
+    at every ``fit`` (each annotation cycle). See the method page,
+    :ref:`method-training`.
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):

@@ -1,4 +1,7 @@
-"""Image augmentations as batched torch operations (METHOD.md, "Augmentations").
+"""Image augmentations as batched torch operations.
+
+The paper's image views, as stated on the method page
+(:ref:`method-augmentations`).
 
 Weak view: random horizontal flip and random translation by pad-and-crop.
 Strong view: RandAugment-style random operations with random magnitudes, then

@@ -1,8 +1,8 @@
 """The BoostMIS closed loop: train, query AUS + BUS, annotate, repeat.
 
-Implements METHOD.md, sections "The closed loop" and "Combining and cycles",
-with a crash-safe annotation log so that no oracle answer (a human's work)
-is ever lost or asked twice.
+Implements the closed loop (method page, :ref:`method-closed-loop` and
+:ref:`method-combining`), with a crash-safe annotation log so that no oracle
+answer (a human's work) is ever lost or asked twice.
 """
 
 import csv
@@ -184,7 +184,7 @@ def _validation_rows(X, X_val, y_val):
 class AnnotationLoop(BaseEstimator):
     """BoostMIS active annotation loop around a BoostMISClassifier.
 
-    Each cycle (METHOD.md, "The closed loop") fits the classifier on the
+    Each cycle (method page, :ref:`method-closed-loop`) fits the classifier on the
     labeled and unlabeled rows, selects the union of the AUS and BUS top-K
     among the unlabeled rows, asks the oracle for their labels and adds the
     answers to the labeled set. From the second cycle on, the classifier is

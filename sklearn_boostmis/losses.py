@@ -1,4 +1,7 @@
-"""The BoostMIS/FixMatch losses of one training step (METHOD.md, "Losses")."""
+"""The BoostMIS/FixMatch losses of one training step.
+
+The equations are on the method page (:ref:`method-losses`).
+"""
 
 import torch.nn.functional as F
 

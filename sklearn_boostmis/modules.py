@@ -1,7 +1,8 @@
-"""Built-in networks that follow the module protocol of ``STYLE.md``.
+"""Built-in networks that follow the module protocol.
 
-A module usable for representation-space AUS exposes ``embed(X) -> Z`` and
-``head(Z) -> logits`` with ``forward(X) == head(embed(X))``.
+The protocol (method page, :ref:`method-module-protocol`): a module usable for
+representation-space AUS exposes ``embed(X) -> Z`` and ``head(Z) -> logits``
+with ``forward(X) == head(embed(X))``.
 """
 
 from collections.abc import Sequence
@@ -125,8 +126,8 @@ def eval_mode(module):
 def no_weight_decay_names(module):
     """Names of parameters exempt from weight decay: biases and normalisation layers.
 
-    The authors' configuration applies weight decay to weights only (METHOD.md,
-    "Training details").
+    The authors' configuration applies weight decay to weights only (method
+    page, :ref:`method-training`).
     """
     norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     names = set()

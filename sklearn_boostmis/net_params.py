@@ -47,7 +47,7 @@ _NET_PARAMS_OWNED = {
 
 # skorch settings that training never reads, with what to do instead.
 _NET_PARAMS_UNUSED = {
-    "criterion": "the losses are METHOD.md's cross-entropies (weigh classes with "
+    "criterion": "the losses are the paper's cross-entropies (weigh classes with "
     "class_weight)",
     "train_split": "fit trains on every row; validate with cross-validation or "
     "AnnotationLoop(...).fit(X, y, X_val, y_val)",

@@ -1,4 +1,4 @@
-"""Pseudo-label threshold policies (METHOD.md, "Adaptive threshold").
+"""Pseudo-label threshold policies (method page, :ref:`method-adaptive-threshold`).
 
 A policy is a small swappable object. The engine calls, in this order,
 
@@ -118,7 +118,7 @@ class FixedThreshold(BaseThreshold):
 
 
 class AdaptiveThreshold(BaseThreshold):
-    r"""The paper's adaptive threshold eps_t (METHOD.md, T1-T6).
+    r"""The paper's adaptive threshold eps_t.
 
     .. math::
 
@@ -127,6 +127,8 @@ class AdaptiveThreshold(BaseThreshold):
         \qquad \epsilon_t = \alpha + \beta \quad (t \ge T_{max})
 
     with :math:`Count_t = \#\{u \in U : \max_c p(c|A_w(u)) \ge \alpha+\beta\}`.
+    The method page states it (:ref:`method-adaptive-threshold`) with the
+    choices T1-T7 where the paper is silent (:ref:`method-threshold-choices`).
 
     ``Count_t`` is kept as one boolean flag per unlabeled row on the device, set
     and unset every time the row is seen (T1), so ``Count_t = conf.sum()`` costs

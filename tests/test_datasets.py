@@ -12,7 +12,7 @@ from sklearn_boostmis.datasets import (
     write_mescc_like,
 )
 
-TABLE = {  # METHOD.md, "Data: the MESCC release"
+TABLE = {  # the method page, "The MESCC data format"
     "train": [3752, 409, 483, 224, 136, 203],
     "val": [756, 73, 88, 50, 23, 21],
     "test": [849, 82, 51, 39, 30, 26],

@@ -1,4 +1,7 @@
-"""Query utilities of BoostMIS active annotation (METHOD.md, AUS and BUS).
+"""Query utilities of BoostMIS active annotation (AUS and BUS).
+
+The method page states the selectors (:ref:`method-aus`, :ref:`method-bus`)
+and how they combine (:ref:`method-combining`).
 
 Public functions that compute selection scores and combine rankings; query
 strategies are thin layers over them.

@@ -1,6 +1,6 @@
 """Adversarial Unstability Selector (AUS) scores: virtual adversarial KL.
 
-Implements METHOD.md, section "Adversarial Unstability Selector (AUS)".
+Implements AUS (method page, :ref:`method-aus`).
 """
 
 import warnings
@@ -65,8 +65,8 @@ def adversarial_instability(
 ):
     """Virtual adversarial instability of each sample (AUS score).
 
-    Implements the AUS equations of METHOD.md ("Adversarial Unstability
-    Selector"): with ``z = f(u)`` and ``p = softmax(h(z))``, draw
+    Implements the AUS equations (method page, :ref:`method-aus`): with
+    ``z = f(u)`` and ``p = softmax(h(z))``, draw
     ``d ~ U[-0.5, 0.5]`` per feature and L2-normalise it per sample; repeat
     ``n_power`` times ``g = grad_d KL(p || softmax(h(z + xi d)))``,
     ``d = g / ||g||``; then ``r_adv = eps d`` and
@@ -76,10 +76,10 @@ def adversarial_instability(
     ----------
     module : torch.nn.Module
         The task network. If it exposes ``embed(X) -> Z`` and
-        ``head(Z) -> logits`` (STYLE.md module protocol), the perturbation is
-        applied to the representation ``Z``; otherwise it is applied to the
-        input ``X`` (``z = X``, ``h = module``) and a ``UserWarning`` is
-        emitted.
+        ``head(Z) -> logits`` (the module protocol, method page,
+        :ref:`method-module-protocol`), the perturbation is applied to the
+        representation ``Z``; otherwise it is applied to the input ``X``
+        (``z = X``, ``h = module``) and a ``UserWarning`` is emitted.
     X : torch.Tensor of shape (n_samples, ...)
         Samples to score, already on the module's device.
     xi : float, default=10.0
@@ -89,12 +89,12 @@ def adversarial_instability(
         Norm of the adversarial perturbation ``r_adv``, in absolute feature
         units.
     n_power : int, default=1
-        Number of power iterations (``ip`` in METHOD.md). ``0`` scores a
-        random direction.
+        Number of power iterations (``ip`` on the method page). ``0`` scores
+        a random direction.
     symmetric : bool, default=False
         If True, ``score = max(KL at +r_adv, KL at -r_adv)``, which removes
-        the arbitrary sign of ``r_adv`` (METHOD.md option). It is never
-        smaller than the one-sided score with the same random start.
+        the arbitrary sign of ``r_adv`` (an option of the method page). It is
+        never smaller than the one-sided score with the same random start.
     batch_size : int, default=1024
         Number of samples scored per forward/backward pass.
     generator : torch.Generator, optional

@@ -1,7 +1,6 @@
 """Class-balanced top-k selection of the Balanced Uncertainty Selector (BUS).
 
-Implements the "Balanced" rule of METHOD.md, section "Balanced Uncertainty
-Selector (BUS)".
+Implements the "Balanced" rule of BUS (method page, :ref:`method-bus`).
 """
 
 import torch
@@ -12,10 +11,11 @@ __all__ = ["balanced_top_k"]
 def balanced_top_k(scores, predicted_class, k, n_classes):
     """Pick ``k`` candidates with an equal quota per predicted class.
 
-    Implements METHOD.md (BUS, "Balanced"): split candidates by predicted
-    class; each class gets ``floor(k / C)`` picks by highest score; the unused
-    quota of small classes, plus the remainder ``k - C * floor(k / C)``, goes
-    to the best remaining candidates overall by score.
+    Implements the balance of BUS (method page, :ref:`method-bus`): split
+    candidates by predicted class; each class gets ``floor(k / C)`` picks by
+    highest score; the unused quota of small classes, plus the remainder
+    ``k - C * floor(k / C)``, goes to the best remaining candidates overall by
+    score.
 
     Parameters
     ----------

@@ -1,6 +1,7 @@
 """Combining the AUS and BUS rankings.
 
-Implements METHOD.md, section "Combining and cycles".
+Implements the union and the interleave of the two rankings (method page,
+:ref:`method-combining`).
 """
 
 import numpy as np
@@ -28,9 +29,9 @@ def _first_occurrences(seq):
 def union_candidates(rank_a, rank_b, k):
     """Union of the top-``k`` of two rankings (the annotation candidates).
 
-    Implements METHOD.md ("Combining and cycles"): candidates = AUS top-K
-    union BUS top-K, of size ``N_A`` in ``[K, 2K]`` (``N_A`` feeds the
-    adaptive threshold).
+    Implements the union (method page, :ref:`method-combining`): candidates =
+    AUS top-K union BUS top-K, of size ``N_A`` in ``[K, 2K]`` (``N_A`` feeds
+    the adaptive threshold).
 
     Parameters
     ----------
@@ -58,11 +59,11 @@ def union_candidates(rank_a, rank_b, k):
 def interleave_rankings(rank_a, rank_b, n):
     """Deterministic interleave of two rankings, de-duplicated, cut at ``n``.
 
-    Implements METHOD.md ("Combining and cycles"): a caller asking for
-    exactly ``n`` samples (modAL's ``n_instances``) gets the interleave
-    ``a0, b0, a1, b1, ...`` of the AUS and BUS rankings with repeats
-    dropped, cut at ``n``. When one ranking is exhausted, the rest of the
-    other follows.
+    Implements the interleave (method page, :ref:`method-combining`): a
+    caller asking for exactly ``n`` samples (modAL's ``n_instances``) gets the
+    interleave ``a0, b0, a1, b1, ...`` of the AUS and BUS rankings with
+    repeats dropped, cut at ``n``. When one ranking is exhausted, the rest of
+    the other follows.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Representation density for the Balanced Uncertainty Selector (BUS).
 
-Implements the density rho(u) of METHOD.md, section "Balanced Uncertainty
-Selector (BUS)", without ever materialising an n x n similarity matrix.
+Implements the density rho(u) of BUS (method page, :ref:`method-bus`) without
+ever materialising an n x n similarity matrix.
 """
 
 import torch
@@ -107,7 +107,7 @@ def knn_density(
 ):
     """Density rho(u) of each representation among the pool (BUS).
 
-    Implements the density of METHOD.md ("Balanced Uncertainty Selector"):
+    Implements the density of BUS (method page, :ref:`method-bus`):
     rho(u) = mean cosine similarity of z(u) to its k nearest other
     representations (k = 10), or one of the two listed options (kNN degree
     in the symmetrised kNN graph; mean similarity to the whole pool,
@@ -141,9 +141,9 @@ def knn_density(
             optional
         If given, neighbours (or the whole-pool mean) are taken among the rows
         of ``reference`` instead of ``Z``, e.g. a random subsample of a very
-        large pool (METHOD.md cost model). Reference rows are treated as
-        distinct from the query rows: no self-exclusion is done, so do not
-        pass a reference that contains the query rows themselves. Not
+        large pool (method page, :ref:`method-cost`). Reference rows are
+        treated as distinct from the query rows: no self-exclusion is done, so
+        do not pass a reference that contains the query rows themselves. Not
         supported with ``method="knn_degree"`` (the graph is defined on one
         pool).
     backend : {"auto", "torch", "faiss"}, default="auto"

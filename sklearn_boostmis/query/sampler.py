@@ -1,7 +1,7 @@
 """The BoostMIS query strategy: AUS + BUS over the EMA teacher.
 
-Implements METHOD.md, sections "Adversarial Unstability Selector (AUS)",
-"Balanced Uncertainty Selector (BUS)" and "Combining and cycles". The public
+Implements AUS, BUS and their combination (method page, :ref:`method-aus`,
+:ref:`method-bus` and :ref:`method-combining`). The public
 functions below do the work (scikit-activeml style); the sampler class is a
 thin, parameterised layer that modAL and :class:`~sklearn_boostmis.AnnotationLoop`
 call.
@@ -149,7 +149,8 @@ def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
         ``softmax(module(X))``.
     Z : torch.Tensor of shape (n_samples, n_features_z)
         ``module.embed(X)`` when the module exposes ``embed``/``head``
-        (STYLE.md module protocol), else ``X`` itself (flattened per row).
+        (the module protocol, method page, :ref:`method-module-protocol`),
+        else ``X`` itself (flattened per row).
     X : torch.Tensor
         ``X`` on ``device`` (reused by AUS).
     """
@@ -207,7 +208,7 @@ def _settled_threshold(clf):
 def low_confidence_candidates(proba, threshold, n_needed):
     """Positions of the "unselected" rows: ``max p < threshold``.
 
-    Implements METHOD.md ("Combining and cycles"): the candidate pool is
+    Implements the candidate pool (method page, :ref:`method-combining`):
     the unlabeled rows whose confidence stayed below the threshold; if fewer
     than ``n_needed`` rows qualify, every row is a candidate.
 
@@ -512,7 +513,7 @@ class InformativeQuerySampler(BaseEstimator):
 
         With ``selectors="both"``, the AUS and BUS rankings (each of length
         ``n_instances``) are interleaved ``a0, b0, a1, b1, ...``, repeats
-        dropped, cut at ``n_instances`` (METHOD.md, "Combining and cycles").
+        dropped, cut at ``n_instances`` (method page, :ref:`method-combining`).
 
         Parameters
         ----------

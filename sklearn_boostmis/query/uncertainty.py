@@ -1,7 +1,7 @@
 """Uncertainty scores of the Balanced Uncertainty Selector (BUS).
 
-Implements the entropy and density-aware entropy of METHOD.md, section
-"Balanced Uncertainty Selector (BUS)".
+Implements the entropy and density-aware entropy of BUS (method page,
+:ref:`method-bus`).
 """
 
 import torch
@@ -12,8 +12,8 @@ __all__ = ["entropy", "density_weighted_entropy"]
 def entropy(proba):
     """Shannon entropy of each predicted distribution.
 
-    Implements METHOD.md (BUS): ``H(u) = -sum_c p_c log p_c``, natural log,
-    with the convention ``0 log 0 = 0``.
+    Implements BUS's ``H(u) = -sum_c p_c log p_c`` (method page,
+    :ref:`method-bus`), natural log, with the convention ``0 log 0 = 0``.
 
     Parameters
     ----------
@@ -36,8 +36,8 @@ def entropy(proba):
 def density_weighted_entropy(proba, density, beta=1.0):
     """Density-aware entropy ``s(u) = H(u) * rho(u) ** beta``.
 
-    Implements METHOD.md (BUS): ``s(u) = H(u) * rho(u)^beta_d`` with
-    ``beta_d = 1`` by default.
+    Implements BUS's ``s(u) = H(u) * rho(u)^beta_d`` (method page,
+    :ref:`method-bus`) with ``beta_d = 1`` by default.
 
     Parameters
     ----------
