@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._seeding import cuda_indices, torch_seeded
+from ._threads import torch_threads
 from .data import SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import (
@@ -201,6 +202,16 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         one at a time: torch's random stream is process-wide. So a callback
         must not wait for a fit (or :func:`~sklearn_boostmis.load_weights`)
         running in another thread, which would wait for this fit in turn.
+    n_jobs : int, default=None
+        CPU threads torch uses during ``fit``, ``predict`` and queries, with
+        scikit-learn's convention: None means 1 (unless in a
+        :func:`joblib.parallel_config` context), -1 all cores. The count is set
+        for the call and the caller's restored afterwards. One thread is the
+        default because torch's own default (one per core) trains the small
+        networks this estimator builds many times slower as soon as another
+        job shares the cores, also inside ``GridSearchCV(n_jobs=...)``
+        (``benchmarks/threads.py``); give more for large image networks on an
+        otherwise idle machine. Does not affect GPU computation.
     verbose : int, default=0
         Print skorch's per-epoch log when > 0.
 
@@ -299,6 +310,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "accelerator": [None, HasMethods(["prepare", "backward", "autocast"])],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
+        "n_jobs": [None, Integral],
         "verbose": ["verbose"],
     }
 
@@ -332,6 +344,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         accelerator=None,
         warm_start=False,
         random_state=None,
+        n_jobs=None,
         verbose=0,
     ):
         self.module = module
@@ -362,6 +375,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.accelerator = accelerator
         self.warm_start = warm_start
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # -- fitting -----------------------------------------------------------
@@ -396,7 +410,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             For invalid input, and when training diverged (non-finite weights).
             A fit that raises leaves the estimator as it was before the call.
         """
-        with _unchanged_on_error(self):
+        with _unchanged_on_error(self), torch_threads(self.n_jobs):
             warm = self.warm_start and hasattr(self, "net_")
             y = label_array(y)
             check_no_missing_labels(y)
@@ -722,7 +736,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        return self.net_.predict_proba(X)
+        with torch_threads(self.n_jobs):
+            return self.net_.predict_proba(X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, from the logits (finite where it underflows).
@@ -738,7 +753,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        logits = self.net_.forward(X, training=False)
+        with torch_threads(self.n_jobs):
+            logits = self.net_.forward(X, training=False)
         return torch.log_softmax(logits.float(), dim=1).numpy()
 
     def predict(self, X):

@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._threads import torch_threads
 from ..modules import eval_mode, supports_embedding
 from .adversarial import adversarial_instability
 from .balanced import balanced_top_k
@@ -448,53 +449,62 @@ class InformativeQuerySampler(BaseEstimator):
         """AUS and BUS rankings (pool positions) of length <= k, and scores."""
         self._validate_params()
         clf, X = unwrap_classifier(classifier, X_pool)
-        net = clf.net_
-        teacher = net.ema_module_
-        device = next(teacher.parameters()).device  # net.device is None with accelerate
-        proba, Z, X_t = _teacher_outputs(
-            teacher, X, batch_size=self.batch_size, device=device
-        )
-        threshold = self.candidate_threshold
-        if threshold is None:
-            threshold = _settled_threshold(clf)
-        cand = low_confidence_candidates(proba, threshold, k)
-        n_pool = proba.shape[0]
-        aus = bus = None
-        score_aus = score_bus = torch.zeros(n_pool, dtype=torch.float64)
-        if self.selectors in ("both", "aus"):
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
-            # perturb the representations computed above instead of embedding
-            # the candidates again (modules without embed() perturb the input)
-            embedded = supports_embedding(teacher)
-            rows = Z if embedded else X_t
-            # after a short fit every row is a candidate: avoid copying the pool
-            rows = rows if len(cand) == n_pool else rows[cand]
-            rank, s = aus_ranking(
-                teacher,
-                rows,
-                embedded=embedded,
-                xi=self.xi,
-                eps=self.eps,
-                n_power=self.n_power,
-                symmetric=self.symmetric,
-                batch_size=self.batch_size,
-                generator=generator,
+        with torch_threads(getattr(clf, "n_jobs", None)):
+            net = clf.net_
+            teacher = net.ema_module_
+            device = next(
+                teacher.parameters()
+            ).device  # net.device is None with accelerate
+            proba, Z, X_t = _teacher_outputs(
+                teacher, X, batch_size=self.batch_size, device=device
             )
-            aus = cand[rank[:k]].cpu()
-            score_aus = score_aus.index_copy(0, cand.cpu(), s.detach().double().cpu())
-        if self.selectors in ("both", "bus"):
-            rho = knn_density(
-                Z.flatten(start_dim=1),
-                n_neighbors=self.n_neighbors,
-                method=self.density,
-            )
-            rank, s = bus_ranking(
-                proba[cand], rho[cand], k, beta_d=self.beta_d, balance=self.balance
-            )
-            bus = cand[rank].cpu()
-            score_bus = score_bus.index_copy(0, cand.cpu(), s.detach().double().cpu())
-        return aus, bus, score_aus.numpy(), score_bus.numpy()
+            threshold = self.candidate_threshold
+            if threshold is None:
+                threshold = _settled_threshold(clf)
+            cand = low_confidence_candidates(proba, threshold, k)
+            n_pool = proba.shape[0]
+            aus = bus = None
+            score_aus = score_bus = torch.zeros(n_pool, dtype=torch.float64)
+            if self.selectors in ("both", "aus"):
+                seed = check_random_state(self.random_state).randint(
+                    np.iinfo(np.int32).max
+                )
+                generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
+                # perturb the representations computed above instead of embedding
+                # the candidates again (modules without embed() perturb the input)
+                embedded = supports_embedding(teacher)
+                rows = Z if embedded else X_t
+                # after a short fit every row is a candidate: avoid copying the pool
+                rows = rows if len(cand) == n_pool else rows[cand]
+                rank, s = aus_ranking(
+                    teacher,
+                    rows,
+                    embedded=embedded,
+                    xi=self.xi,
+                    eps=self.eps,
+                    n_power=self.n_power,
+                    symmetric=self.symmetric,
+                    batch_size=self.batch_size,
+                    generator=generator,
+                )
+                aus = cand[rank[:k]].cpu()
+                score_aus = score_aus.index_copy(
+                    0, cand.cpu(), s.detach().double().cpu()
+                )
+            if self.selectors in ("both", "bus"):
+                rho = knn_density(
+                    Z.flatten(start_dim=1),
+                    n_neighbors=self.n_neighbors,
+                    method=self.density,
+                )
+                rank, s = bus_ranking(
+                    proba[cand], rho[cand], k, beta_d=self.beta_d, balance=self.balance
+                )
+                bus = cand[rank].cpu()
+                score_bus = score_bus.index_copy(
+                    0, cand.cpu(), s.detach().double().cpu()
+                )
+            return aus, bus, score_aus.numpy(), score_bus.numpy()
 
     @staticmethod
     def _check_count(n, name, n_pool, *, at_most_pool):
