@@ -11,7 +11,6 @@ from sklearn_boostmis._threads import n_threads, torch_threads
 
 from .conftest import FAST
 
-
 SEEN = []  # the estimator deep-copies its callbacks: they record here
 
 
