@@ -188,8 +188,8 @@ def test_resume_after_several_cycles(data_dir, tmp_path, reference_run):
     out = tmp_path / "copy"
     shutil.copytree(reference_run, out)
     args = ["run", data_dir, "--task", "two", *TINY, "--out", out]
-    result = _ok(_cli(*args, "--cycles", 2))  # a finished run: refit, same log
-    assert result.stderr.count("resumed") == 2
+    result = _ok(_cli(*args, "--cycles", 2))  # a finished run: nothing to train
+    assert "is complete" in result.stderr and "nothing to train" in result.stderr
     assert read_annotations(out) == read_annotations(reference_run)
     _ok(_cli(*args, "--cycles", 3))
     rows = read_annotations(out)
@@ -330,13 +330,9 @@ def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_
     assert (labels.read_bytes(), os.stat(labels).st_mtime_ns) == before
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == [
-        "index",
-        "score",
-        "selector",
-        "predicted_class",
-        "predicted_grade",
-    ]
+    assert ",".join(rows[0]) == (
+        "index,rank,selector,aus_score,bus_score,predicted_class,predicted_grade"
+    )
     assert 3 <= len(rows) <= 6
     index = [int(r["index"]) for r in rows]
     assert len(set(index)) == len(index)
@@ -348,7 +344,7 @@ def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_
     assert all(
         r["predicted_grade"] == TWO_GRADE_NAMES[int(r["predicted_class"])] for r in rows
     )
-    assert all(np.isfinite(float(r["score"])) for r in rows)
+    assert all(np.isfinite(float(r["aus_score"] or r["bus_score"])) for r in rows)
     assert not os.path.exists(f"{out}.tmp")
 
 

@@ -10,11 +10,11 @@ from ._common import (
     CURVE_PNG,
     check_writable,
     collapse_warnings_summarised,
-    plot_curves,
     say,
     standardize,
     write_json,
 )
+from ._plot import CurvePoint, majority_baseline, plot_learning_curves
 
 
 class _RandomQuerySampler:
@@ -36,6 +36,20 @@ class _RandomQuerySampler:
         )
         none = np.zeros(idx.size, dtype=bool)
         return QueryUnion(indices=idx, from_aus=none, from_bus=none)
+
+
+def _loop_curve(loop):
+    """A loop's fits, scored on the test split; those with a collapse warning
+    marked."""
+    return [
+        CurvePoint(
+            h["n_labeled"],
+            h["val_accuracy"],
+            h["val_f1_macro"],
+            pseudo_label_collapse=bool(h["collapsed_classes"]),
+        )
+        for h in loop.history_
+    ]
 
 
 def cmd_demo(args):
@@ -112,17 +126,12 @@ def cmd_demo(args):
         f"supervised-only baseline: {len(supervised)} fits in "
         f"{time.perf_counter() - start:.1f}s"
     )
-    series = {
-        "BoostMIS (SSL + AUS/BUS)": [
-            (h["n_labeled"], h["val_accuracy"], h["val_f1_macro"])
-            for h in boost.history_
-        ],
-        "random queries (SSL)": [
-            (h["n_labeled"], h["val_accuracy"], h["val_f1_macro"])
-            for h in rand.history_
-        ],
-        "supervised only (lambda_u=0)": supervised,
+    curves = {
+        "BoostMIS (SSL + AUS/BUS)": _loop_curve(boost),
+        "random queries (SSL)": _loop_curve(rand),
+        "supervised only (lambda_u=0)": [CurvePoint(*p) for p in supervised],
     }
+    series = {name: [p[:3] for p in points] for name, points in curves.items()}
     print(
         "\ncycle | labels | BoostMIS acc  F1   | random acc  F1     | "
         "supervised acc  F1"
@@ -153,8 +162,11 @@ def cmd_demo(args):
         )
     os.makedirs(args.out, exist_ok=True)
     png = os.path.join(args.out, CURVE_PNG)
-    plot_curves(
-        series, png, "BoostMIS on digits: closed loop vs. baselines (test split)"
+    plot_learning_curves(
+        curves,
+        png,
+        "BoostMIS on digits: closed loop vs. baselines (test split)",
+        baseline=majority_baseline(y_te, [str(d) for d in range(10)]),
     )
     write_json(
         os.path.join(args.out, "results.json"),

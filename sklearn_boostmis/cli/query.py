@@ -18,6 +18,18 @@ from ._common import (
     standardize,
 )
 
+# The candidates file, one row per candidate in rank order (1 = ask first).
+# The selectors' scores are on scales of their own: each has its own column.
+CANDIDATE_COLUMNS = (
+    "index",
+    "rank",
+    "selector",
+    "aus_score",
+    "bus_score",
+    "predicted_class",
+    "predicted_grade",
+)
+
 
 def _read_labels(path, n_rows, names):
     """Validated (indices, codes) of a person's CSV with ``index`` and ``label``
@@ -102,6 +114,40 @@ def _integral_code(text):
     return str(int(number)) if number.is_integer() else text
 
 
+def _ranked_candidates(sampler, classifier, X_pool, k):
+    """The AUS top-``k`` union the BUS top-``k``, in the order to ask them.
+
+    The order interleaves the two selectors' own rankings, AUS first (``a0,
+    b0, a1, b1, ...``; a row both picked stands at its first place), as
+    :meth:`InformativeQuerySampler.__call__` does: any head of it holds the
+    best picks of both. BUS's ranking takes the predicted classes in turn
+    (class-balanced), so its scores need not decrease along it.
+
+    Returns
+    -------
+    union : QueryUnion
+        Pool positions in that order and which selector picked each (the
+        rows of :meth:`InformativeQuerySampler.select_union`).
+    aus_scores, bus_scores : ndarray of float
+        Each selector's score of the rows, NaN where it did not pick the row.
+    """
+    from ..query import QueryUnion, interleave_rankings
+
+    aus, bus, score_aus, score_bus = sampler._rankings(classifier, X_pool, k)
+    aus, bus = aus.numpy(), bus.numpy()
+    order = interleave_rankings(aus, bus, len(np.union1d(aus, bus))).numpy()
+    from_aus, from_bus = np.isin(order, aus), np.isin(order, bus)
+    return (
+        QueryUnion(indices=order, from_aus=from_aus, from_bus=from_bus),
+        np.where(from_aus, score_aus[order], np.nan),
+        np.where(from_bus, score_bus[order], np.nan),
+    )
+
+
+def _score_text(score):
+    return "" if np.isnan(score) else f"{float(score):.6g}"
+
+
 def cmd_query(args):
     from .. import BoostMISClassifier, InformativeQuerySampler
 
@@ -140,21 +186,29 @@ def cmd_query(args):
         )
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)
-    union = sampler.select_union(clf, X[pool], k)
+    union, aus_scores, bus_scores = _ranked_candidates(sampler, clf, X[pool], k)
     picked = union.indices
     predicted = clf.predict(X[pool[picked]])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        ["index", "score", "selector", "predicted_class", "predicted_grade"]
+    writer.writerow(CANDIDATE_COLUMNS)
+    rows = zip(
+        picked, union.picked_by(), aus_scores, bus_scores, predicted, strict=True
     )
-    rows = zip(picked, union.scores, union.picked_by(), predicted, strict=True)
-    for pos, score, selector, pred in rows:
+    for rank, (pos, selector, aus, bus, pred) in enumerate(rows, start=1):
         writer.writerow(
-            [int(pool[pos]), f"{float(score):.6g}", selector, int(pred), names[pred]]
+            [
+                int(pool[pos]),
+                rank,
+                selector,
+                _score_text(aus),
+                _score_text(bus),
+                int(pred),
+                names[pred],
+            ]
         )
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)
     atomic_write(args.out, buf.getvalue())
-    say(f"wrote {len(picked)} candidates to {args.out}")
+    say(f"wrote {len(picked)} candidates to {args.out}, in rank order (1 = ask first)")
     return 0

@@ -22,10 +22,15 @@ from ._common import (
     collapse_note,
     collapse_warnings_summarised,
     fit_scaler,
-    plot_curves,
     say,
     standardize,
     write_json,
+)
+from ._plot import (
+    CurvePoint,
+    balanced_accuracy,
+    majority_baseline,
+    plot_learning_curves,
 )
 
 CONFIG_NAME = "config.json"
@@ -211,6 +216,108 @@ def _previous_entries(out):
     return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
 
 
+def _too_many_cycles(out, n_cycles):
+    """The error for a ``--cycles`` below the ``n_cycles`` that ``out`` holds."""
+    return ValueError(
+        f"{out} already holds {n_cycles} annotation cycles: "
+        f"pass --cycles {n_cycles} or more, or use another --out"
+    )
+
+
+def _finished_report(out, cycles, n_train):
+    """The report of ``out`` when its run needs nothing more for ``--cycles``.
+
+    Finished: ``report.json`` says the run is complete, ``model.safetensors``
+    and ``scaler.npz`` are there, and the run did ``cycles`` cycles (or fewer,
+    because every train row got labeled). None otherwise: the run resumes (a
+    larger ``cycles`` adds cycles, missing weights are fitted again).
+
+    Raises
+    ------
+    ValueError
+        If the finished run holds more cycles than ``cycles``.
+    """
+    report = _previous_report(out)
+    weights = [os.path.join(out, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
+    if not (report.get("complete") and report.get("cycles")):
+        return None
+    if not all(os.path.isfile(path) for path in weights):
+        return None
+    final = report["cycles"][-1]
+    if final["cycle"] > cycles:
+        raise _too_many_cycles(out, final["cycle"])
+    if final["cycle"] == cycles or final["n_labeled"] == n_train:
+        return report
+    return None
+
+
+def _mark_unfinished(out):
+    """Flag a finished run's report as unfinished before cycles are added to
+    it, so that an interrupted extension is not taken for a finished run."""
+    report = _previous_report(out)
+    if report.get("complete"):
+        write_json(os.path.join(out, REPORT_JSON), {**report, "complete": False})
+
+
+def _restore_outputs(out, report, y_test):
+    """Write the report.md and learning_curve.png of a finished run where they
+    are missing (from its report.json); returns the names written."""
+    missing = [
+        name
+        for name in (REPORT_MD, CURVE_PNG)
+        if not os.path.isfile(os.path.join(out, name))
+    ]
+    if REPORT_MD in missing:
+        atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
+    if CURVE_PNG in missing:
+        _write_curve(report, y_test, os.path.join(out, CURVE_PNG))
+    return missing
+
+
+def _say_finished(out, report, restored):
+    """The line that ends a rerun of a finished run."""
+    final = report["cycles"][-1]
+    if final["n_labeled"] == report["config"]["n_train"]:
+        more = "every train row is labeled"
+    else:
+        more = "a larger --cycles adds cycles"
+    say(
+        f"the run in {out} is complete: {final['cycle']} cycle(s) and the final "
+        f"fit on {final['n_labeled']} labels (test accuracy "
+        f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f}); report: "
+        f"{os.path.join(out, REPORT_MD)}"
+        + (f" ({', '.join(restored)} written again)" if restored else "")
+        + f"; nothing to train ({more})"
+    )
+
+
+def _curve_points(cycles):
+    """The learning curve of a report's cycles: test scores and collapse marks."""
+    return [
+        CurvePoint(
+            n_labeled=e["n_labeled"],
+            accuracy=e["accuracy"],
+            macro_f1=e["macro_f1"],
+            balanced_accuracy=balanced_accuracy(e["per_class_recall"]),
+            pseudo_label_collapse=bool(e.get("collapsed_classes")),
+            # the only class with predictions: one non-empty column
+            one_class=np.count_nonzero(np.sum(e["confusion_matrix"], axis=0)) == 1,
+        )
+        for e in cycles
+    ]
+
+
+def _write_curve(report, y_test, path):
+    """The learning_curve.png of a report, beside the majority predictor."""
+    config = report["config"]
+    plot_learning_curves(
+        {"BoostMIS": _curve_points(report["cycles"])},
+        path,
+        f"BoostMIS closed loop, {config['task']}-grading (test split)",
+        baseline=majority_baseline(y_test, config["target_names"]),
+    )
+
+
 def _pool_exhausted(entry, n_train, target, cycles):
     """Whether cycle ``target`` (its report ``entry``) labeled the last train
     rows, so that no later cycle has anything to query (said if so)."""
@@ -297,10 +404,6 @@ def cmd_run(args):
     data = load_mescc(args.data_dir, args.task)
     out = args.out
     names = list(data.target_names)
-    scaler = fit_scaler(data.X_train)
-    X_train, X_val, X_test = standardize(
-        data.X_train, data.X_val, data.X_test, scaler=scaler
-    )
     y_train = data.y_train
     config = {
         "data_dir": os.path.abspath(args.data_dir),
@@ -313,16 +416,26 @@ def cmd_run(args):
         "max_epochs": args.max_epochs,
         "device": args.device,
         "class_weight": args.class_weight,
-        "n_train": int(X_train.shape[0]),
-        "n_features": int(X_train.shape[1]),
+        "n_train": int(data.X_train.shape[0]),
+        "n_features": int(data.X_train.shape[1]),
         "train_data": _digest(data.X_train, data.y_train),
         "eval_data": _digest(data.X_val, data.y_val, data.X_test, data.y_test),
     }
     initial = _stratified_initial(y_train, args.initial_labels, args.seed)
     os.makedirs(out, exist_ok=True)
     config_path = os.path.join(out, CONFIG_NAME)
-    if not _check_resume_config(out, config):
+    resumed = _check_resume_config(out, config)
+    if not resumed:
         write_json(config_path, config)  # a resumed run's, once it has finished
+    finished = _finished_report(out, args.cycles, len(y_train)) if resumed else None
+    if finished is not None:
+        _say_finished(out, finished, _restore_outputs(out, finished, data.y_test))
+        return 0
+    _mark_unfinished(out)
+    scaler = fit_scaler(data.X_train)
+    X_train, X_val, X_test = standardize(
+        data.X_train, data.X_val, data.X_test, scaler=scaler
+    )
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
     estimator = _run_estimator(config, args.device)
@@ -357,10 +470,7 @@ def cmd_run(args):
                 state_dir=out,
             ).fit(X_train, y0, X_val, data.y_val)
         if loop.start_cycle_ > args.cycles:
-            raise ValueError(
-                f"{out} already holds {loop.start_cycle_} annotation cycles: "
-                f"pass --cycles {loop.start_cycle_} or more, or use another --out"
-            )
+            raise _too_many_cycles(out, loop.start_cycle_)
         cycle = target - 1
         if loop.start_cycle_ >= target and cycle in entries:
             say(f"cycle {target}/{args.cycles}: done in an earlier run (resumed)")
@@ -422,12 +532,7 @@ def cmd_run(args):
     write_report(True)
     write_json(config_path, config)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
-    points = [(e["n_labeled"], e["accuracy"], e["macro_f1"]) for e in report["cycles"]]
-    plot_curves(
-        {"BoostMIS": points},
-        os.path.join(out, CURVE_PNG),
-        f"BoostMIS closed loop, {args.task}-grading (test split)",
-    )
+    _write_curve(report, data.y_test, os.path.join(out, CURVE_PNG))
     final = entries[n_cycles]
     say(
         f"final fit on {final['n_labeled']} labels: test accuracy "
