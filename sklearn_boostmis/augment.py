@@ -119,6 +119,50 @@ class FeatureDropoutNoise(_FeatureAugmentation):
         return x * keep + self._noise(x)
 
 
+class MarginalResamplingNoise(_FeatureAugmentation):
+    """Strong view: swap noise, each feature resampled from another row.
+
+    Each feature of each sample is replaced, with probability ``p``, by the
+    same feature of a random row of the batch (SCARF, VIME and SubTab's
+    corruption), which keeps every feature's marginal distribution instead of
+    moving the point off the data to 0; then ``N(0, (noise * sigma_j)^2)``
+    noise is added.
+
+    Parameters
+    ----------
+    p : float, default=0.3
+        Probability of resampling each feature of each sample, in [0, 1].
+    noise : float, default=0.0
+        Noise standard deviation relative to each feature's standard deviation,
+        >= 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    >>> swap = MarginalResamplingNoise(0.3).fit(X, torch.Generator().manual_seed(0))
+    >>> swap(X).shape
+    torch.Size([100, 3])
+    """
+
+    _parameter_constraints: dict = {
+        "p": [Interval(Real, 0, 1, closed="both")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, p=0.3, noise=0.0):
+        self.p = p
+        self.noise = noise
+
+    def __call__(self, x):
+        check_is_fitted(self, "noise_std_")
+        n, generator = len(x), self.generator_
+        donors = torch.randint(n, x.shape, generator=generator, device=x.device)
+        swap = torch.rand(x.shape, generator=generator, device=x.device) < self.p
+        out = torch.where(swap, torch.gather(x, 0, donors), x)
+        return out + self._noise(x) if self.noise else out
+
+
 def make_augmentation(augment, default):
     """Resolve the estimator's ``weak_augment``/``strong_augment`` parameter.
 

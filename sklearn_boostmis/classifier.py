@@ -25,6 +25,7 @@ from .engine import (
     load_module_states,
     module_states,
 )
+from .imbalance import PriorCorrection, smoothed_prior
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
 from .scoring import (
@@ -117,6 +118,21 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         macro-averaged metrics. The consistency loss stays unweighted:
         weighing the pseudo-labels too made the minority class take over on
         the MESCC-like synthetic data (``benchmarks/ssl_grid.py``).
+    prior_correction : {"align", "adjust"}, PriorCorrection or None, \
+default=None
+        How training accounts for the class prior of the labeled rows, for
+        imbalanced data scored by macro-averaged metrics (method page, "Class
+        imbalance"; :class:`~sklearn_boostmis.imbalance.PriorCorrection`). With
+        ``"align"`` or ``"adjust"`` both losses are logit-adjusted,
+        ``CE(z + log pi, y)`` with the smoothed labeled prior ``pi_c = (n_c +
+        1) / (n_L + C)``, and the teacher's pseudo-label probabilities are
+        prior-calibrated (``"adjust"``) and, for ``"align"``, aligned to the
+        labeled prior (distribution alignment). ``predict`` is then the argmax
+        of the balanced posterior and ``predict_proba`` returns that balanced
+        posterior (the class probabilities under equal class priors);
+        multiply it by ``class_prior_`` and normalise the rows for
+        probabilities under the labeled prior. None: the paper's method
+        (plain cross-entropy, uncorrected pseudo-labels).
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows, as skorch's ``NeuralNetClassifier``
         ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
@@ -219,6 +235,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels (never -1).
+    class_prior_ : ndarray of shape (n_classes,)
+        The smoothed prior of the labeled rows, ``(n_c + 1) / (n_L + C)``
+        in ``classes_`` order, which ``prior_correction`` uses.
     n_features_in_ : int
         Number of features (for images: of channels).
     input_shape_ : tuple of int
@@ -301,6 +320,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         "strong_augment": [StrOptions({"auto"}), None, callable],
         "unsup_normalizer": [StrOptions({"batch", "selected"})],
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "prior_correction": [None, StrOptions({"align", "adjust"}), PriorCorrection],
         "classes": [None, "array-like"],
         "callbacks": [None, list],
         "net_params": [None, dict],
@@ -335,6 +355,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         strong_augment="auto",
         unsup_normalizer="batch",
         class_weight=None,
+        prior_correction=None,
         classes=None,
         callbacks=None,
         net_params=None,
@@ -366,6 +387,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
         self.class_weight = class_weight
+        self.prior_correction = prior_correction
         self.classes = classes
         self.callbacks = callbacks
         self.net_params = net_params
@@ -425,6 +447,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
                 )
             self.classes_ = classes
             encoded = np.searchsorted(self.classes_, y[labeled])
+            self.class_prior_ = smoothed_prior(encoded, len(classes)).numpy()
 
             net = self._train(X, y, labeled, encoded, warm)
             _check_finite(net, self.lr)
@@ -695,6 +718,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
             strong_augment=self.strong_augment,
             unsup_normalizer=self.unsup_normalizer,
             class_weight=class_weight,
+            prior_correction=self.prior_correction,
             classes=list(range(len(self.classes_))),
             callbacks=copy.deepcopy(self.callbacks),
             precision=None if self.precision == "32" else self.precision,

@@ -30,6 +30,7 @@ from ._deferred import PendingFloat, defer_item
 from .augment import default_augmentations, make_augmentation
 from .data import SemiSupervisedBatches, SemiSupervisedDataset
 from .ema import effective_decay, ema_pairs, ema_update, make_teacher
+from .imbalance import make_prior_correction, smoothed_prior
 from .losses import masked_consistency_loss, supervised_loss
 from .memory import PseudoLabelMemory
 from .modules import eval_mode, no_weight_decay_names
@@ -114,6 +115,10 @@ class BoostMISNet(NeuralNetClassifier):
     unsup_normalizer : {"batch", "selected"}, default="batch"
     class_weight : None or sequence of float, default=None
         Weight of each encoded class (0..C-1) in the supervised loss.
+    prior_correction : None, str or PriorCorrection, default=None
+        Class-prior correction of the losses and pseudo-labels
+        (:func:`~sklearn_boostmis.imbalance.make_prior_correction`); None is
+        the paper's method.
     precision : {None, "32", "bf16", "fp16"}, default=None
         Forward passes under :func:`torch.autocast` with this dtype (losses in
         float32); ``"fp16"`` adds a :class:`torch.amp.GradScaler`.
@@ -137,6 +142,7 @@ class BoostMISNet(NeuralNetClassifier):
         strong_augment="auto",
         unsup_normalizer="batch",
         class_weight=None,
+        prior_correction=None,
         precision=None,
         seed=0,
         **kwargs,
@@ -152,6 +158,7 @@ class BoostMISNet(NeuralNetClassifier):
         self.strong_augment = strong_augment
         self.unsup_normalizer = unsup_normalizer
         self.class_weight = class_weight
+        self.prior_correction = prior_correction
         self.precision = precision
         self.seed = seed
 
@@ -301,6 +308,12 @@ class BoostMISNet(NeuralNetClassifier):
             X.n_unlabeled, self.max_epochs, device
         )
         self.memory_ = PseudoLabelMemory(X.n_unlabeled, device)
+        self.prior_correction_ = make_prior_correction(
+            getattr(self, "prior_correction", None)  # older pickles
+        )
+        if self.prior_correction_ is not None:
+            prior = smoothed_prior(X.y_labeled, len(self.classes))
+            self.prior_correction_.start(prior, device)
         self.class_weight_ = None
         if self.class_weight is not None:
             self.class_weight_ = torch.as_tensor(
@@ -434,11 +447,12 @@ class BoostMISNet(NeuralNetClassifier):
         x_lab, y_lab, x_unl, idx = batch
         device_type = x_lab.device.type
         x_lab_weak = self.weak_(x_lab)
+        correction = self.prior_correction_
         if x_unl is None:
             with self._autocast(device_type):
                 logits = self.module_(x_lab_weak)
             logits = logits.float()
-            loss = supervised_loss(logits, y_lab, self.class_weight_)
+            loss = supervised_loss(self._adjusted(logits), y_lab, self.class_weight_)
             self._backward(loss)
             zero = torch.zeros((), device=loss.device)
             return {
@@ -457,7 +471,10 @@ class BoostMISNet(NeuralNetClassifier):
                 else:  # BatchNorm cannot train on one row: borrow the labeled batch
                     both = torch.cat([x_lab_weak, x_unl_weak])
                     logits_weak = self.module_(both)[-1:]
-            proba_weak = F.softmax(logits_weak.float(), dim=1)
+            if correction is None:
+                proba_weak = F.softmax(logits_weak.float(), dim=1)
+            else:
+                proba_weak = correction.pseudo_label_proba(logits_weak)
         mask, pseudo_labels = self.threshold_(proba_weak, idx)
         if self._visited_rows is not None:
             self._visited_rows[idx] = True
@@ -467,9 +484,9 @@ class BoostMISNet(NeuralNetClassifier):
             logits = self.module_(x_both)
         logits = logits.float()
         n_lab = len(x_lab)
-        sup = supervised_loss(logits[:n_lab], y_lab, self.class_weight_)
+        sup = supervised_loss(self._adjusted(logits[:n_lab]), y_lab, self.class_weight_)
         unsup = masked_consistency_loss(
-            logits[n_lab:], pseudo_labels, mask, self.unsup_normalizer
+            self._adjusted(logits[n_lab:]), pseudo_labels, mask, self.unsup_normalizer
         )
         loss = sup + self.lambda_u * unsup
         self._backward(loss)
@@ -481,6 +498,11 @@ class BoostMISNet(NeuralNetClassifier):
             "mask_ratio": mask.float().mean(),
             "threshold": self.threshold_.last_threshold_,
         }
+
+    def _adjusted(self, logits):
+        """The logits both losses see: ``z + tau log pi`` under a prior correction."""
+        correction = self.prior_correction_
+        return logits if correction is None else correction.adjust_logits(logits)
 
     def evaluation_step(self, batch, training=False):
         """Forward pass of the EMA teacher (eval mode, no gradient)."""

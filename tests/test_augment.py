@@ -105,3 +105,32 @@ def test_make_augmentation_resolves_parameter():
         make_augmentation("strong", default)
     with pytest.raises(TypeError, match="callable"):
         make_augmentation(3, default)
+
+
+def test_swap_noise_draws_each_feature_from_the_same_column_of_the_batch():
+    from sklearn_boostmis.augment import MarginalResamplingNoise
+
+    X = torch.arange(40.0).reshape(8, 5)  # every value is unique
+    swap = MarginalResamplingNoise(p=0.5).fit(X, torch.Generator().manual_seed(0))
+    out = swap(X)
+    for j in range(X.shape[1]):
+        assert set(out[:, j].tolist()) <= set(X[:, j].tolist())
+    changed = (out != X).float().mean()
+    assert 0.2 < float(changed) < 0.6  # about p (1 - 1/8) of the entries
+
+
+def test_swap_noise_extremes_and_seeding():
+    from sklearn_boostmis.augment import MarginalResamplingNoise
+
+    X = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    keep = MarginalResamplingNoise(p=0.0).fit(X, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(keep(X), X)
+    a = MarginalResamplingNoise(p=0.3, noise=0.1).fit(
+        X, torch.Generator().manual_seed(0)
+    )
+    b = MarginalResamplingNoise(p=0.3, noise=0.1).fit(
+        X, torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(a(X), b(X))
+    with pytest.raises(ValueError, match="p"):
+        MarginalResamplingNoise(p=1.5).fit(X)

@@ -1,0 +1,178 @@
+"""Class-prior corrections for imbalanced data (the ``prior_correction`` parameter).
+
+On imbalanced data the pseudo-labels of FixMatch-style training drift onto the
+majority class: every accepted majority pseudo-label makes the model more
+confident in the majority class, which accepts more of them. A
+:class:`PriorCorrection` acts at the three places where the class prior enters
+a training step (method page, "Class imbalance"):
+
+- the supervised loss is logit-adjusted (Menon et al., ICLR 2021),
+  ``CE(z + tau log pi, y)``, so that the network's logits ``z`` model the
+  class-balanced posterior and the prior lives in the fixed ``tau log pi``;
+- the teacher's pseudo-label probabilities are corrected for the prior,
+  either by distribution alignment (ReMixMatch; the ``use_DA`` switch of the
+  BoostMIS authors' code) to the labeled prior or by logit adjustment alone;
+- the consistency loss is logit-adjusted like the supervised one.
+
+``predict`` is then the argmax of ``z``: a balanced decision rule, which
+targets macro-averaged recall rather than accuracy.
+
+The prior is ``pi_c = (n_c + 1) / (n_L + C)`` over every class the model knows
+(add-one smoothing: a declared class without labels does not get ``log 0``),
+recomputed at every ``fit``.
+"""
+
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._tensor_state import TensorStateMixin
+
+
+def smoothed_prior(encoded_labels, n_classes):
+    """``(n_c + 1) / (n_L + C)`` for each class ``c`` in ``0..n_classes-1``.
+
+    Parameters
+    ----------
+    encoded_labels : torch.LongTensor or array-like of shape (n_labeled,)
+        Labels encoded 0..C-1.
+    n_classes : int
+        C, every class the model knows (also those without a label).
+
+    Returns
+    -------
+    prior : torch.Tensor of shape (n_classes,), float32
+        Positive and summing to 1.
+
+    Examples
+    --------
+    >>> [round(p, 4) for p in smoothed_prior([0, 0, 0, 1], n_classes=3).tolist()]
+    [0.5714, 0.2857, 0.1429]
+    """
+    labels = torch.as_tensor(encoded_labels, dtype=torch.long).reshape(-1)
+    counts = torch.bincount(labels.cpu(), minlength=int(n_classes)).to(torch.float32)
+    return (counts + 1.0) / (len(labels) + int(n_classes))
+
+
+class PriorCorrection(TensorStateMixin, BaseEstimator):
+    """Logit-adjusted losses and prior-corrected pseudo-labels.
+
+    Parameters
+    ----------
+    tau : float, default=1.0
+        Strength of the logit adjustment of both losses, ``CE(z + tau log pi,
+        y)``; 1 is Fisher-consistent for the balanced error. 0 keeps plain
+        cross-entropy (and the usual decision rule).
+    pseudo_labels : {"align", "adjust"} or None, default="align"
+        How the teacher's weak-view probabilities are corrected before the
+        threshold and the hard pseudo-label are taken. Both start from the
+        prior-calibrated teacher ``q = softmax(z + tau log pi)``.
+        ``"align"``: distribution alignment to the labeled prior,
+        ``normalise(q * pi / p_hat)``, with ``p_hat`` an exponential moving
+        average of the mean ``q`` over the unlabeled batches. ``"adjust"``:
+        ``q`` itself. None: the network's plain ``softmax(z)``.
+    momentum : float, default=0.99
+        Weight of the previous ``p_hat`` in its moving average, per step
+        (image papers use 0.999, too slow for fits of a few hundred steps).
+
+    Attributes
+    ----------
+    prior_ : torch.Tensor of shape (n_classes,)
+        The smoothed labeled prior of the current fit.
+    p_hat_ : torch.Tensor of shape (n_classes,) or None
+        The moving average of the teacher's mean probability (``"align"``);
+        None before the first unlabeled batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> policy = PriorCorrection().start(torch.tensor([0.9, 0.1]))
+    >>> logits = torch.zeros(4, 2)  # a teacher that cannot tell the classes apart
+    >>> aligned = policy.pseudo_label_proba(logits).mean(dim=0)  # to the prior
+    >>> [round(p, 4) for p in aligned.tolist()]
+    [0.9, 0.1]
+    """
+
+    _parameter_constraints: dict = {
+        "tau": [Interval(Real, 0, None, closed="left")],
+        "pseudo_labels": [StrOptions({"align", "adjust"}), None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(self, tau=1.0, pseudo_labels="align", momentum=0.99):
+        self.tau = tau
+        self.pseudo_labels = pseudo_labels
+        self.momentum = momentum
+
+    def start(self, prior, device="cpu"):
+        """Reset the state for a new ``fit`` with the class ``prior``."""
+        self._validate_params()
+        self.prior_ = torch.as_tensor(prior, dtype=torch.float32, device=device)
+        self.log_prior_ = self.prior_.log()
+        self.adjustment_ = float(self.tau) * self.log_prior_
+        self.p_hat_ = None
+        return self
+
+    @property
+    def balanced_decision(self):
+        """Whether the network's logits model the class-balanced posterior."""
+        return float(self.tau) > 0
+
+    def adjust_logits(self, logits):
+        """``z + tau log pi``: what both losses see in place of ``z``."""
+        return logits + self.adjustment_
+
+    def pseudo_label_proba(self, logits_weak):
+        """Corrected probabilities of a batch of the teacher's weak-view logits.
+
+        Updates ``p_hat_`` (``"align"``). The threshold and the hard
+        pseudo-labels are taken from what it returns.
+        """
+        logits_weak = logits_weak.float()
+        if self.pseudo_labels is None:
+            return F.softmax(logits_weak, dim=1)
+        proba = F.softmax(self.adjust_logits(logits_weak), dim=1)
+        if self.pseudo_labels == "adjust":
+            return proba
+        return self._align(proba)
+
+    def _align(self, proba):
+        mean = proba.mean(dim=0)
+        if self.p_hat_ is None:
+            self.p_hat_ = mean
+        else:
+            self.p_hat_ = torch.lerp(mean, self.p_hat_, float(self.momentum))
+        aligned = proba * (self.prior_ / self.p_hat_.clamp_min(1e-6))
+        return aligned / aligned.sum(dim=1, keepdim=True)
+
+
+PRIOR_CORRECTIONS = {
+    "align": lambda: PriorCorrection(pseudo_labels="align"),
+    "adjust": lambda: PriorCorrection(pseudo_labels="adjust"),
+}
+
+
+def make_prior_correction(prior_correction):
+    """Build a policy from the estimator's ``prior_correction`` parameter.
+
+    None gives None (the paper's method); a string one of
+    :data:`PRIOR_CORRECTIONS`; a :class:`PriorCorrection` is cloned.
+    """
+    if prior_correction is None:
+        return None
+    if isinstance(prior_correction, str):
+        if prior_correction not in PRIOR_CORRECTIONS:
+            raise ValueError(
+                "prior_correction must be None, 'align', 'adjust' or a "
+                f"PriorCorrection, got {prior_correction!r}"
+            )
+        return PRIOR_CORRECTIONS[prior_correction]()
+    if not isinstance(prior_correction, PriorCorrection):
+        raise TypeError(
+            "prior_correction must be None, 'align', 'adjust' or a "
+            f"PriorCorrection, got {type(prior_correction).__name__}"
+        )
+    return clone(prior_correction)

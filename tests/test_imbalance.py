@@ -1,0 +1,180 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+
+from sklearn_boostmis import BoostMISClassifier
+from sklearn_boostmis.imbalance import (
+    PriorCorrection,
+    make_prior_correction,
+    smoothed_prior,
+)
+from sklearn_boostmis.losses import masked_consistency_loss, supervised_loss
+
+from .conftest import FAST
+
+
+def test_prior_is_add_one_smoothed_over_every_known_class():
+    prior = smoothed_prior(torch.tensor([0, 0, 0, 2]), n_classes=4)
+    np.testing.assert_allclose(prior.numpy(), np.array([4, 1, 2, 1]) / 8)
+    assert float(prior.sum()) == pytest.approx(1.0)
+
+
+def test_declared_classes_without_labels_get_a_positive_prior(iris_data):
+    X, y, _ = iris_data
+    y_partial = np.full_like(y, -1)
+    y_partial[[0, 1, 2, 50, 51]] = y[[0, 1, 2, 50, 51]]  # classes 0 and 1 only
+    clf = BoostMISClassifier(
+        classes=[0, 1, 2], prior_correction="align", random_state=0, **FAST
+    ).fit(X, y_partial)
+    np.testing.assert_allclose(clf.class_prior_, np.array([4, 3, 1]) / 8)
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_class_prior_is_recomputed_at_every_fit(iris_data):
+    X, y, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, warm_start=True, **FAST)
+    clf.fit(X, y_partial)
+    first = clf.class_prior_.copy()
+    more = y_partial.copy()
+    more[np.flatnonzero((y == 2) & (y_partial == -1))[:10]] = 2
+    clf.fit(X, more)
+    assert clf.class_prior_[2] > first[2]
+
+
+def test_logit_adjusted_supervised_loss_matches_a_hand_computed_value():
+    policy = PriorCorrection(tau=1.0).start(torch.tensor([0.75, 0.25]))
+    logits = torch.tensor([[2.0, 0.0]])
+    loss = supervised_loss(policy.adjust_logits(logits), torch.tensor([1]))
+    a, b = 2.0 + math.log(0.75), 0.0 + math.log(0.25)
+    expected = -(b - math.log(math.exp(a) + math.exp(b)))
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_logit_adjusted_consistency_loss_matches_a_hand_computed_value():
+    policy = PriorCorrection(tau=0.5).start(torch.tensor([0.5, 0.5]))
+    logits = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    loss = masked_consistency_loss(
+        policy.adjust_logits(logits), torch.tensor([1, 1]), torch.tensor([True, False])
+    )
+    # a uniform prior shifts every logit alike: plain CE of the masked row / 2
+    expected = -math.log(math.exp(0.0) / (math.exp(1.0) + math.exp(0.0))) / 2
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_uniform_prior_leaves_the_losses_unchanged():
+    policy = PriorCorrection().start(torch.full((3,), 1 / 3))
+    logits = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 0, 1])
+    assert float(supervised_loss(policy.adjust_logits(logits), y)) == pytest.approx(
+        float(supervised_loss(logits, y)), rel=1e-6
+    )
+
+
+def test_adjusted_teacher_is_the_prior_calibrated_softmax():
+    prior = torch.tensor([0.8, 0.2])
+    policy = PriorCorrection(pseudo_labels="adjust", tau=1.0).start(prior)
+    logits = torch.tensor([[0.0, 1.0]])
+    expected = F.softmax(logits + prior.log(), dim=1)
+    torch.testing.assert_close(policy.pseudo_label_proba(logits), expected)
+    assert policy.p_hat_ is None
+
+
+def test_distribution_alignment_keeps_an_ema_of_the_mean_prediction():
+    prior = torch.tensor([0.5, 0.5])
+    policy = PriorCorrection(tau=0.0, momentum=0.9).start(prior)
+    first = torch.log(torch.tensor([[0.9, 0.1], [0.7, 0.3]]))  # mean (0.8, 0.2)
+    aligned = policy.pseudo_label_proba(first)
+    torch.testing.assert_close(policy.p_hat_, torch.tensor([0.8, 0.2]))
+    # p * pi / p_hat, normalised: (0.9/0.8, 0.1/0.2) -> (0.6923, 0.3077)
+    torch.testing.assert_close(
+        aligned[0], torch.tensor([1.125, 0.5]) / 1.625, rtol=1e-5, atol=1e-6
+    )
+    second = torch.log(torch.tensor([[0.4, 0.6], [0.4, 0.6]]))  # mean (0.4, 0.6)
+    policy.pseudo_label_proba(second)
+    expected = 0.9 * torch.tensor([0.8, 0.2]) + 0.1 * torch.tensor([0.4, 0.6])
+    torch.testing.assert_close(policy.p_hat_, expected)
+
+
+def test_alignment_moves_the_pseudo_label_marginal_to_the_prior():
+    prior = torch.tensor([0.7, 0.3])
+    policy = PriorCorrection(tau=0.0).start(prior)
+    logits = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    logits[:, 0] += 2.0  # a teacher biased to class 0 (mean about 0.85)
+    aligned = policy.pseudo_label_proba(logits)
+    torch.testing.assert_close(aligned.mean(dim=0), prior, atol=0.03, rtol=0)
+
+
+def test_balanced_decision_rule_predicts_the_argmax_of_the_unadjusted_logits(
+    iris_data,
+):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(prior_correction="adjust", random_state=0, **FAST)
+    clf.fit(X, y_partial)
+    logits = clf.net_.forward(X, training=False).numpy()
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(1)])
+    np.testing.assert_allclose(
+        clf.predict_proba(X), F.softmax(torch.from_numpy(logits), 1).numpy(), atol=1e-6
+    )
+
+
+def test_logit_adjustment_raises_minority_recall_of_a_labels_only_net(digits_data):
+    X, y, _ = digits_data
+    y = (y == 9).astype(int)
+    rng = np.random.RandomState(0)
+    y_partial = np.full_like(y, -1)
+    y_partial[rng.choice(np.flatnonzero(y == 0), 60, replace=False)] = 0
+    y_partial[rng.choice(np.flatnonzero(y == 1), 3, replace=False)] = 1
+    common = dict(lambda_u=0.0, random_state=0, max_epochs=15)
+    plain = BoostMISClassifier(**common).fit(X, y_partial)
+    adjusted = BoostMISClassifier(prior_correction="adjust", **common).fit(X, y_partial)
+    recall = {
+        name: np.mean(model.predict(X[y == 1]) == 1)
+        for name, model in [("plain", plain), ("adjusted", adjusted)]
+    }
+    assert recall["adjusted"] > recall["plain"]
+
+
+def test_none_and_a_correction_without_effect_train_identically(iris_data):
+    X, _, y_partial = iris_data
+    off = PriorCorrection(tau=0.0, pseudo_labels=None)
+    paper = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    neutral = BoostMISClassifier(prior_correction=off, random_state=0, **FAST)
+    neutral.fit(X, y_partial)
+    np.testing.assert_array_equal(paper.predict_proba(X), neutral.predict_proba(X))
+
+
+def test_prior_correction_is_cloned_not_fitted_in_place(iris_data):
+    X, _, y_partial = iris_data
+    policy = PriorCorrection(momentum=0.5)
+    clf = BoostMISClassifier(prior_correction=policy, random_state=0, **FAST)
+    clf.fit(X, y_partial)
+    assert not hasattr(policy, "prior_")
+    assert clone(clf).get_params()["prior_correction"].momentum == 0.5
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        ("balanced", ValueError, "prior_correction"),
+        (0.5, ValueError, "prior_correction"),
+        (PriorCorrection(tau=-1), ValueError, "tau"),
+        (PriorCorrection(pseudo_labels="uniform"), ValueError, "pseudo_labels"),
+        (PriorCorrection(momentum=1.0), ValueError, "momentum"),
+    ],
+)
+def test_bad_prior_corrections_are_refused(iris_data, value, error, match):
+    X, _, y_partial = iris_data
+    with pytest.raises(error, match=match):
+        BoostMISClassifier(prior_correction=value, **FAST).fit(X, y_partial)
+
+
+def test_make_prior_correction_shortcuts():
+    assert make_prior_correction(None) is None
+    assert make_prior_correction("align").pseudo_labels == "align"
+    assert make_prior_correction("adjust").pseudo_labels == "adjust"
+    with pytest.raises(TypeError, match="PriorCorrection"):
+        make_prior_correction(object())
