@@ -6,6 +6,7 @@ from .classifier import BoostMISClassifier
 from .diagnostics import PseudoLabelCollapseWarning
 from .engine import BoostMISNet
 from .loop import AnnotationLoop
+from .model_selection import LabeledStratifiedKFold
 from .modules import MLPClassifierModule
 from .persistence import load_weights, save_weights
 from .query import InformativeQuerySampler
@@ -23,6 +24,7 @@ __all__ = [
     "FixedThreshold",
     "GaussianFeatureNoise",
     "InformativeQuerySampler",
+    "LabeledStratifiedKFold",
     "MLPClassifierModule",
     "PseudoLabelCollapseWarning",
     "load_weights",

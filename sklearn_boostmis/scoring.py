@@ -58,15 +58,16 @@ def labeled_mask(y):
     y = label_array(y)
     check_no_missing_labels(y)
     y = np.asarray(y)
+    # e.g. a label column read from a CSV file: its -1 is a string too
+    if y.dtype.kind in "USO" and np.any(y == "-1"):
+        warnings.warn(
+            "y holds the string '-1', which is a class here: unlabeled rows "
+            "are marked by the integer -1 (in an object array for string "
+            "labels)",
+            UserWarning,
+            stacklevel=3,
+        )
     if y.dtype.kind in "US":  # a string array cannot hold the integer -1
-        if (y == "-1").any():
-            warnings.warn(
-                "y holds the string '-1', which is a class here: unlabeled rows "
-                "are marked by the integer -1 (in an object array for string "
-                "labels)",
-                UserWarning,
-                stacklevel=3,
-            )
         return np.ones(len(y), dtype=bool)
     return np.asarray(y != -1, dtype=bool).reshape(len(y))
 
