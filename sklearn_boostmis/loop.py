@@ -94,6 +94,38 @@ def _same_answers(first, second):
     )
 
 
+def _sorted_answers(answers, lookup):
+    """Each answer as a class of ``lookup``, None (a skipped row), or the answer
+    itself when it is not among the classes; and the mask of the latter."""
+    bool_classes = all(isinstance(c, (bool, np.bool_)) for c in lookup.values())
+    labels, unknown = [], np.zeros(len(answers), dtype=bool)
+    for n, answer in enumerate(answers):
+        if is_missing_label(answer):
+            labels.append(None)
+        elif _key(answer) in lookup and (
+            # True == 1: a bool answer would pass for the class 1
+            bool_classes or not isinstance(answer, (bool, np.bool_))
+        ):
+            labels.append(lookup[_key(answer)])
+        else:
+            labels.append(answer)
+            unknown[n] = True
+    return labels, unknown
+
+
+def _unknown_answers_error(found, lookup, recorded):
+    """The error for answers outside the classes: ``found`` says where they
+    are, ``recorded`` where they were kept. The oracle's answers and a resume
+    that reads them from the log give the same advice."""
+    classes = [_key(c) for c in lookup.values()]
+    return ValueError(
+        f"{found} that are not among the classes {classes!r} (None skips a row; "
+        "-1 is not an answer). A class that no row is labeled with yet must be "
+        "declared in the classifier's classes parameter: pass classes=[...] "
+        f"(every class) to BoostMISClassifier. {recorded}"
+    )
+
+
 def update_digest(digest, array):
     """Feed ``array``'s shape, dtype and values to a ``hashlib`` digest."""
     array = np.asarray(array)
@@ -215,7 +247,11 @@ class AnnotationLoop(BaseEstimator):
         to the rows by its index: the asked positions or X's index labels of
         those rows, in any order; a default index (0..n-1) means the order
         asked, and is refused when it could also be the asked rows (they are
-        0..n-1) and the two readings disagree.
+        0..n-1) and the two readings disagree. An answer outside the classes
+        (a class not declared yet, a typo) stops ``fit`` with a ``ValueError``
+        after the round's answers have been recorded (in the log with a
+        ``state_dir``, and in ``y_``, ``skipped_indices_`` and
+        ``unknown_answers_``).
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10
@@ -235,6 +271,10 @@ class AnnotationLoop(BaseEstimator):
         resumes it: logged labels are re-applied, logged rows are never asked
         again, and the loop continues at the next cycle (or, when a crash cut
         the log in the middle of a round, asks that round's unlogged rows).
+        A logged answer outside the classes stops the resume with the same
+        ``ValueError`` as when it was given, until the classifier declares
+        its class (or the log line is corrected); a saved model that lacks a
+        class declared since is fitted afresh rather than warm-started.
 
     Attributes
     ----------
@@ -248,6 +288,9 @@ class AnnotationLoop(BaseEstimator):
         The cycle of each of ``annotated_indices_``.
     skipped_indices_ : ndarray of int
         Rows the oracle answered with None (not labeled, not asked again).
+    unknown_answers_ : dict
+        ``{row: answer}`` for the answers outside the classes that stopped
+        ``fit`` (read back from the log on a resume); empty otherwise.
     n_annotated_ : int
         N_A of the last round.
     history_ : list of dict
@@ -317,7 +360,7 @@ class AnnotationLoop(BaseEstimator):
         if not os.path.exists(path):
             return [], [], []
         self._drop_torn_line(path)
-        index, label, cycle = [], [], []
+        index, label, cycle, unknown_lines = [], [], [], []
         # utf-8-sig: a spreadsheet that saved the file may have added a BOM
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -341,12 +384,22 @@ class AnnotationLoop(BaseEstimator):
                 if lab == "":
                     lab = None  # the annotator skipped the row
                 elif lab not in lookup:
-                    raise ValueError(
-                        f"{path}: unknown class {lab!r} at line {line + 1}"
-                    )
+                    self.unknown_answers_[i] = lab
+                    unknown_lines.append(line + 1)
+                    continue
                 index.append(i)
                 label.append(None if lab is None else lookup[lab])
                 cycle.append(c)
+        if unknown_lines:
+            labels = list(dict.fromkeys(self.unknown_answers_.values()))
+            raise _unknown_answers_error(
+                f"{path} holds labels {labels[:5]!r} (lines {unknown_lines[:5]})",
+                lookup,
+                "The logged answers are used, and no row is asked twice, when "
+                "you fit again on this state_dir with the class declared (or "
+                "with those lines corrected; the row of a deleted line is asked "
+                "again).",
+            )
         return index, label, cycle
 
     @staticmethod
@@ -509,8 +562,14 @@ class AnnotationLoop(BaseEstimator):
         return len(set(pending["indices"]) - logged)
 
     # -- one cycle -----------------------------------------------------------
-    def _fit_estimator(self, est, X, y, cycle, n_annotated):
-        if cycle > 0 and est is not None:
+    def _fit_estimator(self, est, X, y, cycle, n_annotated, classes):
+        # A model saved before the classifier declared another class (to take
+        # logged answers of it) cannot be warm-started: it is fitted afresh.
+        if (
+            cycle > 0
+            and est is not None
+            and np.array_equal(_final_step(est).classes_, classes)
+        ):
             est = _warm_started(self.estimator, est, n_annotated, self.budget)
         else:
             est = clone(self.estimator)
@@ -553,7 +612,8 @@ class AnnotationLoop(BaseEstimator):
             },
         }
 
-    def _ask(self, positions, cycle, lookup, row_labels=None):
+    def _ask(self, positions, cycle, row_labels=None):
+        """The oracle's answers for ``positions``, in that order."""
         try:
             answers = self.oracle(positions.copy())
         except Exception as exc:
@@ -571,30 +631,54 @@ class AnnotationLoop(BaseEstimator):
         if answers.shape[0] != len(positions):
             raise ValueError(
                 f"The oracle returned {answers.shape[0]} labels for "
-                f"{len(positions)} rows in cycle {cycle}."
+                f"{len(positions)} rows in cycle {cycle}; nothing was recorded."
             )
-        bool_classes = all(isinstance(c, (bool, np.bool_)) for c in lookup.values())
-        unknown = list(
-            dict.fromkeys(
-                _key(a)
-                for a in answers
-                if not is_missing_label(a)
-                and (
-                    _key(a) not in lookup
-                    # True == 1: a bool answer would pass for the class 1
-                    or (isinstance(a, (bool, np.bool_)) and not bool_classes)
-                )
+        return answers
+
+    def _record(self, positions, answers, cycle, lookup, y, skipped):
+        """Put the answers in ``y``, ``skipped`` and the attributes, and in the
+        log, then refuse answers outside the classes: every answer is kept
+        before anything can refuse it, as it is a human's work."""
+        labels, unknown = _sorted_answers(answers, lookup)
+        for i, lab, refused in zip(positions, labels, unknown, strict=True):
+            if refused:
+                self.unknown_answers_[int(i)] = lab
+            elif lab is None:
+                skipped[i] = True
+            else:
+                y[i] = lab
+        answered = positions[np.array([lab is not None for lab in labels]) & ~unknown]
+        cycles = np.full(len(answered), cycle, dtype=np.int64)
+        self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
+        self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
+        self.skipped_indices_ = np.flatnonzero(skipped)
+        if self.state_dir is not None:
+            try:
+                self._append_log(positions, labels, cycle)
+            except OSError as exc:
+                raise OSError(
+                    f"could not record the answers of cycle {cycle} in "
+                    f"{self._path(LOG_NAME)} ({exc}): they are in loop.y_, "
+                    "loop.skipped_indices_ and loop.unknown_answers_ (rows "
+                    f"{positions.tolist()}); a resume from this state_dir "
+                    "would ask them again"
+                ) from exc
+        if unknown.any():
+            refused = list(dict.fromkeys(_key(a) for a in answers[unknown]))
+            recorded = (
+                f"Every answer of cycle {cycle} was saved to "
+                f"{self._path(LOG_NAME)}; they are used, and no row is asked "
+                "twice, when you fit again on this state_dir with the class "
+                "declared (a wrong answer can be corrected in that file)."
+                if self.state_dir is not None
+                else "The answers are in loop.y_ and loop.unknown_answers_ "
+                "(row: answer); without a state_dir a new fit asks again."
             )
-        )
-        if unknown:
-            raise ValueError(
-                f"The oracle returned labels {unknown[:5]!r} in cycle {cycle} that "
-                f"are not among the classes {list(lookup)!r} (None skips a row; "
-                "-1 is not an answer); nothing was recorded. A class that no "
-                "row is labeled with yet must be declared in the classifier's "
-                "classes parameter."
+            raise _unknown_answers_error(
+                f"The oracle returned labels {refused[:5]!r} in cycle {cycle}",
+                lookup,
+                recorded,
             )
-        return [None if is_missing_label(a) else lookup[_key(a)] for a in answers]
 
     # -- public API ------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None):
@@ -621,8 +705,11 @@ class AnnotationLoop(BaseEstimator):
             is invalid (a ValueError and a TypeError).
         ValueError
             If the oracle returns a label outside the known classes (those
-            of the labeled rows, or the classifier's ``classes``), or the
-            wrong number of labels (nothing is recorded for that cycle); before
+            of the labeled rows, or the classifier's ``classes``; every answer
+            of the round is recorded first, and a resume uses them once the
+            class is declared), or the wrong number of labels (nothing is
+            recorded for that cycle), or the log holds an answer outside the
+            classes; before
             the first fit, if ``X_val`` and ``y_val`` differ in length, their rows
             differ in shape from those of ``X``, or no row of ``y_val`` is labeled.
         RuntimeError
@@ -650,6 +737,7 @@ class AnnotationLoop(BaseEstimator):
         self.annotated_indices_ = np.empty(0, dtype=np.int64)
         self.annotation_cycles_ = np.empty(0, dtype=np.int64)
         self.skipped_indices_ = np.empty(0, dtype=np.int64)
+        self.unknown_answers_ = {}
         data_id = {"shape": list(shape)}
         if self.state_dir is not None:
             data_id["fingerprint"] = _fingerprint(X, y)
@@ -677,7 +765,7 @@ class AnnotationLoop(BaseEstimator):
             if model is not None and model["cycle"] == cycle:
                 model = None  # this cycle's fit survived the interruption
             else:
-                est = self._fit_estimator(est, X, y, cycle, n_annotated)
+                est = self._fit_estimator(est, X, y, cycle, n_annotated, classes)
                 self._write_model(est, cycle)
             self.estimator_ = est
             entry = self._entry(est, y, cycle, validation)
@@ -707,29 +795,8 @@ class AnnotationLoop(BaseEstimator):
             asked = np.asarray(pending["indices"], dtype=np.int64)
             # After an interrupted write, rows already in the log are not asked.
             positions = asked[~labeled_mask(y[asked]) & ~skipped[asked]]
-            answers = self._ask(positions, cycle, lookup, getattr(X, "index", None))
-            # in the loop's attributes even if the log cannot be written
-            for i, lab in zip(positions, answers, strict=True):
-                if lab is None:
-                    skipped[i] = True
-                else:
-                    y[i] = lab
-            answered = positions[[lab is not None for lab in answers]]
-            cycles = np.full(len(answered), cycle, dtype=np.int64)
-            self.annotated_indices_ = np.r_[self.annotated_indices_, answered]
-            self.annotation_cycles_ = np.r_[self.annotation_cycles_, cycles]
-            self.skipped_indices_ = np.flatnonzero(skipped)
-            if self.state_dir is not None:
-                try:
-                    self._append_log(positions, answers, cycle)
-                except OSError as exc:
-                    raise OSError(
-                        f"could not record the answers of cycle {cycle} in "
-                        f"{self._path(LOG_NAME)} ({exc}): they are in loop.y_ "
-                        "and loop.skipped_indices_ (rows "
-                        f"{positions.tolist()}); a resume from this state_dir "
-                        "would ask them again"
-                    ) from exc
+            answers = self._ask(positions, cycle, getattr(X, "index", None))
+            self._record(positions, answers, cycle, lookup, y, skipped)
             history.append(self._complete_entry(pending["entry"], pending, skipped))
             n_annotated, pending = len(asked), None
             self.n_annotated_ = n_annotated
