@@ -82,14 +82,45 @@ def split_paths(path, split):
     )
 
 
+def _unreadable_reason(file, exc):
+    """Why ``np.load(file, allow_pickle=False)`` raised ``exc``, in words that
+    do not repeat numpy's advice to allow pickles (loading one runs code)."""
+    if os.path.getsize(file) == 0:
+        return "the file is empty"
+    with open(file, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+        except ValueError:
+            return "it does not start with the .npy header"
+        # read_array_header_2_0 parses version 3.0 headers as well (utf-8 text
+        # read as latin-1: only non-ASCII field names would come out garbled).
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        try:
+            dtype = read_header(f)[2]
+        except ValueError:
+            dtype = None
+    if dtype is not None and dtype.hasobject:
+        return (
+            "it holds Python objects, which are never loaded from a file: "
+            "save a numeric array"
+        )
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _load_array(file):
     if not os.path.isfile(file):
         raise FileNotFoundError(f"missing file {file}")
     try:
         array = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MESCCFormatError(f"{file}: not a readable .npy array ({reason})") from exc
+        reason = _unreadable_reason(file, exc)
+        raise MESCCFormatError(
+            f"{file}: not a valid .npy array file ({reason})"
+        ) from exc
     if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
         array.close()
         raise MESCCFormatError(f"{file}: expected a single .npy array, got an archive")

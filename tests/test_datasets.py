@@ -150,9 +150,9 @@ def _corrupt(path, name, array=None, raw=None):
 @pytest.mark.parametrize(
     "name, array, raw, match",
     [
-        ("val-features.npy", None, b"not a numpy file", "not a readable"),
+        ("val-features.npy", None, b"not a numpy file", "not a valid .npy"),
         ("train-features.npy", np.array([["a", "b"]]), None, "numeric"),
-        ("train-features.npy", np.array([{"a": 1}], dtype=object), None, "readable"),
+        ("train-features.npy", np.array([{"a": 1}], dtype=object), None, "objects"),
         ("val-features.npy", np.zeros(5), None, "2-D"),
         ("test-targets.npy", np.zeros((2, 2)), None, "1-D"),
         ("test-targets.npy", np.array([0.5]), None, "whole"),
