@@ -28,7 +28,7 @@ from sklearn_boostmis import BoostMISClassifier
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.rst"))]
 FAST_MAX_EPOCHS = 10
-OPTIONAL = {"modAL": "modAL-python", "safetensors": "safetensors"}
+OPTIONAL = {"modAL": "modAL-python"}
 
 
 def markdown_blocks(text):
