@@ -5,19 +5,39 @@ two baselines; ``boostmis run DATA_DIR`` runs (or resumes) the closed loop on a
 MESCC feature folder with a simulated oracle; ``boostmis query DATA_DIR`` trains
 on a person's labels and writes the next rows to label. Bad input ends with
 one ``error: ...`` line on stderr and exit status 2.
+
+The arguments are parsed before anything heavy is imported: a subcommand's
+module (and with it torch and scikit-learn) is loaded only to run it.
 """
 
 import argparse
+import importlib
 import sys
 import warnings
 from contextlib import contextmanager
 
 from .. import __version__
-from .demo import cmd_demo
-from .query import cmd_query
-from .run import cmd_run, load_run_model
 
 __all__ = ["load_run_model", "main"]
+
+
+# Name -> the submodule that defines it, imported on first use (PEP 562).
+_LAZY_NAMES = {
+    "cmd_demo": "demo",
+    "cmd_query": "query",
+    "cmd_run": "run",
+    "load_run_model": "run",
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def _int_in(low, high=None):
@@ -71,7 +91,6 @@ def _build_parser():
     demo.add_argument(
         "--quick", action="store_true", help="tiny configuration (seconds)"
     )
-    demo.set_defaults(func=cmd_demo)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -138,7 +157,6 @@ def _build_parser():
     run.add_argument(
         "--out", default="boostmis_run", help="output folder (default: %(default)s)"
     )
-    run.set_defaults(func=cmd_run)
 
     query = sub.add_parser(
         "query",
@@ -178,7 +196,6 @@ def _build_parser():
         required=True,
         help="grading task: the class vocabulary of the labels and of predicted_grade",
     )
-    query.set_defaults(func=cmd_query)
     return parser
 
 
@@ -203,7 +220,9 @@ def main(argv=None):
     args = _build_parser().parse_args(argv)
     try:
         with _warnings_as_lines():
-            return int(args.func(args) or 0)
+            # Through the module, so that the subcommand is imported only now.
+            command = getattr(sys.modules[__name__], f"cmd_{args.command}")
+            return int(command(args) or 0)
     except (ValueError, OSError) as exc:  # incl. FileNotFoundError, MESCCFormatError
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
