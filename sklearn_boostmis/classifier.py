@@ -13,7 +13,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._seeding import cuda_indices, torch_seeded
 from ._threads import torch_threads
@@ -402,7 +406,7 @@ default=None
 
     # -- fitting -----------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit on labeled rows and unlabeled rows (``y == -1``).
 
         Parameters
@@ -412,6 +416,12 @@ default=None
             Labels of any type; -1 marks an unlabeled row. String labels need
             object dtype so that -1 can stand beside them (a list such as
             ``["cat", -1, "dog"]`` is read as one).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the labeled rows in the supervised loss
+            (each step's loss is the weighted mean over its labeled rows, with
+            ``class_weight`` multiplied in); the weights of unlabeled rows are
+            not used. None weighs every row 1. The class prior of
+            ``prior_correction`` counts rows, not weights.
 
         Returns
         -------
@@ -449,7 +459,8 @@ default=None
             encoded = np.searchsorted(self.classes_, y[labeled])
             self.class_prior_ = smoothed_prior(encoded, len(classes)).numpy()
 
-            net = self._train(X, y, labeled, encoded, warm)
+            weights = self._labeled_weights(sample_weight, X, labeled)
+            net = self._train(X, y, labeled, encoded, warm, weights)
             _check_finite(net, self.lr)
             self.net_ = net
             # one eps_t per epoch run: history_ may be shorter after a
@@ -470,7 +481,22 @@ default=None
             )
             return self
 
-    def _train(self, X, y, labeled, encoded, warm):
+    @staticmethod
+    def _labeled_weights(sample_weight, X, labeled):
+        """The labeled rows' sample weights (float32), or None."""
+        if sample_weight is None:
+            return None
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )[labeled]
+        if not weights.sum() > 0:
+            raise ValueError(
+                "sample_weight is 0 on every labeled row: the supervised loss "
+                "would have nothing to learn from"
+            )
+        return weights
+
+    def _train(self, X, y, labeled, encoded, warm, weights=None):
         """Build the network (continuing the previous one when ``warm``), train
         it and return it."""
         device = self._resolve_device()
@@ -480,7 +506,7 @@ default=None
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         with torch_seeded(seed, device):
             dataset = SemiSupervisedDataset(
-                X[labeled], encoded, X[~labeled], device, on_device
+                X[labeled], encoded, X[~labeled], device, on_device, weights
             )
             if warm:
                 with torch.random.fork_rng(devices=cuda_indices(device)):

@@ -44,10 +44,20 @@ class SemiSupervisedDataset(Dataset):
     data_on_device : bool, default=True
         Store the arrays on ``device`` (moved once). False keeps them in host
         memory and copies each batch to ``device``.
+    w_labeled : array-like of shape (n_labeled,), default=None
+        Sample weights of the labeled rows in the supervised loss; None weighs
+        every row 1. When given, a training step holds a fifth element, the
+        weights of its labeled rows.
     """
 
     def __init__(
-        self, X_labeled, y_labeled, X_unlabeled, device="cpu", data_on_device=True
+        self,
+        X_labeled,
+        y_labeled,
+        X_unlabeled,
+        device="cpu",
+        data_on_device=True,
+        w_labeled=None,
     ):
         self.device = torch.device(device)
         self.data_on_device = bool(data_on_device)
@@ -63,6 +73,13 @@ class SemiSupervisedDataset(Dataset):
             raise ValueError("X_labeled and y_labeled have different lengths")
         if self.y_labeled.min() < 0:
             raise ValueError("encoded labels must be >= 0; -1 marks unlabeled rows")
+        self.w_labeled = None
+        if w_labeled is not None:
+            self.w_labeled = torch.as_tensor(
+                w_labeled, dtype=torch.float32, device=store
+            )
+            if self.w_labeled.shape != self.y_labeled.shape:
+                raise ValueError("w_labeled and y_labeled have different lengths")
 
     @property
     def n_labeled(self):
@@ -118,7 +135,9 @@ def _chunks(n, size, min_size=2):
 class SemiSupervisedBatches:
     """Iterable of training steps ``(x_labeled, y_labeled, x_unlabeled, idx)``.
 
-    ``x_unlabeled`` and ``idx`` are None when there are no unlabeled rows.
+    ``x_unlabeled`` and ``idx`` are None when there are no unlabeled rows. A
+    dataset with sample weights (``w_labeled``) adds a fifth element, the
+    weights of the step's labeled rows.
     All randomness comes from ``generator``.
 
     With ``num_shards`` processes (data-parallel training), every process draws
@@ -199,7 +218,8 @@ class SemiSupervisedBatches:
             order = self._permutation(ds.n_labeled)
             for start, stop in self._steps(ds.n_labeled, self._labeled_only_size):
                 idx = self._shard(order[start:stop])
-                yield *ds.take(idx, ds.X_labeled, ds.y_labeled), None, None
+                x_lab, y_lab = ds.take(idx, ds.X_labeled, ds.y_labeled)
+                yield self._step(x_lab, y_lab, None, None, idx)
             return
         order = self._permutation(ds.n_unlabeled)
         for start, stop in self._steps(ds.n_unlabeled, self.mu * self.batch_size):
@@ -207,4 +227,12 @@ class SemiSupervisedBatches:
             idx_l = self._shard(self._next_labeled(self.num_shards * self.batch_size))
             x_lab, y_lab = ds.take(idx_l, ds.X_labeled, ds.y_labeled)
             (x_unl,) = ds.take(idx_u, ds.X_unlabeled)
-            yield x_lab, y_lab, x_unl, idx_u
+            yield self._step(x_lab, y_lab, x_unl, idx_u, idx_l)
+
+    def _step(self, x_lab, y_lab, x_unl, idx_u, idx_l):
+        """The step's tuple; with sample weights, the labeled rows' weights last."""
+        ds = self.dataset
+        if ds.w_labeled is None:
+            return x_lab, y_lab, x_unl, idx_u
+        (w_lab,) = ds.take(idx_l, ds.w_labeled)
+        return x_lab, y_lab, x_unl, idx_u, w_lab

@@ -444,7 +444,8 @@ class BoostMISNet(NeuralNetClassifier):
     def train_step_single(self, batch, **fit_params):
         if not self.module_.training:  # the teacher stays in eval mode
             self.module_.train()
-        x_lab, y_lab, x_unl, idx = batch
+        x_lab, y_lab, x_unl, idx, *weights = batch
+        w_lab = weights[0] if weights else None
         device_type = x_lab.device.type
         x_lab_weak = self.weak_(x_lab)
         correction = self.prior_correction_
@@ -452,7 +453,9 @@ class BoostMISNet(NeuralNetClassifier):
             with self._autocast(device_type):
                 logits = self.module_(x_lab_weak)
             logits = logits.float()
-            loss = supervised_loss(self._adjusted(logits), y_lab, self.class_weight_)
+            loss = supervised_loss(
+                self._adjusted(logits), y_lab, self.class_weight_, w_lab
+            )
             self._backward(loss)
             zero = torch.zeros((), device=loss.device)
             return {
@@ -484,7 +487,9 @@ class BoostMISNet(NeuralNetClassifier):
             logits = self.module_(x_both)
         logits = logits.float()
         n_lab = len(x_lab)
-        sup = supervised_loss(self._adjusted(logits[:n_lab]), y_lab, self.class_weight_)
+        sup = supervised_loss(
+            self._adjusted(logits[:n_lab]), y_lab, self.class_weight_, w_lab
+        )
         unsup = masked_consistency_loss(
             self._adjusted(logits[n_lab:]), pseudo_labels, mask, self.unsup_normalizer
         )

@@ -6,13 +6,20 @@ The equations are on the method page (:ref:`method-losses`).
 import torch.nn.functional as F
 
 
-def supervised_loss(logits, targets, weight=None):
+def supervised_loss(logits, targets, weight=None, sample_weight=None):
     """L_s: mean cross-entropy over the labeled batch.
 
     ``weight`` (one float per class, or None) gives a class-weighted mean,
     ``sum_i w[y_i] CE_i / sum_i w[y_i]``, as :func:`torch.nn.functional.cross_entropy`.
+    ``sample_weight`` (one float per row, or None) multiplies each row's weight
+    in that mean: ``sum_i s_i w[y_i] CE_i / sum_i s_i w[y_i]`` (0 when every
+    row of the batch weighs 0).
     """
-    return F.cross_entropy(logits, targets, weight=weight)
+    if sample_weight is None:
+        return F.cross_entropy(logits, targets, weight=weight)
+    per_row = F.cross_entropy(logits, targets, weight=weight, reduction="none")
+    row_weight = sample_weight if weight is None else sample_weight * weight[targets]
+    return per_row.mul(sample_weight).sum() / row_weight.sum().clamp_min(1e-12)
 
 
 def masked_consistency_loss(logits_strong, pseudo_labels, mask, normalizer="batch"):
