@@ -239,7 +239,11 @@ def test_resume_refuses_other_data_and_writes_nothing(
 
 @pytest.mark.parametrize(
     "change, key",
-    [(["--task", "six"], "task"), (["--class-weight", "balanced"], "class_weight")],
+    [
+        (["--task", "six"], "task"),
+        (["--class-weight", "balanced"], "class_weight"),
+        (["--prior-correction", "align"], "prior_correction"),
+    ],
 )
 def test_resume_refuses_changed_settings(data_dir, reference_run, capsys, change, key):
     task = [] if "--task" in change else ["--task", "two"]
@@ -256,9 +260,9 @@ def fit_params(monkeypatch):
     calls = []
     real_fit = BoostMISClassifier.fit
 
-    def recording_fit(self, X, y):
+    def recording_fit(self, X, y, sample_weight=None):
         calls.append(self.get_params(deep=False))
-        return real_fit(self, X, y)
+        return real_fit(self, X, y, sample_weight)
 
     monkeypatch.setattr(BoostMISClassifier, "fit", recording_fit)
     return calls
@@ -272,6 +276,38 @@ def test_run_with_balanced_class_weight(data_dir, tmp_path, fit_params):
     assert report["config"]["class_weight"] == "balanced"
     assert fit_params and {p["class_weight"] for p in fit_params} == {"balanced"}
     assert load_run_model(out, device="cpu")[-1].class_weight == "balanced"
+
+
+def test_run_with_prior_correction_and_threads(data_dir, tmp_path, fit_params):
+    out = tmp_path / "aligned"
+    args = ["run", data_dir, "--task", "two", "--cycles", 1, *TINY]
+    extra = ["--prior-correction", "align", "--n-jobs", "2", "--out", str(out)]
+    assert main([*map(str, args), *extra]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["prior_correction"] == "align"
+    assert "n_jobs" not in report["config"]  # threads do not change results
+    assert {(p["prior_correction"], p["n_jobs"]) for p in fit_params} == {("align", 2)}
+    assert load_run_model(out, device="cpu")[-1].prior_correction == "align"
+    final = report["cycles"][-1]
+    assert sum(final["prediction_share"].values()) == pytest.approx(1.0)
+    assert sum(final["class_prior"].values()) == pytest.approx(1.0)
+    share = final["prediction_share"]["low"]
+    assert (
+        f"| final | {share:.3f} / {final['class_prior']['low']:.3f}"
+        in (out / "report.md").read_text()
+    )
+    # a run folder from before the option existed was the paper's method
+    config = json.loads((out / "config.json").read_text())
+    assert config.pop("prior_correction") == "align"
+    (out / "config.json").write_text(json.dumps(config))
+    assert main([*map(str, args), *extra]) == 2
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_n_jobs_must_be_a_nonzero_integer(value, data_dir, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(data_dir), "--task", "two", "--n-jobs", value])
+    assert "--n-jobs" in capsys.readouterr().err
 
 
 def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):

@@ -64,6 +64,27 @@ _positive_int = _int_in(1)
 _seed = _int_in(0, 2**32 - 1)  # numpy's seeds
 
 
+def _n_jobs(text):
+    """``--n-jobs``: a non-zero int (joblib's convention: -1 = all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 threads: give 1 or more, or -1 for all")
+    return value
+
+
+def _add_n_jobs(parser):
+    parser.add_argument(
+        "--n-jobs",
+        type=_n_jobs,
+        default=None,
+        help="CPU threads torch uses (default: 1, which stays fast when other "
+        "jobs share the cores; -1 = all cores; no effect on a GPU)",
+    )
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="boostmis",
@@ -91,6 +112,7 @@ def _build_parser():
     demo.add_argument(
         "--quick", action="store_true", help="tiny configuration (seconds)"
     )
+    _add_n_jobs(demo)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -111,6 +133,16 @@ def _build_parser():
         "(default: %(default)s)",
     )
     common.add_argument(
+        "--prior-correction",
+        choices=["none", "align", "adjust"],
+        default="none",
+        help="class-prior correction for imbalanced grades: logit-adjusted "
+        "losses with pseudo-labels aligned to the labeled prior ('align') or "
+        "prior-calibrated ('adjust'), and a balanced decision rule; 'none' is "
+        "the paper's method (default: %(default)s)",
+    )
+    _add_n_jobs(common)
+    common.add_argument(
         "--device",
         default="auto",
         help="'auto' (CUDA if available), 'cpu', 'cuda', ... (default: %(default)s)",
@@ -126,7 +158,9 @@ def _build_parser():
         "report.md, learning_curve.png, annotations.csv, model.safetensors with "
         "scaler.npz (load both with sklearn_boostmis.cli.load_run_model), and the "
         "loop's state (state.json, config.json, model.pkl: a pickle, only resume "
-        "folders you created). Running again with the same OUT resumes.",
+        "folders you created). Running again with the same OUT resumes; a "
+        "finished run says it is complete and trains nothing, a larger --cycles "
+        "adds cycles, other data or settings are refused.",
     )
     run.add_argument(
         "data_dir",
@@ -165,9 +199,9 @@ def _build_parser():
         description="Train on the train rows listed in LABELS.csv (a header with "
         "the columns index and label, others ignored; labels as class codes (3 or "
         "3.0) or names, empty = not answered), all other train rows unlabeled, and "
-        "write the next candidates (index, score, selector, predicted_class, "
-        "predicted_grade) to --out. LABELS.csv is never modified; only "
-        "train-features.npy is read.",
+        "write the next candidates (index, rank, selector, aus_score, bus_score, "
+        "predicted_class, predicted_grade; rank 1 = ask first) to --out. "
+        "LABELS.csv is never modified; only train-features.npy is read.",
     )
     query.add_argument(
         "data_dir", metavar="DATA_DIR", help="folder with train-features.npy"

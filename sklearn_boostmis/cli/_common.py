@@ -48,7 +48,10 @@ def say(message):
 
 
 def class_weight_arg(text):
-    """The estimator's ``class_weight`` from ``--class-weight`` (or a run's config)."""
+    """The estimator's ``class_weight`` from ``--class-weight`` (or a run's config).
+
+    Also reads ``--prior-correction``: ``"none"`` is None, other words pass.
+    """
     return None if text == "none" else text
 
 
@@ -93,30 +96,12 @@ def classification_metrics(y_true, y_pred, names):
         "macro_recall": float(r),
         "macro_f1": float(f),
         "per_class_recall": recall,
+        "prediction_share": {
+            name: float(np.mean(np.asarray(y_pred) == i))
+            for i, name in enumerate(names)
+        },
         "confusion_matrix": np.round(norm, 6).tolist(),
     }
-
-
-def plot_curves(series, path, title):
-    """Accuracy and macro-F1 against labels; ``series`` = {name: [(n, acc, f1)]}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, points in series.items():
-        n, acc, f1 = (list(v) for v in zip(*points, strict=True))
-        axes[0].plot(n, acc, marker="o", label=name)
-        axes[1].plot(n, f1, marker="o", label=name)
-    for ax, metric in zip(axes, ("accuracy", "macro-F1"), strict=True):
-        ax.set_xlabel("labeled samples")
-        ax.set_ylabel(f"test {metric}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    save_figure_atomic(fig, path)
-    plt.close(fig)
 
 
 @contextmanager

@@ -88,7 +88,9 @@ def cmd_demo(args):
         f"seed={args.seed}{' (quick)' if args.quick else ''}",
         flush=True,
     )
-    base = BoostMISClassifier(max_epochs=cfg["max_epochs"], random_state=args.seed)
+    base = BoostMISClassifier(
+        max_epochs=cfg["max_epochs"], random_state=args.seed, n_jobs=args.n_jobs
+    )
 
     def oracle(idx):
         return y_tr[idx]

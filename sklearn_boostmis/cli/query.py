@@ -176,13 +176,15 @@ def cmd_query(args):
             random_state=args.seed,
             device=args.device,
             class_weight=class_weight_arg(args.class_weight),
+            prior_correction=class_weight_arg(args.prior_correction),
+            n_jobs=args.n_jobs,
         ).fit(X, y)
     if clf.collapsed_classes_:
         say(
             "warning"
             + collapse_note(clf.collapsed_classes_, names)
             + " (the model hardly predicts it on the unlabeled rows; label more rows "
-            "of it, or try --class-weight balanced)"
+            "of it, or try --prior-correction align or --class-weight balanced)"
         )
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)

@@ -46,24 +46,28 @@ _RESUME_KEYS = (
     "budget",
     "max_epochs",
     "class_weight",
+    "prior_correction",
     "n_train",
     "n_features",
     "train_data",  # last two: a changed task changes the targets too
     "eval_data",
 )
-_RESUME_DEFAULTS = {"class_weight": "none"}  # runs from before the option existed
+# runs from before an option existed trained with what it now calls "none"
+_RESUME_DEFAULTS = {"class_weight": "none", "prior_correction": "none"}
 
 
-def _run_estimator(config, device):
+def _run_estimator(config, device, n_jobs=None):
     """The classifier of a run with ``config`` (its settings, one for all fits)."""
     from .. import BoostMISClassifier
 
-    class_weight = config.get("class_weight", _RESUME_DEFAULTS["class_weight"])
+    setting = {**_RESUME_DEFAULTS, **config}
     return BoostMISClassifier(
         max_epochs=config["max_epochs"],
         random_state=config["seed"],
         device=device,
-        class_weight=class_weight_arg(class_weight),
+        class_weight=class_weight_arg(setting["class_weight"]),
+        prior_correction=class_weight_arg(setting["prior_correction"]),
+        n_jobs=n_jobs,
     )
 
 
@@ -364,6 +368,7 @@ def _report_md(report):
             f"| {fmt(e['accuracy'])} | {fmt(e['macro_precision'])} | "
             f"{fmt(e['macro_recall'])} | {fmt(e['macro_f1'])} | {recall} |"
         )
+    lines += _share_table(report["cycles"], names)
     collapsed = [
         ("final" if e.get("final") else str(e["cycle"]), e["collapsed_classes"])
         for e in report["cycles"]
@@ -394,6 +399,32 @@ def _report_md(report):
     return "\n".join(lines) + "\n"
 
 
+def _share_table(entries, names):
+    """Lines of the report's table of prediction shares beside the class prior."""
+    rows = [e for e in entries if "prediction_share" in e]  # older reports lack it
+    if not rows:
+        return []
+
+    def cell(e, name):
+        prior = e.get("class_prior", {}).get(name)
+        share = f"{e['prediction_share'][name]:.3f}"
+        return share if prior is None else f"{share} / {prior:.3f}"
+
+    lines = [
+        "",
+        "Share of the test predictions in each class / the class prior of the "
+        "fit's labels (smoothed, `(n_c + 1) / (n_L + C)`): a share far above "
+        "its prior is a sign of collapse onto that class.",
+        "",
+        "| cycle | " + " | ".join(names) + " |",
+        "|" + "---|" * (1 + len(names)),
+    ]
+    for e in rows:
+        label = "final" if e.get("final") else str(e["cycle"])
+        lines.append(f"| {label} | " + " | ".join(cell(e, n) for n in names) + " |")
+    return lines
+
+
 def cmd_run(args):
     from .. import AnnotationLoop, InformativeQuerySampler
     from ..loop import _warm_started
@@ -416,6 +447,7 @@ def cmd_run(args):
         "max_epochs": args.max_epochs,
         "device": args.device,
         "class_weight": args.class_weight,
+        "prior_correction": args.prior_correction,
         "n_train": int(data.X_train.shape[0]),
         "n_features": int(data.X_train.shape[1]),
         "train_data": _digest(data.X_train, data.y_train),
@@ -438,7 +470,7 @@ def cmd_run(args):
     )
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
-    estimator = _run_estimator(config, args.device)
+    estimator = _run_estimator(config, args.device, args.n_jobs)
     sampler = InformativeQuerySampler(random_state=args.seed)
 
     def oracle(indices):  # simulated annotator: the held-back train targets
@@ -454,7 +486,13 @@ def cmd_run(args):
 
     def evaluate(est):
         metrics = classification_metrics(data.y_test, est.predict(X_test), names)
-        return {"split": "test", "n_test": int(len(data.y_test)), **metrics}
+        prior = dict(zip(names, map(float, est.class_prior_), strict=True))
+        return {
+            "split": "test",
+            "n_test": int(len(data.y_test)),
+            "class_prior": prior,
+            **metrics,
+        }
 
     loop = None
     for target in range(1, args.cycles + 1):
