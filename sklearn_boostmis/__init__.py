@@ -23,6 +23,8 @@ _LAZY_NAMES = {
     "InformativeQuerySampler": "query",
     "LabeledStratifiedKFold": "model_selection",
     "MLPClassifierModule": "modules",
+    "MarginalResamplingNoise": "augment",
+    "PriorCorrection": "imbalance",
     "PseudoLabelCollapseWarning": "diagnostics",
     "load_weights": "persistence",
     "make_labeled_scorer": "scoring",

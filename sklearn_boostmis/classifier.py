@@ -125,8 +125,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     prior_correction : {"align", "adjust"}, PriorCorrection or None, \
 default=None
         How training accounts for the class prior of the labeled rows, for
-        imbalanced data scored by macro-averaged metrics (method page, "Class
-        imbalance"; :class:`~sklearn_boostmis.imbalance.PriorCorrection`). With
+        imbalanced data scored by macro-averaged metrics (method page,
+        :ref:`method-imbalance`;
+        :class:`~sklearn_boostmis.imbalance.PriorCorrection`). With
         ``"align"`` or ``"adjust"`` both losses are logit-adjusted,
         ``CE(z + log pi, y)`` with the smoothed labeled prior ``pi_c = (n_c +
         1) / (n_L + C)``, and the teacher's pseudo-label probabilities are

@@ -4,7 +4,7 @@ On imbalanced data the pseudo-labels of FixMatch-style training drift onto the
 majority class: every accepted majority pseudo-label makes the model more
 confident in the majority class, which accepts more of them. A
 :class:`PriorCorrection` acts at the three places where the class prior enters
-a training step (method page, "Class imbalance"):
+a training step (method page, :ref:`method-imbalance`):
 
 - the supervised loss is logit-adjusted (Menon et al., ICLR 2021),
   ``CE(z + tau log pi, y)``, so that the network's logits ``z`` model the
