@@ -305,6 +305,11 @@ def main():
     parser.add_argument(
         "--cache", type=Path, default=None, help="JSON lines to resume from"
     )
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="report the runs in --cache without fitting the missing ones",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     names = args.methods or list(methods(0))
@@ -313,12 +318,14 @@ def main():
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     cell_list = cells(args)
     results = load_cache(args.cache) if args.cache else {}
-    todo = [
+    todo = [  # seed-major: a run stopped early covers every cell
         (name, n, s)
-        for name, n in cell_list
         for s in seeds
+        for name, n in cell_list
         if (name, n, s) not in results or set(names) - set(results[(name, n, s)])
     ]
+    if args.summarise_only:
+        todo = []
     print(f"{len(todo)} (cell, seed) runs to do", flush=True)
     jobs = (delayed(run_cell)(name, n, s, names) for name, n, s in todo)
     for name, n, s, scores in Parallel(
@@ -363,7 +370,12 @@ def main():
         f"difference below -2 SE) in {as_good} of {len(imbalanced)} imbalanced "
         f"cells; {worse} (cell, method) pairs more than 2 SE worse."
     )
-    note = f"Seeds {seeds[0]}-{seeds[-1]}; {machine_info()}."
+    finished = sorted({s for (_, _, s) in results if s in seeds})
+    note = (
+        f"Seeds {seeds[0]}-{seeds[-1]} asked for, {len(finished)} finished for at "
+        f"least one cell (the paired table's column `seeds` counts each cell's); "
+        f"{machine_info()}."
+    )
     print(table, paired, summary, note, sep="\n\n")
     if args.write:
         section = "imbalance" if args.first_seed == 0 else "imbalance_fresh_splits"
