@@ -7,7 +7,8 @@ Data (all offline; 30 % held out, stratified; standardised on the train split):
   subsampled (once, fixed) to the MESCC six-grade prior 72 / 8 / 9 / 4 / 3 / 4 %;
 - ``breast cancer 89/11``: benign against malignant subsampled to 44 (89 / 11);
 - ``MESCC-like two`` / ``six`` (``--mescc``): :func:`make_mescc_like` at full
-  size (2,048 features, the release's split sizes; its test split is held out);
+  size (2,048 features, the release's split sizes; its test split is held out;
+  ``--mescc-scale 0.25`` keeps a quarter of the rows);
 - balanced controls: digits with 50 labels, breast cancer with 20, one per class
   in equal numbers (``ssl_quality.py``'s splits).
 
@@ -40,6 +41,8 @@ Usage: ``python benchmarks/imbalance.py [--seeds 10] [--first-seed 0]
 
 import argparse
 import json
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -107,10 +110,10 @@ BALANCED = {
 }
 
 
-def split(name, seed):
+def split(name, seed, mescc_scale=1.0):
     """``X_train, y_train, X_test, y_test`` (standardised, float32)."""
     if name in MESCC:
-        data = make_mescc_like(task=name.split()[-1], random_state=0)
+        data = make_mescc_like(task=name.split()[-1], scale=mescc_scale, random_state=0)
         X_train, y_train, X_test, y_test = (
             data.X_train,
             data.y_train,
@@ -219,12 +222,12 @@ def evaluate(method, model, X, y_partial, X_test, y_test):
     return out
 
 
-def run_cell(name, n_labels, seed, names):
+def run_cell(name, n_labels, seed, names, mescc_scale=1.0):
     if name in BALANCED:
         dataset, n = BALANCED[name]
         X, y_partial, _, X_test, y_test = few_label_split(dataset, n, seed)
     else:
-        X, y, X_test, y_test = split(name, seed)
+        X, y, X_test, y_test = split(name, seed, mescc_scale)
         y_partial = draw_labels(y, n_labels, seed)
     out = {}
     for method, model in methods(seed).items():
@@ -297,6 +300,12 @@ def main():
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--labels", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--mescc", action="store_true", help="add the MESCC-like cells")
+    parser.add_argument(
+        "--mescc-scale",
+        type=float,
+        default=1.0,
+        help="make_mescc_like's scale (1 = the release's split sizes)",
+    )
     parser.add_argument("--no-balanced", action="store_true")
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--methods", nargs="*", default=None)
@@ -311,6 +320,9 @@ def main():
         help="report the runs in --cache without fitting the missing ones",
     )
     parser.add_argument("--write", action="store_true")
+    parser.add_argument(
+        "--section", default=None, help="RESULTS.md section (default: by seeds)"
+    )
     args = parser.parse_args()
     names = args.methods or list(methods(0))
     if args.reference not in names:
@@ -327,7 +339,9 @@ def main():
     if args.summarise_only:
         todo = []
     print(f"{len(todo)} (cell, seed) runs to do", flush=True)
-    jobs = (delayed(run_cell)(name, n, s, names) for name, n, s in todo)
+    jobs = (
+        delayed(run_cell)(name, n, s, names, args.mescc_scale) for name, n, s in todo
+    )
     for name, n, s, scores in Parallel(
         n_jobs=args.n_jobs, return_as="generator_unordered"
     )(jobs):
@@ -378,16 +392,12 @@ def main():
     )
     print(table, paired, summary, note, sep="\n\n")
     if args.write:
-        section = "imbalance" if args.first_seed == 0 else "imbalance_fresh_splits"
-        title = (
-            "splits used to choose the default"
-            if args.first_seed == 0
-            else "fresh splits"
-        )
+        fresh = args.first_seed != 0
+        section = args.section or ("imbalance_fresh_splits" if fresh else "imbalance")
+        title = "fresh splits" if fresh else "splits used to choose the default"
         body = (
-            f"## Class imbalance ({title})\n\n`python benchmarks/imbalance.py "
-            f"--first-seed {args.first_seed} --seeds {args.seeds} --labels "
-            f"{' '.join(map(str, args.labels))}{' --mescc' if args.mescc else ''}` "
+            f"## Class imbalance ({title}; section `{section}`)\n\n"
+            f"`python benchmarks/imbalance.py {shlex.join(sys.argv[1:])}` "
             "(see its docstring).\n\n"
             f"{table}\n\n{paired}\n\n{summary}\n\n{note}\n"
         )

@@ -15,8 +15,11 @@ from the defaults at a time), ``ssl_grid.py``
 (closed-loop learning curves, query cost), ``ablations.py`` (threshold,
 selectors, density, symmetric AUS), ``cost.py`` (semi-supervised overhead,
 growth with n, kNN backends), ``throughput.py`` (``fit`` vs a bare PyTorch
-loop), ``images.py`` (only if the file exists), ``gpu_check.py`` (only when
-CUDA is available).
+loop), ``images.py`` (only if the file exists), ``threads.py`` (fit time
+with torch's default threads and with ``n_jobs=None``), ``imbalance.py``
+(imbalanced cells, every method, macro-averaged metrics; about 70 CPU-minutes
+per seed for the full cells, not part of the estimate below),
+``gpu_check.py`` (only when CUDA is available).
 
 ``--quick`` is passed to every script that has it (cheaper epochs, smaller
 data; seeds stay at 3); ``images.py`` gets ``--max-epochs 20`` instead, the
@@ -76,6 +79,11 @@ SCRIPTS = [
      ["--threads", "1"], ["--threads", "1"]),
     ("images.py", "images", "Images (digits 8x8)", ["--seeds", "10"],
      ["--max-epochs", "20"]),
+    ("threads.py", "threads", "Threads: torch's default against n_jobs=None",
+     ["--repeats", "3"], []),
+    ("imbalance.py", "imbalance", "Class imbalance (splits 0-9)",
+     ["--seeds", "10", "--labels", "20", "100"],
+     ["--seeds", "3", "--labels", "50", "--datasets", "digits 9-vs-rest"]),
     ("gpu_check.py", "gpu_check", "GPU check", [], []),
 ]
 HEADER_START, HEADER_END = "<!-- header:start -->", "<!-- header:end -->"
