@@ -135,8 +135,9 @@ default=None
         labeled prior (distribution alignment). ``predict`` is then the argmax
         of the balanced posterior and ``predict_proba`` returns that balanced
         posterior (the class probabilities under equal class priors);
-        multiply it by ``class_prior_`` and normalise the rows for
-        probabilities under the labeled prior. None: the paper's method
+        multiply it by ``class_prior_ ** tau`` (``tau=1`` for the string
+        options) and normalise the rows for probabilities under the labeled
+        prior. None: the paper's method
         (plain cross-entropy, uncorrected pseudo-labels).
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows, as skorch's ``NeuralNetClassifier``

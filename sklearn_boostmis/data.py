@@ -218,21 +218,22 @@ class SemiSupervisedBatches:
             order = self._permutation(ds.n_labeled)
             for start, stop in self._steps(ds.n_labeled, self._labeled_only_size):
                 idx = self._shard(order[start:stop])
-                x_lab, y_lab = ds.take(idx, ds.X_labeled, ds.y_labeled)
-                yield self._step(x_lab, y_lab, None, None, idx)
+                labeled = self._labeled(idx)
+                yield *labeled[:2], None, None, *labeled[2:]
             return
         order = self._permutation(ds.n_unlabeled)
         for start, stop in self._steps(ds.n_unlabeled, self.mu * self.batch_size):
             idx_u = self._shard(order[start:stop])
             idx_l = self._shard(self._next_labeled(self.num_shards * self.batch_size))
-            x_lab, y_lab = ds.take(idx_l, ds.X_labeled, ds.y_labeled)
+            labeled = self._labeled(idx_l)
             (x_unl,) = ds.take(idx_u, ds.X_unlabeled)
-            yield self._step(x_lab, y_lab, x_unl, idx_u, idx_l)
+            yield *labeled[:2], x_unl, idx_u, *labeled[2:]
 
-    def _step(self, x_lab, y_lab, x_unl, idx_u, idx_l):
-        """The step's tuple; with sample weights, the labeled rows' weights last."""
+    def _labeled(self, idx):
+        """Rows, labels and (with sample weights) weights of labeled positions,
+        gathered in one call; a step holds the weights last."""
         ds = self.dataset
-        if ds.w_labeled is None:
-            return x_lab, y_lab, x_unl, idx_u
-        (w_lab,) = ds.take(idx_l, ds.w_labeled)
-        return x_lab, y_lab, x_unl, idx_u, w_lab
+        arrays = [ds.X_labeled, ds.y_labeled]
+        if ds.w_labeled is not None:
+            arrays.append(ds.w_labeled)
+        return ds.take(idx, *arrays)

@@ -14,8 +14,12 @@ a training step (method page, :ref:`method-imbalance`):
   BoostMIS authors' code) to the labeled prior or by logit adjustment alone;
 - the consistency loss is logit-adjusted like the supervised one.
 
-``predict`` is then the argmax of ``z``: a balanced decision rule, which
-targets macro-averaged recall rather than accuracy.
+``predict`` is then the argmax of ``z``: with ``tau = 1`` a balanced decision
+rule, which targets macro-averaged recall rather than accuracy
+(``softmax(z + tau log pi)`` is the posterior under the labeled prior).
+
+In data-parallel training each process keeps its own ``p_hat_`` from its
+share of the unlabeled batches (the weights stay identical through DDP).
 
 The prior is ``pi_c = (n_c + 1) / (n_L + C)`` over every class the model knows
 (add-one smoothing: a declared class without labels does not get ``log 0``),
@@ -115,11 +119,6 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         self.adjustment_ = float(self.tau) * self.log_prior_
         self.p_hat_ = None
         return self
-
-    @property
-    def balanced_decision(self):
-        """Whether the network's logits model the class-balanced posterior."""
-        return float(self.tau) > 0
 
     def adjust_logits(self, logits):
         """``z + tau log pi``: what both losses see in place of ``z``."""

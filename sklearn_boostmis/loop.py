@@ -98,15 +98,22 @@ def _sorted_answers(answers, lookup):
     """Each answer as a class of ``lookup``, None (a skipped row), or the answer
     itself when it is not among the classes; and the mask of the latter."""
     bool_classes = all(isinstance(c, (bool, np.bool_)) for c in lookup.values())
+    # The log stores answers as text: an answer is judged as it reads back on
+    # a resume ("1" is the class 1, "" a skipped row unless "" is a class).
+    by_text = {str(key): key for key in lookup}
     labels, unknown = [], np.zeros(len(answers), dtype=bool)
     for n, answer in enumerate(answers):
-        if is_missing_label(answer):
+        key = _key(answer)
+        if key not in lookup and isinstance(answer, str):
+            key = by_text.get(answer, key)
+        empty = isinstance(answer, str) and key == "" and "" not in lookup
+        if is_missing_label(answer) or empty:
             labels.append(None)
-        elif _key(answer) in lookup and (
+        elif key in lookup and (
             # True == 1: a bool answer would pass for the class 1
             bool_classes or not isinstance(answer, (bool, np.bool_))
         ):
-            labels.append(lookup[_key(answer)])
+            labels.append(lookup[key])
         else:
             labels.append(answer)
             unknown[n] = True
@@ -241,17 +248,21 @@ class AnnotationLoop(BaseEstimator):
         all the cycle's queries in one call) and returns one label per
         position, each a class of the initial labeled rows (or of the
         classifier's ``classes``, which may declare classes that no row is
-        labeled with yet), or None (also NaN or ``pandas.NA``) for a row the
-        annotator cannot label: that row stays unlabeled (it still trains as
-        an unlabeled row) and is never asked again. A pandas Series is matched
+        labeled with yet), or None (also NaN, ``pandas.NA`` or an empty
+        string) for a row the annotator cannot label: that row stays
+        unlabeled (it still trains as an unlabeled row) and is never asked
+        again. A string that spells a class, such as ``"1"`` for the class
+        1, is that class (as the annotation log, which stores text, reads it
+        back). A pandas Series is matched
         to the rows by its index: the asked positions or X's index labels of
         those rows, in any order; a default index (0..n-1) means the order
         asked, and is refused when it could also be the asked rows (they are
         0..n-1) and the two readings disagree. An answer outside the classes
         (a class not declared yet, a typo) stops ``fit`` with a ``ValueError``
-        after the round's answers have been recorded (in the log with a
-        ``state_dir``, and in ``y_``, ``skipped_indices_`` and
-        ``unknown_answers_``).
+        after the round's answers have been recorded: the accepted ones in
+        ``y_`` and ``skipped_indices_``, the refused ones in
+        ``unknown_answers_``, and all of them in the log with a
+        ``state_dir``.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
     budget : int, default=10

@@ -51,6 +51,8 @@ def save_weights(estimator, path):
     }
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
+    if hasattr(estimator, "class_prior_"):
+        metadata["class_prior"] = json.dumps(estimator.class_prior_.tolist())
     # Serialised in memory and written by open(): safetensors' save_file
     # creates the file readable by its owner only, whatever the umask.
     atomic_write(path, save(tensors, metadata=metadata))
@@ -124,6 +126,9 @@ def load_weights(estimator, path, device=None):
     if "feature_names_in" in metadata:
         names = json.loads(metadata["feature_names_in"])
         fitted["feature_names_in_"] = np.asarray(names, dtype=object)
+    if "class_prior" in metadata:  # files from before it was saved lack it
+        prior = json.loads(metadata["class_prior"])
+        fitted["class_prior_"] = np.asarray(prior, dtype=np.float32)
     staged = copy.copy(estimator)  # the estimator changes only once all loaded
     for name, value in fitted.items():
         setattr(staged, name, value)

@@ -486,13 +486,11 @@ def cmd_run(args):
 
     def evaluate(est):
         metrics = classification_metrics(data.y_test, est.predict(X_test), names)
-        prior = dict(zip(names, map(float, est.class_prior_), strict=True))
-        return {
-            "split": "test",
-            "n_test": int(len(data.y_test)),
-            "class_prior": prior,
-            **metrics,
-        }
+        result = {"split": "test", "n_test": int(len(data.y_test)), **metrics}
+        if hasattr(est, "class_prior_"):  # a model pickled by an older version not
+            prior = map(float, est.class_prior_)
+            result["class_prior"] = dict(zip(names, prior, strict=True))
+        return result
 
     loop = None
     for target in range(1, args.cycles + 1):
