@@ -294,6 +294,19 @@ def summarise(results, cell_list, seeds, names, reference):
     return metric_rows, paired_rows, verdicts
 
 
+def _rerun_args(argv):
+    """The arguments that reproduce a table: without the cache and output flags."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--cache":
+            skip = True
+        elif arg not in ("--summarise-only", "--write"):
+            out.append(arg)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -397,7 +410,7 @@ def main():
         title = "fresh splits" if fresh else "splits used to choose the default"
         body = (
             f"## Class imbalance ({title}; section `{section}`)\n\n"
-            f"`python benchmarks/imbalance.py {shlex.join(sys.argv[1:])}` "
+            f"`python benchmarks/imbalance.py {shlex.join(_rerun_args(sys.argv[1:]))}` "
             "(see its docstring).\n\n"
             f"{table}\n\n{paired}\n\n{summary}\n\n{note}\n"
         )
