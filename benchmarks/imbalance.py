@@ -67,6 +67,7 @@ from ssl_quality import methods as ssl_methods
 from sklearn_boostmis import BoostMISClassifier, PseudoLabelCollapseWarning
 from sklearn_boostmis.augment import MarginalResamplingNoise
 from sklearn_boostmis.datasets import make_mescc_like
+from sklearn_boostmis.imbalance import PriorCorrection
 
 SIX_GRADE_PRIOR = np.array([72, 8, 9, 4, 3, 4]) / 100
 
@@ -172,6 +173,9 @@ def methods(seed):
         "BoostMIS (paper)": BoostMISClassifier(prior_correction=None, **net),
         "BoostMIS align": BoostMISClassifier(prior_correction="align", **net),
         "BoostMIS adjust": BoostMISClassifier(prior_correction="adjust", **net),
+        "BoostMIS align, classwise": BoostMISClassifier(
+            prior_correction=PriorCorrection(classwise=True), **net
+        ),
         "BoostMIS align + swap noise": BoostMISClassifier(
             prior_correction="align",
             strong_augment=MarginalResamplingNoise(0.3),

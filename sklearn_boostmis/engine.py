@@ -479,6 +479,12 @@ class BoostMISNet(NeuralNetClassifier):
             else:
                 proba_weak = correction.pseudo_label_proba(logits_weak)
         mask, pseudo_labels = self.threshold_(proba_weak, idx)
+        if correction is not None and correction.classwise:
+            mask = correction.classwise_mask(
+                proba_weak.max(dim=1).values,
+                pseudo_labels,
+                self.threshold_.last_threshold_,
+            )
         if self._visited_rows is not None:
             self._visited_rows[idx] = True
         self.memory_.update(idx, pseudo_labels, mask, self.threshold_.pass_ + 1)

@@ -81,6 +81,15 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
     momentum : float, default=0.99
         Weight of the previous ``p_hat`` in its moving average, per step
         (image papers use 0.999, too slow for fits of a few hundred steps).
+    classwise : bool, default=False
+        Per-class thresholds (FlexMatch's rule, normalised by the prior): the
+        threshold of class ``c`` is ``eps_t * max(floor, b_c / (2 - b_c))``
+        with ``b_c = (s_c / pi_c) / max_k (s_k / pi_k)`` and ``s`` a moving
+        average (``momentum``) of the share of each class among the
+        pseudo-labels that passed. A class under-represented among them,
+        relative to its prior, gets a lower threshold.
+    floor : float, default=0.5
+        Lowest fraction of eps_t a class threshold may fall to (``classwise``).
 
     Attributes
     ----------
@@ -104,12 +113,18 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         "tau": [Interval(Real, 0, None, closed="left")],
         "pseudo_labels": [StrOptions({"align", "adjust"}), None],
         "momentum": [Interval(Real, 0, 1, closed="left")],
+        "classwise": ["boolean"],
+        "floor": [Interval(Real, 0, 1, closed="both")],
     }
 
-    def __init__(self, tau=1.0, pseudo_labels="align", momentum=0.99):
+    def __init__(
+        self, tau=1.0, pseudo_labels="align", momentum=0.99, classwise=False, floor=0.5
+    ):
         self.tau = tau
         self.pseudo_labels = pseudo_labels
         self.momentum = momentum
+        self.classwise = classwise
+        self.floor = floor
 
     def start(self, prior, device="cpu"):
         """Reset the state for a new ``fit`` with the class ``prior``."""
@@ -118,7 +133,23 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         self.log_prior_ = self.prior_.log()
         self.adjustment_ = float(self.tau) * self.log_prior_
         self.p_hat_ = None
+        self.passed_share_ = self.prior_.clone()  # no evidence yet: b_c = 1
         return self
+
+    def classwise_mask(self, max_proba, pseudo_labels, eps):
+        """The mask under per-class thresholds (``classwise``); updates the
+        moving share of each class among the pseudo-labels that passed."""
+        ratio = self.passed_share_ / self.prior_
+        b = ratio / ratio.max()
+        scale = (b / (2.0 - b)).clamp_min(float(self.floor))
+        mask = max_proba >= eps * scale[pseudo_labels]
+        counts = torch.bincount(pseudo_labels[mask], minlength=len(self.prior_))
+        total = counts.sum()
+        share = counts.float() / total.clamp_min(1)
+        moved = torch.lerp(share, self.passed_share_, float(self.momentum))
+        # a step where nothing passed says nothing (no host sync to test it)
+        self.passed_share_ = torch.where(total > 0, moved, self.passed_share_)
+        return mask
 
     def adjust_logits(self, logits):
         """``z + tau log pi``: what both losses see in place of ``z``."""

@@ -178,3 +178,45 @@ def test_make_prior_correction_shortcuts():
     assert make_prior_correction("adjust").pseudo_labels == "adjust"
     with pytest.raises(TypeError, match="PriorCorrection"):
         make_prior_correction(object())
+
+
+def test_classwise_thresholds_lower_the_bar_of_an_under_represented_class():
+    policy = PriorCorrection(classwise=True, floor=0.5, momentum=0.0)
+    policy.start(torch.tensor([0.5, 0.5]))
+    policy.passed_share_ = torch.tensor([0.9, 0.1])  # class 1 rarely passes
+    # ratio (1.8, 0.2) -> b = (1, 1/9) -> class thresholds eps * (1, max(0.5, 0.059))
+    mask = policy.classwise_mask(
+        torch.tensor([0.9, 0.6, 0.4]), torch.tensor([0, 1, 1]), torch.tensor(0.95)
+    )
+    assert mask.tolist() == [False, True, False]
+    # momentum 0: the share is the step's share of the rows that passed
+    torch.testing.assert_close(policy.passed_share_, torch.tensor([0.0, 1.0]))
+
+
+def test_classwise_share_is_a_moving_average_and_ignores_empty_steps():
+    policy = PriorCorrection(classwise=True, momentum=0.5).start(
+        torch.tensor([0.5, 0.5])
+    )
+    mask = policy.classwise_mask(
+        torch.tensor([0.1, 0.2]), torch.tensor([0, 1]), torch.tensor(0.95)
+    )
+    assert not mask.any()
+    torch.testing.assert_close(policy.passed_share_, torch.tensor([0.5, 0.5]))
+    policy.classwise_mask(torch.tensor([0.99]), torch.tensor([0]), torch.tensor(0.95))
+    torch.testing.assert_close(policy.passed_share_, torch.tensor([0.75, 0.25]))
+
+
+def test_classwise_thresholds_train_and_differ_from_the_global_one(iris_data):
+    X, _, y_partial = iris_data
+    common = dict(random_state=0, **FAST)
+    glob = BoostMISClassifier(prior_correction=PriorCorrection(), **common)
+    per_class = BoostMISClassifier(
+        prior_correction=PriorCorrection(classwise=True, floor=0.1), **common
+    )
+    glob.fit(X, y_partial)
+    per_class.fit(X, y_partial)
+    assert not np.array_equal(glob.predict_proba(X), per_class.predict_proba(X))
+    with pytest.raises(ValueError, match="floor"):
+        BoostMISClassifier(
+            prior_correction=PriorCorrection(classwise=True, floor=1.5), **FAST
+        ).fit(X, y_partial)
