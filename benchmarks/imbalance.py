@@ -21,7 +21,8 @@ plain cross-entropy, ``class_weight="balanced"`` and the logit-adjusted loss;
 ``LogisticRegression(class_weight="balanced")`` on the labels only;
 ``SelfTraining(MLP)``; ``LabelSpreading``; FixMatch (``threshold="fixed"``);
 BoostMIS as the paper (``prior_correction=None``) and with each prior
-correction (``"align"``, ``"adjust"``), and ``"align"`` with the swap-noise
+correction (``"align"``, ``"adjust"``, ``"align"`` with per-class thresholds,
+``PriorCorrection(classwise=True)``), and ``"align"`` with the swap-noise
 strong view (:class:`~sklearn_boostmis.augment.MarginalResamplingNoise`).
 
 Metrics on the held-out split: macro-F1 (primary), balanced accuracy, recall of
