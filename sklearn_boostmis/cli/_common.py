@@ -47,11 +47,10 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def class_weight_arg(text):
-    """The estimator's ``class_weight`` from ``--class-weight`` (or a run's config).
-
-    Also reads ``--prior-correction``: ``"none"`` is None, other words pass.
-    """
+def option_value(text):
+    """The estimator's value of a choice such as ``--class-weight`` or
+    ``--prior-correction`` (or a run's config): ``"none"`` is None, other
+    words pass."""
     return None if text == "none" else text
 
 

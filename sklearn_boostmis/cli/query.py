@@ -11,9 +11,9 @@ from ..datasets import _grade_names, load_features, split_paths
 from ..modules import resolve_device
 from ._common import (
     check_writable,
-    class_weight_arg,
     collapse_note,
     collapse_warnings_summarised,
+    option_value,
     say,
     standardize,
 )
@@ -175,8 +175,8 @@ def cmd_query(args):
             max_epochs=args.max_epochs,
             random_state=args.seed,
             device=args.device,
-            class_weight=class_weight_arg(args.class_weight),
-            prior_correction=class_weight_arg(args.prior_correction),
+            class_weight=option_value(args.class_weight),
+            prior_correction=option_value(args.prior_correction),
             n_jobs=args.n_jobs,
         ).fit(X, y)
     if clf.collapsed_classes_:

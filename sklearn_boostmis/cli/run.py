@@ -17,11 +17,11 @@ from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
     check_writable,
-    class_weight_arg,
     classification_metrics,
     collapse_note,
     collapse_warnings_summarised,
     fit_scaler,
+    option_value,
     say,
     standardize,
     write_json,
@@ -65,8 +65,8 @@ def _run_estimator(config, device, n_jobs=None):
         max_epochs=config["max_epochs"],
         random_state=config["seed"],
         device=device,
-        class_weight=class_weight_arg(setting["class_weight"]),
-        prior_correction=class_weight_arg(setting["prior_correction"]),
+        class_weight=option_value(setting["class_weight"]),
+        prior_correction=option_value(setting["prior_correction"]),
         n_jobs=n_jobs,
     )
 
