@@ -12,13 +12,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
 
+from ._labels import (
+    check_no_missing_labels,
+    check_partial_labels,
+    declared_classes,  # noqa: F401 (loop.py imports it from here, until it moves)
+    label_array,
+    labeled_rows,
+    labeled_sample_weight,
+)
 from ._seeding import cuda_indices, torch_seeded
 from ._threads import torch_threads
 from .data import SemiSupervisedDataset, fits_on_device
@@ -32,16 +39,7 @@ from .engine import (
 from .imbalance import PriorCorrection, smoothed_prior
 from .modules import MLPClassifierModule, resolve_device
 from .net_params import check_callbacks, check_net_params
-from .scoring import (
-    check_no_missing_labels,
-    is_missing_label,
-    label_array,
-    labeled_rows,
-    labeled_sample_weight,
-)
 from .thresholds import BaseThreshold, make_threshold
-
-UNLABELED = -1
 
 
 class BoostMISClassifier(ClassifierMixin, BaseEstimator):
@@ -449,7 +447,12 @@ default=None
             y = label_array(y)
             check_no_missing_labels(y)
             X, y = self._validate_input(X, y, reset=not warm)
-            labeled, classes = self._check_labels(y)
+            # 4: check_partial_labels, fit, sklearn's _fit_context wrapper, the caller
+            labeled, classes = check_partial_labels(y, self.classes, stacklevel=4)
+            if labeled.all():
+                warnings.warn(
+                    "y contains no unlabeled samples", UserWarning, stacklevel=3
+                )
             if warm and not np.array_equal(classes, self.classes_):
                 raise ValueError(
                     f"warm_start=True needs the same classes as the previous fit: "
@@ -583,39 +586,6 @@ default=None
                 f"{type(self).__name__} was fitted on samples of shape "
                 f"{self.input_shape_}{hint}"
             )
-
-    def _check_labels(self, y):
-        if y.dtype.kind in "US":
-            raise ValueError(
-                "y has dtype string. If you wish to predict on string targets, use "
-                "dtype object, and use -1 as the label for unlabeled samples."
-            )
-        labeled = np.asarray(y != UNLABELED, dtype=bool)
-        if not labeled.any():
-            raise ValueError(
-                "y contains no labeled samples: at least two classes must be labeled "
-                "(-1 marks unlabeled rows)"
-            )
-        check_classification_targets(y[labeled])
-        classes = np.unique(y[labeled])
-        if y.dtype == object and any(isinstance(c, str) and c == "-1" for c in classes):
-            warnings.warn(
-                "y holds the string '-1', which is a class here: unlabeled rows are "
-                "marked by the integer -1",
-                UserWarning,
-                stacklevel=4,
-            )
-        if labeled.all():
-            # 4: this method, fit, sklearn's _fit_context wrapper, the caller
-            warnings.warn("y contains no unlabeled samples", UserWarning, stacklevel=4)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y must contain at least 2 labeled classes; got {len(classes)} class "
-                "among the labeled rows (-1 marks unlabeled rows)"
-            )
-        if self.classes is not None:
-            classes = declared_classes(self.classes, y.dtype, classes)
-        return labeled, classes
 
     def _resolve_device(self):
         """The compute device; checks ``precision`` against it."""
@@ -866,57 +836,6 @@ default=None
         tags.input_tags.sparse = False
         tags.target_tags.required = True
         return tags
-
-
-def declared_classes(classes, y_dtype, labeled_classes):
-    """The sorted array of the ``classes`` parameter, checked against the labels.
-
-    Parameters
-    ----------
-    classes : array-like of shape (n_classes,)
-        The declared classes.
-    y_dtype : numpy.dtype
-        dtype of ``y`` (object labels give an object array).
-    labeled_classes : ndarray
-        The distinct labels of the labeled rows, which must all be declared.
-
-    Returns
-    -------
-    classes : ndarray of shape (n_classes,)
-
-    Raises
-    ------
-    ValueError
-        If ``classes`` is not 1-D, holds duplicates, -1, missing values,
-        labels that do not sort together or fewer than two labels, or misses a
-        label of ``labeled_classes``.
-    """
-    declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
-    if declared.ndim != 1:
-        raise ValueError(
-            f"classes must be a 1-D list of labels, got shape {declared.shape}"
-        )
-    if any(map(is_missing_label, declared.tolist())):
-        raise ValueError(f"classes must not hold missing values: {declared.tolist()}")
-    if any(c == UNLABELED for c in declared.tolist()):
-        raise ValueError("classes must not hold -1, which marks unlabeled rows")
-    try:
-        unique, counts = np.unique(declared, return_counts=True)
-    except TypeError:  # e.g. strings and numbers, which do not sort together
-        raise ValueError(
-            f"classes mixes label types that cannot be sorted: {declared.tolist()}"
-        ) from None
-    if len(unique) != len(declared):
-        raise ValueError(f"classes holds duplicates: {unique[counts > 1].tolist()}")
-    if len(unique) < 2:
-        raise ValueError(f"classes must hold at least 2 labels, got {len(unique)}")
-    known = set(unique.tolist())
-    missing = [c for c in labeled_classes.tolist() if c not in known]
-    if missing:
-        raise ValueError(
-            f"y has labels {missing[:5]} that are not in classes {unique.tolist()}"
-        )
-    return unique
 
 
 def _continue_from(net, previous):

@@ -11,7 +11,7 @@ from sklearn.model_selection import BaseCrossValidator, StratifiedKFold
 from sklearn.utils import indexable
 from sklearn.utils.validation import column_or_1d
 
-from .scoring import label_array, labeled_mask
+from ._labels import label_array, labeled_mask
 
 __all__ = ["LabeledStratifiedKFold"]
 

@@ -5,15 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from sklearn_boostmis.scoring import labeled_mask, make_labeled_scorer
-
-
-def test_labeled_mask_for_ints_objects_and_strings():
-    assert labeled_mask([0, -1, 2]).tolist() == [True, False, True]
-    assert labeled_mask(np.array(["a", -1], dtype=object)).tolist() == [True, False]
-    assert labeled_mask(np.array(["a", "b"])).tolist() == [True, True]
-    with pytest.warns(UserWarning, match="string '-1', which is a class here"):
-        assert labeled_mask(np.array(["a", "-1"])).tolist() == [True, True]
+from sklearn_boostmis._labels import labeled_mask
+from sklearn_boostmis.scoring import make_labeled_scorer
 
 
 def test_a_list_of_strings_keeps_the_integer_minus_one_unlabeled():

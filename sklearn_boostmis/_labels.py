@@ -1,0 +1,212 @@
+"""The label convention: -1 marks an unlabeled row, beside labels of any type."""
+
+import warnings
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length
+
+
+def label_array(y):
+    """``y``, or for a list of strings with other values an object array.
+
+    numpy turns ``["cat", -1, "dog"]`` into strings, where the integer -1 (an
+    unlabeled row) becomes the class ``"-1"``; an object array keeps it, as
+    ``np.array(..., dtype=object)`` would. Anything with a dtype (arrays,
+    pandas objects), and a list of strings only, is returned as it is.
+    """
+    if y is None or hasattr(y, "dtype"):
+        return y
+    if np.asarray(y).dtype.kind in "US":
+        as_object = np.asarray(y, dtype=object)
+        if not all(isinstance(v, str) for v in as_object.reshape(-1)):
+            return as_object
+    return y
+
+
+def is_missing_label(value):
+    """Whether ``value`` is a missing label: None, NaN, ``pandas.NA`` or ``NaT``."""
+    return (
+        value is None
+        or type(value).__name__ in ("NAType", "NaTType")
+        or (isinstance(value, (float, np.floating)) and value != value)
+    )
+
+
+def check_no_missing_labels(y):
+    """Refuse NaN/None/pd.NA labels with the -1 convention in the message."""
+    if y is None:
+        return  # validate_data says that y is required
+    values = np.asarray(y)
+    if values.dtype.kind == "f":
+        missing = int(np.isnan(values).sum())
+    elif values.dtype == object:
+        missing = sum(map(is_missing_label, values.reshape(-1)))
+    else:
+        return
+    if missing:
+        raise ValueError(
+            f"y has {missing} missing label(s) (NaN, None or NA): mark unlabeled "
+            "rows with -1 instead (e.g. y.fillna(-1), with dtype=object for string "
+            "labels)"
+        )
+
+
+def _warn_on_string_minus_one(y, stacklevel):
+    # e.g. a label column read from a CSV file: its -1 is a string too
+    if y.dtype.kind in "USO" and np.any(y == "-1"):
+        warnings.warn(
+            "y holds the string '-1', which is a class here: unlabeled rows "
+            "are marked by the integer -1 (in an object array for string "
+            "labels)",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def labeled_mask(y):
+    """Boolean mask of the rows whose label is not -1 (missing labels refused)."""
+    y = label_array(y)
+    check_no_missing_labels(y)
+    y = np.asarray(y)
+    _warn_on_string_minus_one(y, stacklevel=3)
+    if y.dtype.kind in "US":  # a string array cannot hold the integer -1
+        return np.ones(len(y), dtype=bool)
+    return np.asarray(y != -1, dtype=bool).reshape(len(y))
+
+
+def labeled_rows(X, y, name="y"):
+    """``X`` and ``y`` restricted to the rows whose label is not -1.
+
+    Raises a ``ValueError`` when ``X`` and ``y`` differ in length or no row of
+    ``y`` is labeled (there is nothing to score); ``name`` names ``y`` in it.
+    """
+    y = label_array(y)
+    check_consistent_length(X, y)
+    mask = labeled_mask(y)
+    if not mask.any():
+        raise ValueError(f"cannot score: every row of {name} is unlabeled (-1)")
+    if hasattr(X, "iloc"):
+        X_labeled = X.iloc[np.flatnonzero(mask)]
+    else:
+        X_labeled = np.asarray(X)[mask] if not hasattr(X, "shape") else X[mask]
+    return X_labeled, np.asarray(y)[mask], mask
+
+
+def labeled_sample_weight(y, sample_weight, mask):
+    """``sample_weight`` of the labeled rows (``mask`` from :func:`labeled_rows`);
+    None stays None, and a length other than ``y``'s is a ``ValueError``."""
+    if sample_weight is None:
+        return None
+    check_consistent_length(y, sample_weight)
+    return np.asarray(sample_weight)[mask]
+
+
+def check_partial_labels(y, classes=None, *, stacklevel=2):
+    """The labeled rows and the classes of partially labeled ``y``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Labels, -1 for an unlabeled row (see :func:`label_array` for lists).
+    classes : array-like of shape (n_classes,), default=None
+        Declared classes (see :func:`declared_classes`), which may hold
+        classes that no row is labeled with yet. None: the labels found.
+    stacklevel : int, default=2
+        Of the warning about the string ``'-1'``, as in ``warnings.warn``
+        called here.
+
+    Returns
+    -------
+    labeled : ndarray of shape (n_samples,), dtype=bool
+    classes : ndarray of shape (n_classes,)
+        Sorted.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` has a string dtype (which cannot hold the integer -1) or
+        missing labels, no labeled row, labels that are not classes (e.g.
+        continuous values), fewer than two labeled classes, or if
+        ``classes`` is invalid.
+
+    Warns
+    -----
+    UserWarning
+        If ``y`` holds the string ``'-1'``, which is a class, not a mark.
+    """
+    check_no_missing_labels(y)
+    y = np.asarray(y)
+    if y.dtype.kind in "US":
+        raise ValueError(
+            "y has dtype string. If you wish to predict on string targets, use "
+            "dtype object, and use -1 as the label for unlabeled samples."
+        )
+    _warn_on_string_minus_one(y, stacklevel)
+    labeled = np.asarray(y != -1, dtype=bool).reshape(len(y))
+    if not labeled.any():
+        raise ValueError(
+            "y contains no labeled samples: at least two classes must be labeled "
+            "(-1 marks unlabeled rows)"
+        )
+    check_classification_targets(y[labeled])
+    found = np.unique(y[labeled])
+    if len(found) < 2:
+        raise ValueError(
+            f"y must contain at least 2 labeled classes; got {len(found)} class "
+            "among the labeled rows (-1 marks unlabeled rows)"
+        )
+    if classes is None:
+        return labeled, found
+    return labeled, declared_classes(classes, y.dtype, found)
+
+
+def declared_classes(classes, y_dtype, labeled_classes):
+    """The sorted array of the ``classes`` parameter, checked against the labels.
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        The declared classes.
+    y_dtype : numpy.dtype
+        dtype of ``y`` (object labels give an object array).
+    labeled_classes : ndarray
+        The distinct labels of the labeled rows, which must all be declared.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+
+    Raises
+    ------
+    ValueError
+        If ``classes`` is not 1-D, holds duplicates, -1, missing values,
+        labels that do not sort together or fewer than two labels, or misses a
+        label of ``labeled_classes``.
+    """
+    declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
+    if declared.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-D list of labels, got shape {declared.shape}"
+        )
+    if any(map(is_missing_label, declared.tolist())):
+        raise ValueError(f"classes must not hold missing values: {declared.tolist()}")
+    if any(c == -1 for c in declared.tolist()):
+        raise ValueError("classes must not hold -1, which marks unlabeled rows")
+    try:
+        unique, counts = np.unique(declared, return_counts=True)
+    except TypeError:  # e.g. strings and numbers, which do not sort together
+        raise ValueError(
+            f"classes mixes label types that cannot be sorted: {declared.tolist()}"
+        ) from None
+    if len(unique) != len(declared):
+        raise ValueError(f"classes holds duplicates: {unique[counts > 1].tolist()}")
+    if len(unique) < 2:
+        raise ValueError(f"classes must hold at least 2 labels, got {len(unique)}")
+    known = set(unique.tolist())
+    missing = [c for c in labeled_classes.tolist() if c not in known]
+    if missing:
+        raise ValueError(
+            f"y has labels {missing[:5]} that are not in classes {unique.tolist()}"
+        )
+    return unique
