@@ -20,11 +20,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 
-from ._io import atomic_write
-from .classifier import BoostMISClassifier, declared_classes
-from .query.sampler import InformativeQuerySampler
-from .scoring import is_missing_label, label_array, labeled_mask, labeled_rows
-from .thresholds import AdaptiveThreshold
+from .._io import atomic_write
+from ..classifier import BoostMISClassifier, declared_classes
+from ..query.sampler import InformativeQuerySampler
+from ..scoring import is_missing_label, label_array, labeled_mask, labeled_rows
+from ..thresholds import AdaptiveThreshold
 
 __all__ = ["AnnotationLoop"]
 
