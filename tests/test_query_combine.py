@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from sklearn_boostmis.query import interleave_rankings, union_candidates
+from sklearn_boostmis.query import attribute, interleave_rankings, union_candidates
 
 
 def test_union_by_hand():
@@ -44,3 +45,10 @@ def test_invalid_rankings():
         union_candidates(torch.tensor([0.5]), [1], 1)
     with pytest.raises(ValueError):
         interleave_rankings([1], [2], -1)
+
+
+def test_attribute_names_the_selector_of_each_row():
+    from_aus = np.array([True, False, True, False])
+    from_bus = np.array([False, True, True, False])
+    assert attribute(from_aus, from_bus).tolist() == ["aus", "bus", "both", "none"]
+    assert attribute([], []).tolist() == []

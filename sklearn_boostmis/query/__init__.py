@@ -9,7 +9,7 @@ strategies are thin layers over them.
 
 from .adversarial import adversarial_instability
 from .balanced import balanced_top_k
-from .combine import interleave_rankings, union_candidates
+from .combine import attribute, interleave_rankings, union_candidates
 from .density import knn_density
 from .sampler import (
     InformativeQuerySampler,
@@ -26,6 +26,7 @@ __all__ = [
     "InformativeQuerySampler",
     "QueryUnion",
     "adversarial_instability",
+    "attribute",
     "aus_ranking",
     "bus_ranking",
     "balanced_top_k",

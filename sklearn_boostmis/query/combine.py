@@ -1,13 +1,13 @@
 """Combining the AUS and BUS rankings.
 
 Implements the union and the interleave of the two rankings (method page,
-:ref:`method-combining`).
+:ref:`method-combining`), and names the selector that picked each row.
 """
 
 import numpy as np
 import torch
 
-__all__ = ["union_candidates", "interleave_rankings"]
+__all__ = ["attribute", "interleave_rankings", "union_candidates"]
 
 
 def _as_ranking(rank, name):
@@ -97,3 +97,29 @@ def interleave_rankings(rank_a, rank_b, n):
             f"fewer than n={n}."
         )
     return merged[: int(n)]
+
+
+def attribute(from_aus, from_bus):
+    """Name the selector that picked each row.
+
+    Parameters
+    ----------
+    from_aus, from_bus : array-like of bool, shape (n_rows,)
+        Whether AUS (resp. BUS) picked each row, as in
+        :class:`~sklearn_boostmis.query.QueryUnion`.
+
+    Returns
+    -------
+    selector : ndarray of str, shape (n_rows,)
+        ``"aus"``, ``"bus"``, ``"both"``, or ``"none"`` for a row neither
+        selector picked (e.g. a random query).
+
+    Examples
+    --------
+    >>> attribute([True, False, True, False], [False, True, True, False]).tolist()
+    ['aus', 'bus', 'both', 'none']
+    """
+    from_aus = np.asarray(from_aus, dtype=bool)
+    from_bus = np.asarray(from_bus, dtype=bool)
+    names = np.array(["none", "aus", "bus", "both"], dtype=object)
+    return names[from_aus.astype(int) + 2 * from_bus.astype(int)]

@@ -25,7 +25,7 @@ from .._threads import torch_threads
 from ..modules import eval_mode, supports_embedding
 from .adversarial import adversarial_instability
 from .balanced import balanced_top_k
-from .combine import interleave_rankings, union_candidates
+from .combine import attribute, interleave_rankings, union_candidates
 from .density import knn_density
 from .uncertainty import density_weighted_entropy
 
@@ -326,10 +326,9 @@ class QueryUnion(NamedTuple):
     scores: np.ndarray | None = None
 
     def picked_by(self):
-        """``"aus"``, ``"bus"`` or ``"both"`` for each index."""
-        out = np.where(self.from_aus, "aus", "bus").astype(object)
-        out[self.from_aus & self.from_bus] = "both"
-        return out
+        """``"aus"``, ``"bus"``, ``"both"`` (or ``"none"``) for each index: see
+        :func:`~sklearn_boostmis.query.attribute`."""
+        return attribute(self.from_aus, self.from_bus)
 
 
 class InformativeQuerySampler(BaseEstimator):
