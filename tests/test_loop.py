@@ -10,6 +10,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.loop import AnnotationLoop
+from sklearn_boostmis.loop._store import AnnotationStore
 from sklearn_boostmis.query import InformativeQuerySampler
 from sklearn_boostmis.thresholds import AdaptiveThreshold
 
@@ -148,13 +149,13 @@ def test_resume_after_kill_between_log_and_state(
     iris_data, tmp_path, monkeypatch, reference
 ):
     X, y, y_partial = iris_data
-    original_append = AnnotationLoop._append_log
+    original_append = AnnotationStore.append
 
     def append_then_die(self, *args, **kwargs):
         original_append(self, *args, **kwargs)
         raise _Killed
 
-    monkeypatch.setattr(AnnotationLoop, "_append_log", append_then_die)
+    monkeypatch.setattr(AnnotationStore, "append", append_then_die)
     with pytest.raises(_Killed):
         _loop(RecordingOracle(y, y_partial), state_dir=tmp_path).fit(X, y_partial)
     monkeypatch.undo()
@@ -177,7 +178,7 @@ def _kill_inside_log_write(monkeypatch, iris_data, state_dir, cycle, torn=False)
     """Run a loop that dies after writing two of cycle ``cycle``'s answers (with
     ``torn``, also part of a third line); return the oracle that answered."""
     X, y, y_partial = iris_data
-    original_append = AnnotationLoop._append_log
+    original_append = AnnotationStore.append
 
     def append_part_then_die(self, positions, labels, at):
         if at < cycle:
@@ -188,7 +189,7 @@ def _kill_inside_log_write(monkeypatch, iris_data, state_dir, cycle, torn=False)
                 f.write(f"{positions[2]},{labels[2]}")
         raise _Killed
 
-    monkeypatch.setattr(AnnotationLoop, "_append_log", append_part_then_die)
+    monkeypatch.setattr(AnnotationStore, "append", append_part_then_die)
     first = RecordingOracle(y, y_partial)
     with pytest.raises(_Killed):
         _loop(first, state_dir=state_dir).fit(X, y_partial)
@@ -531,7 +532,7 @@ def test_answers_that_cannot_be_logged_stay_in_y_(iris_data, tmp_path, monkeypat
     def disk_gone(self, *args):
         raise OSError("Read-only file system")
 
-    monkeypatch.setattr(AnnotationLoop, "_append_log", disk_gone)
+    monkeypatch.setattr(AnnotationStore, "append", disk_gone)
     truth = RecordingOracle(y, y_partial)
 
     def skip_first(idx):
