@@ -605,15 +605,6 @@ default=None
             )
         return device
 
-    def _threshold(self):
-        if isinstance(self.threshold, str) and self.alpha + self.beta > 1:
-            raise ValueError(
-                f"alpha + beta = {self.alpha + self.beta:g} > 1: eps_t settles at "
-                "alpha + beta, which no softmax probability reaches, so no "
-                "pseudo-label would ever pass (for the labels only use lambda_u=0)"
-            )
-        return make_threshold(self.threshold, self.alpha, self.beta, self.t_max)
-
     def _make_module(self):
         n_features, n_classes = self.n_features_in_, len(self.classes_)
         params = dict(self.module_params or {})
@@ -710,7 +701,7 @@ default=None
             batch_size=self.batch_size,
             mu=self.mu,
             lambda_u=self.lambda_u,
-            threshold=self._threshold(),
+            threshold=make_threshold(self.threshold, self.alpha, self.beta, self.t_max),
             ema_decay=self.ema_decay,
             weak_augment=self.weak_augment,
             strong_augment=self.strong_augment,
@@ -819,16 +810,6 @@ default=None
                 }[name]
                 raise ValueError(f"Invalid parameter {key!r}: {hint}")
         return super().set_params(**params, **dicts)
-
-    def __setstate__(self, state):
-        # A parameter added in a later version takes its default in a model
-        # pickled before it (get_params, clone and a warm refit need it).
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        super().__setstate__({**defaults, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

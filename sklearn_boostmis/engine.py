@@ -34,7 +34,7 @@ from .imbalance import make_prior_correction, smoothed_prior
 from .losses import masked_consistency_loss, supervised_loss
 from .memory import PseudoLabelMemory
 from .modules import eval_mode, no_weight_decay_names
-from .thresholds import AdaptiveThreshold, make_threshold
+from .thresholds import AdaptiveThreshold
 
 STEP_RECORDS = ("sup_loss", "unsup_loss", "mask_ratio", "threshold")
 PRECISIONS = {None: None, "32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -108,7 +108,8 @@ class BoostMISNet(NeuralNetClassifier):
     lambda_u : float, default=1.0
         Weight of the unsupervised loss.
     threshold : threshold policy, default=None
-        A :class:`~sklearn_boostmis.thresholds.BaseThreshold` object; None =
+        A :class:`~sklearn_boostmis.thresholds.BaseThreshold` object, used as
+        given (as a module instance is; ``fit`` restarts it); None =
         AdaptiveThreshold().
     ema_decay : float, default=0.999
     weak_augment, strong_augment : callable or "auto", default="auto"
@@ -195,13 +196,6 @@ class BoostMISNet(NeuralNetClassifier):
             if no_decay:
                 split.append({**group, "params": no_decay, "weight_decay": 0.0})
         self.optimizer_ = self.optimizer(split, **opt_kwargs)
-        return self
-
-    def set_n_annotated(self, n_annotated, quota):
-        """Feed N_A and K of the last annotation round to an adaptive threshold."""
-        if not isinstance(self.threshold, AdaptiveThreshold):
-            raise TypeError("N_A only applies to AdaptiveThreshold")
-        self.threshold = self.threshold.set_params(n_annotated=n_annotated, quota=quota)
         return self
 
     # -- data -------------------------------------------------------------------
@@ -304,13 +298,9 @@ class BoostMISNet(NeuralNetClassifier):
                 if not X.data_on_device:  # fitted on host rows
                     _move_tensor_state(augment, device)
         policy = self.threshold if self.threshold is not None else AdaptiveThreshold()
-        self.threshold_ = make_threshold(policy).start(
-            X.n_unlabeled, self.max_epochs, device
-        )
+        self.threshold_ = policy.start(X.n_unlabeled, self.max_epochs, device)
         self.memory_ = PseudoLabelMemory(X.n_unlabeled, device)
-        self.prior_correction_ = make_prior_correction(
-            getattr(self, "prior_correction", None)  # older pickles
-        )
+        self.prior_correction_ = make_prior_correction(self.prior_correction)
         if self.prior_correction_ is not None:
             prior = smoothed_prior(X.y_labeled, len(self.classes))
             self.prior_correction_.start(prior, device)
@@ -386,7 +376,7 @@ class BoostMISNet(NeuralNetClassifier):
     # -- steps --------------------------------------------------------------
     def _autocast(self, device_type):
         """Context of the forward passes: autocast at ``precision``."""
-        dtype = autocast_dtype(getattr(self, "precision", None))  # older pickles
+        dtype = autocast_dtype(self.precision)
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type, dtype=dtype)

@@ -233,21 +233,58 @@ def _check_reachable(threshold, name):
         )
 
 
-def make_threshold(threshold, alpha=0.9, beta=0.05, t_max=None):
-    """Build a policy from the estimator's ``threshold`` parameter."""
+def make_threshold(
+    threshold, alpha=0.9, beta=0.05, t_max=None, *, n_annotated=None, quota=None
+):
+    """Build a policy from the estimator's ``threshold`` parameter.
+
+    Parameters
+    ----------
+    threshold : {"adaptive", "fixed"} or BaseThreshold
+        ``"adaptive"``: :class:`AdaptiveThreshold` with ``alpha``, ``beta``
+        and ``t_max``; ``"fixed"``: :class:`FixedThreshold` at
+        ``alpha + beta``; a policy object is cloned.
+    alpha, beta, t_max : float, float, int or None
+        As in :class:`AdaptiveThreshold`; only used with a string.
+    n_annotated, quota : int or None, default=None
+        N_A and K of the last annotation round, given to an adaptive policy
+        (from ``"adaptive"`` or an :class:`AdaptiveThreshold` object). None
+        leaves the policy's own values.
+
+    Returns
+    -------
+    policy : BaseThreshold
+        A new object: the argument is never changed.
+
+    Examples
+    --------
+    >>> policy = make_threshold("adaptive", n_annotated=12, quota=8)
+    >>> policy.n_annotated, policy.quota
+    (12, 8)
+    """
     if isinstance(threshold, str):
-        if threshold == "adaptive":
-            return AdaptiveThreshold(alpha=alpha, beta=beta, t_max=t_max)
+        if threshold not in ("adaptive", "fixed"):
+            raise ValueError(
+                f"threshold must be 'adaptive', 'fixed' or a threshold object, "
+                f"got {threshold!r}"
+            )
+        if alpha + beta > 1:  # said before any training
+            raise ValueError(
+                f"alpha + beta = {alpha + beta:g} > 1: eps_t settles at "
+                "alpha + beta, which no softmax probability reaches, so no "
+                "pseudo-label would ever pass (for the labels only use lambda_u=0)"
+            )
         if threshold == "fixed":
             return FixedThreshold(alpha + beta)
-        raise ValueError(
-            f"threshold must be 'adaptive', 'fixed' or a threshold object, "
-            f"got {threshold!r}"
-        )
-    if not isinstance(threshold, BaseThreshold):
+        threshold = AdaptiveThreshold(alpha=alpha, beta=beta, t_max=t_max)
+    elif isinstance(threshold, BaseThreshold):
+        threshold = clone(threshold)
+    else:
         raise TypeError(
             "a threshold object must be an instance of a subclass of "
             "sklearn_boostmis.thresholds.BaseThreshold (implementing "
             f"current_threshold()); got {type(threshold).__name__}"
         )
-    return clone(threshold)
+    if n_annotated is not None and isinstance(threshold, AdaptiveThreshold):
+        threshold.set_params(n_annotated=n_annotated, quota=quota)
+    return threshold

@@ -605,21 +605,6 @@ def test_pickle_and_joblib_round_trip(fitted_iris, iris_data, tmp_path, dumps, l
     np.testing.assert_array_equal(restored.transduction_, fitted_iris.transduction_)
 
 
-def test_a_pickle_from_before_a_new_parameter_loads_with_its_default(
-    fitted_iris, iris_data
-):
-    X, _, y_partial = iris_data
-    older = pickle.loads(pickle.dumps(fitted_iris))
-    del older.__dict__["classes"]  # as pickled before `classes` existed
-    restored = pickle.loads(pickle.dumps(older))
-    assert restored.get_params()["classes"] is None
-    np.testing.assert_array_equal(
-        restored.predict_proba(X), fitted_iris.predict_proba(X)
-    )
-    clone(restored)
-    restored.set_params(warm_start=True, max_epochs=1).fit(X, y_partial)
-
-
 def test_warm_start_continues_teacher_and_resets_schedule(iris_data):
     X, y, y_partial = iris_data
     clf = BoostMISClassifier(warm_start=True, random_state=0, **FAST).fit(X, y_partial)

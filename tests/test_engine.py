@@ -71,16 +71,6 @@ def test_masked_out_batch_has_zero_unsupervised_loss(dataset):
     )
 
 
-def test_set_n_annotated_feeds_the_threshold(dataset):
-    net = make_net(threshold=AdaptiveThreshold(t_max=10)).set_n_annotated(12, quota=8)
-    net.fit(dataset, None)
-    assert net.threshold_.n_annotated == 12
-    # first pass: ratio term <= alpha, plus beta * 12 / 16
-    assert net.history[0, "batches", 0, "threshold"] == pytest.approx(0.9 + 0.0375)
-    with pytest.raises(TypeError, match="AdaptiveThreshold"):
-        make_net(threshold=FixedThreshold()).set_n_annotated(1, 1)
-
-
 def test_one_unlabeled_row_does_not_break_batchnorm(iris_data):
     X, y, _ = iris_data
     ds = SemiSupervisedDataset(X[:20], y[:20] % 3, X[20:21])

@@ -104,6 +104,28 @@ def test_make_threshold_strings_and_objects():
         make_threshold(0.95)
 
 
+def test_make_threshold_gives_the_annotation_round_to_an_adaptive_copy():
+    built = make_threshold("adaptive", 0.8, 0.1, 5, n_annotated=12, quota=8)
+    assert built.get_params() == dict(
+        alpha=0.8, beta=0.1, t_max=5, n_annotated=12, quota=8
+    )
+    user = AdaptiveThreshold(alpha=0.7, n_annotated=3, quota=2)
+    copy = make_threshold(user, n_annotated=12, quota=8)
+    assert (copy.alpha, copy.n_annotated, copy.quota) == (0.7, 12, 8)
+    assert (user.n_annotated, user.quota) == (3, 2)  # unchanged
+    assert make_threshold(user).n_annotated == 3  # None keeps the policy's own
+    fixed = make_threshold("fixed", n_annotated=12, quota=8)  # no N_A term
+    assert fixed.get_params() == {"threshold": pytest.approx(0.95)}
+    policy = make_threshold("adaptive", n_annotated=12, quota=8).start(4, n_passes=4)
+    assert float(policy.current_threshold()) == pytest.approx(0.9 + 0.05 * 12 / 16)
+
+
+@pytest.mark.parametrize("threshold", ["adaptive", "fixed"])
+def test_make_threshold_refuses_an_unreachable_alpha_plus_beta(threshold):
+    with pytest.raises(ValueError, match=r"alpha \+ beta = 1.1 > 1"):
+        make_threshold(threshold, alpha=0.9, beta=0.2)
+
+
 class HalfThreshold(BaseThreshold):
     """The documented way to write a policy: only current_threshold()."""
 
