@@ -10,10 +10,11 @@ seeded :class:`torch.Generator`, so augmentations are batched torch operations o
 the model's device and bit-for-bit repeatable on the CPU.
 """
 
+import copy
 from numbers import Real
 
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -171,10 +172,6 @@ def make_augmentation(augment, default):
     the training rows, never the user's object); any other callable is used as
     it is.
     """
-    import copy
-
-    from sklearn.base import clone
-
     if isinstance(augment, str):
         if augment != "auto":
             raise ValueError(

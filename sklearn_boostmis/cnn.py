@@ -29,7 +29,31 @@ def _conv_bn_relu(n_in, n_out, stride=1):
     ]
 
 
-class SmallCNN(nn.Module):
+class _PooledCNN(nn.Module):
+    """Convolutional ``features``, then the part the built-in networks share:
+    global average pooling gives the representation (``embed``), dropout and
+    one ``Linear`` layer the logits (``head``)."""
+
+    def _end_with_head(self, layers, n_features, n_classes, dropout):
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.embedding_dim = n_features
+        self.classifier = nn.Linear(n_features, int(n_classes))
+
+    def embed(self, X):
+        """Return the globally average-pooled features, shape (N, embedding_dim)."""
+        return self.pool(self.features(X))
+
+    def head(self, Z):
+        """Return the logits of the representation ``Z``."""
+        return self.classifier(self.dropout(Z))
+
+    def forward(self, X):
+        return self.head(self.embed(X))
+
+
+class SmallCNN(_PooledCNN):
     """Small convolutional network for small images (8x8 to 64x64 pixels).
 
     Stages of ``convs_per_stage`` blocks ``Conv3x3 -> BatchNorm -> ReLU``, each
@@ -95,22 +119,7 @@ class SmallCNN(nn.Module):
             if stage < self.n_poolings_:
                 layers.append(nn.MaxPool2d(2))
                 n_out = min(2 * n_out, 4 * int(width))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.embedding_dim = n_in
-        self.classifier = nn.Linear(n_in, int(n_classes))
-
-    def embed(self, X):
-        """Return the globally average-pooled features, shape (N, embedding_dim)."""
-        return self.pool(self.features(X))
-
-    def head(self, Z):
-        """Return the logits of the representation ``Z``."""
-        return self.classifier(self.dropout(Z))
-
-    def forward(self, X):
-        return self.head(self.embed(X))
+        self._end_with_head(layers, n_in, n_classes, dropout)
 
 
 class BasicBlock(nn.Module):
@@ -144,7 +153,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(X))
 
 
-class ResNetStyleCNN(nn.Module):
+class ResNetStyleCNN(_PooledCNN):
     """Compact ResNet-like backbone for larger images (more than 64 pixels a side).
 
     A stem (``Conv7x7/2 -> BN -> ReLU -> MaxPool/2`` as in ResNet, or a
@@ -214,25 +223,10 @@ class ResNetStyleCNN(nn.Module):
                 stride = 2 if (stage > 0 and block == 0) else 1
                 layers.append(BasicBlock(n_in, n_out, stride))
                 n_in = n_out
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.embedding_dim = n_in
-        self.classifier = nn.Linear(n_in, int(n_classes))
+        self._end_with_head(layers, n_in, n_classes, dropout)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out")
-
-    def embed(self, X):
-        """Return the globally average-pooled features, shape (N, embedding_dim)."""
-        return self.pool(self.features(X))
-
-    def head(self, Z):
-        """Return the logits of the representation ``Z``."""
-        return self.classifier(self.dropout(Z))
-
-    def forward(self, X):
-        return self.head(self.embed(X))
 
 
 def make_image_module(input_shape, n_classes):

@@ -39,7 +39,8 @@ search at its default: the dask backend decides the parallelism.
 
 import shlex
 from collections.abc import Iterable
-from numbers import Integral
+
+from ._utils import is_int
 
 __all__ = ["gpu_worker_commands"]
 
@@ -86,13 +87,9 @@ def gpu_worker_commands(scheduler_address, gpus):
     ]
 
 
-def _is_int(value):
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
 def _gpu_ids(gpus):
     """The GPU ids that ``gpus`` (a count or a sequence of ids) names."""
-    if _is_int(gpus):
+    if is_int(gpus):
         if gpus < 1:
             raise ValueError(f"gpus must be >= 1 when it counts GPUs, got {gpus}.")
         return list(range(int(gpus)))
@@ -107,7 +104,7 @@ def _gpu_ids(gpus):
             f"ids (ints >= 0), got {gpus!r}."
         )
     ids = list(gpus)
-    wrong = [g for g in ids if not _is_int(g)]
+    wrong = [g for g in ids if not is_int(g)]
     if wrong:
         raise TypeError(f"GPU ids must be ints, got {wrong[0]!r} in gpus={gpus!r}.")
     if not ids or min(ids) < 0 or len(set(ids)) < len(ids):

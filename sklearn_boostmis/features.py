@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._seeding import torch_seeded
+from ._utils import is_int
 from .modules import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -284,5 +285,5 @@ def _check_images(X):
 
 
 def _is_side(value):
-    """An image side: a positive int (True is an int to Python, not a size)."""
-    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
+    """An image side: a positive int."""
+    return is_int(value) and value >= 1

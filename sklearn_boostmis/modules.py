@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._utils import is_int
+
 
 class MLPClassifierModule(nn.Module):
     """Multi-layer perceptron for feature vectors, with ``embed`` and ``head``.
@@ -63,7 +65,7 @@ class MLPClassifierModule(nn.Module):
             isinstance(hidden_units, str)
             or not isinstance(hidden_units, Sequence)
             or not hidden_units
-            or not all(_is_positive_int(u) for u in hidden_units)
+            or not all(is_int(u) and u > 0 for u in hidden_units)
         ):
             raise ValueError(
                 "hidden_units must be a non-empty sequence of positive ints, "
@@ -94,10 +96,6 @@ class MLPClassifierModule(nn.Module):
 
     def forward(self, X):
         return self.head(self.embed(X))
-
-
-def _is_positive_int(value):
-    return isinstance(value, Integral) and not isinstance(value, bool) and value > 0
 
 
 def supports_embedding(module):

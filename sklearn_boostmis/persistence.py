@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._io import atomic_write
 from ._seeding import torch_seeded
-from .classifier import fitted_attributes
+from .classifier import BoostMISClassifier, fitted_attributes
 from .engine import load_module_states, module_states
 from .modules import resolve_device
 
@@ -48,11 +48,10 @@ def save_weights(estimator, path):
         "n_features_in": str(estimator.n_features_in_),
         "input_shape": json.dumps(list(estimator.input_shape_)),
         "ema_updates": str(estimator.net_.ema_updates_),  # the teacher's warm-up
+        "class_prior": json.dumps(estimator.class_prior_.tolist()),
     }
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
-    if hasattr(estimator, "class_prior_"):
-        metadata["class_prior"] = json.dumps(estimator.class_prior_.tolist())
     # Serialised in memory and written by open(): safetensors' save_file
     # creates the file readable by its owner only, whatever the umask.
     atomic_write(path, save(tensors, metadata=metadata))
@@ -122,18 +121,18 @@ def load_weights(estimator, path, device=None):
         "classes_": np.asarray(classes, dtype=object if has_strings else None),
         "n_features_in_": int(metadata["n_features_in"]),
         "input_shape_": tuple(json.loads(metadata["input_shape"])),
+        "class_prior_": np.asarray(
+            json.loads(metadata["class_prior"]), dtype=np.float32
+        ),
     }
     if "feature_names_in" in metadata:
         names = json.loads(metadata["feature_names_in"])
         fitted["feature_names_in_"] = np.asarray(names, dtype=object)
-    if "class_prior" in metadata:  # files from before it was saved lack it
-        prior = json.loads(metadata["class_prior"])
-        fitted["class_prior_"] = np.asarray(prior, dtype=np.float32)
     staged = copy.copy(estimator)  # the estimator changes only once all loaded
     for name, value in fitted.items():
         setattr(staged, name, value)
     net = _rebuild_net(staged, tensors, device, path)
-    net.ema_updates_ = int(metadata.get("ema_updates", 0))
+    net.ema_updates_ = int(metadata["ema_updates"])
     for name in fitted_attributes(estimator):  # those of an earlier fit
         delattr(estimator, name)
     for name, value in fitted.items():
@@ -163,8 +162,6 @@ def _rebuild_net(estimator, tensors, device, path):
 
 
 def _check_is_boostmis(estimator):
-    from .classifier import BoostMISClassifier
-
     if not isinstance(estimator, BoostMISClassifier):
         raise TypeError(
             "expected a BoostMISClassifier, got "
