@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from .._labels import check_partial_labels, label_array, labeled_mask, labeled_rows
 from ..classifier import BoostMISClassifier
 from ..query.sampler import InformativeQuerySampler
-from ..thresholds import AdaptiveThreshold
+from ..thresholds import make_threshold
 from ._answers import ask, label_key, sort_answers, unknown_answers_error
 from ._store import LOG_NAME, AnnotationStore, PendingRound
 
@@ -37,15 +37,13 @@ def _warm_started(template, estimator, n_annotated, budget):
     Parameters
     ----------
     template : BoostMISClassifier or Pipeline ending in one
-        The loop's unfitted estimator: with ``threshold="adaptive"`` the refit
-        gets a new :class:`~sklearn_boostmis.thresholds.AdaptiveThreshold` that
-        knows the round's N_A and K, and with an ``AdaptiveThreshold`` object a
-        copy of it that does. (The fitted estimator's own ``threshold`` is
-        already such an object after the first round, holding an older N_A.)
+        The loop's unfitted estimator, whose classifier parameters the refit
+        takes (a loop resumed with a changed estimator trains with the new
+        settings from the fitted weights). Its adaptive threshold policy is
+        rebuilt with the round's N_A and K (the fitted estimator's own is
+        already a policy object after the first round, with an older N_A).
     estimator : BoostMISClassifier or Pipeline ending in one
-        The fitted estimator to refit. Its classifier takes the template's
-        parameters (a loop resumed with a changed estimator trains with the new
-        settings from the fitted weights); in a Pipeline the earlier steps refit
+        The fitted estimator to refit; in a Pipeline the earlier steps refit
         as they are.
     n_annotated : int
         N_A, the size of the last round's AUS + BUS union.
@@ -53,16 +51,17 @@ def _warm_started(template, estimator, n_annotated, budget):
         K, each selector's quota.
     """
     settings = clone(_final_step(template)).get_params(deep=False)  # fresh copies
-    params = {**settings, "warm_start": True}
     threshold = settings["threshold"]
-    if isinstance(threshold, str) and threshold == "adaptive":
-        threshold = AdaptiveThreshold(
-            alpha=settings["alpha"], beta=settings["beta"], t_max=settings["t_max"]
+    if not (isinstance(threshold, str) and threshold == "fixed"):  # kept as given
+        settings["threshold"] = make_threshold(
+            threshold,
+            settings["alpha"],
+            settings["beta"],
+            settings["t_max"],
+            n_annotated=int(n_annotated),
+            quota=int(budget),
         )
-    if isinstance(threshold, AdaptiveThreshold):  # a copy: clone() made it fresh
-        params["threshold"] = threshold.set_params(
-            n_annotated=int(n_annotated), quota=int(budget)
-        )
+    params = {**settings, "warm_start": True}
     if isinstance(estimator, Pipeline):
         name = estimator.steps[-1][0]
         params = {f"{name}__{key}": value for key, value in params.items()}
@@ -146,7 +145,8 @@ class AnnotationLoop(BaseEstimator):
         threshold, counts the rows asked, skipped ones included).
     final_fit : bool, default=True
         Fit once more after the last round, so that ``estimator_`` has seen
-        every answer.
+        every answer. The last round is the ``n_cycles``-th, or an earlier
+        one after which no unlabeled row is left to ask.
     state_dir : str, path-like or None, default=None
         Folder for crash-safe progress. ``annotations.csv`` (``index,label,
         cycle``) is appended and fsync'd right after each oracle answer, before
@@ -296,13 +296,16 @@ class AnnotationLoop(BaseEstimator):
             )
         lookup = {label_key(c): c for c in classes}
         while cycle < self.n_cycles + int(self.final_fit):
+            unlabeled = np.flatnonzero(~labeled_mask(y) & ~run.skipped)
+            final = cycle == self.n_cycles or unlabeled.size == 0  # no round follows
+            if final and not self.final_fit:
+                break  # every row answered: a fit now would be the final fit
             if run.model_cycle != cycle:  # else this cycle's fit survived a stop
                 est = self._fit_estimator(est, X, y, cycle, classes)
                 store.save_model(est, cycle)
             self.estimator_ = est
             entry = self._entry(est, y, cycle, validation)
-            unlabeled = np.flatnonzero(~labeled_mask(y) & ~run.skipped)
-            if cycle == self.n_cycles or unlabeled.size == 0:
+            if final:
                 self.history_.append(entry)
                 self._end_cycle(cycle, est)
                 if pending is not None and pending.cycle != cycle:

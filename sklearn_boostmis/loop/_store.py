@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._io import atomic_write
+from ..query import attribute
 from ._answers import label_key, unknown_answers_error
 
 LOG_NAME = "annotations.csv"
@@ -69,17 +70,12 @@ class PendingRound:
 
     def completed_entry(self, skipped):
         """``entry`` with the round's counts; ``skipped`` masks skipped rows."""
-        aus = np.asarray(self.from_aus, bool)
-        bus = np.asarray(self.from_bus, bool)
+        selector = attribute(self.from_aus, self.from_bus)
         return {
             **self.entry,
             "n_queried": len(self.indices),
             "n_skipped": int(skipped[self.indices].sum()),
-            "picks": {
-                "aus": int((aus & ~bus).sum()),
-                "bus": int((bus & ~aus).sum()),
-                "both": int((aus & bus).sum()),
-            },
+            "picks": {k: int((selector == k).sum()) for k in ("aus", "bus", "both")},
         }
 
     def n_unanswered(self, index, cycle):
