@@ -79,19 +79,11 @@ class FeatureDropoutNoise(_FeatureAugmentation):
     Dropped features are set to 0 and the kept ones are *not* rescaled: the
     view must stay in the data's units, unlike dropout inside a network.
 
-    The defaults are stronger than a milder view (p = 0.3, 0.1 sigma),
-    which is close to the weak view. Over 10 seeds
-    (``benchmarks/ssl_quality.py``, macro-F1) 0.5 / 0.5 gave 0.925 instead of
-    0.890 on breast cancer with 20 labels and 0.883 instead of 0.894 on digits
-    with 50 labels: a large gain on one, a small loss on the other. Other
-    strengths trade the two data sets against each other too
-    (``benchmarks/ssl_levers.py``); in a side experiment (not in RESULTS.md) a
-    0.4 / 0.3 view scored 0.904 on digits but 0.918 on breast cancer, and its
-    active learning curves fell below random queries on digits. These scores
-    are from the splits the comparison tables report (seeds 0-9), so the
-    choice flatters the defaults there; ``ssl_quality.py --first-seed 100``
-    scores fresh splits. ``FeatureDropoutNoise(0.3, 0.1)`` gives that milder
-    view.
+    The defaults make a view much stronger than the weak one;
+    ``FeatureDropoutNoise(0.3, 0.1)`` is a milder view, closer to the weak
+    one. No strength is best on every data set: see the benchmarks
+    (``benchmarks/RESULTS.md``, also on splits not used to choose the
+    defaults).
 
     Parameters
     ----------

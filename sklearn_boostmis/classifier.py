@@ -117,9 +117,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         labeled rows only; ``n_classes`` counts the classes that have labeled
         rows, and a declared class without any weighs 1); a dict maps labels
         to weights (missing labels weigh 1). For imbalanced data scored by
-        macro-averaged metrics. The consistency loss stays unweighted:
-        weighing the pseudo-labels too made the minority class take over on
-        the MESCC-like synthetic data (``benchmarks/ssl_grid.py``).
+        macro-averaged metrics. The consistency loss stays unweighted
+        (weighing the pseudo-labels too let the minority class take over:
+        see the benchmarks).
     prior_correction : {"align", "adjust"}, PriorCorrection or None, \
 default=None
         How training accounts for the class prior of the labeled rows, for
@@ -150,23 +150,10 @@ default=None
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``).
         There is no validation split: scoring callbacks and callbacks that
-        monitor ``valid_*`` records are refused. Predictions come from the EMA
-        teacher (``net_.ema_module_``), which skorch saves only when asked: a
-        ``Checkpoint``, ``TrainEndCheckpoint`` or ``LoadInitState`` needs
-        ``f_ema_module="ema_module.pt"`` beside ``f_params``, and
-        ``EarlyStopping(load_best=True)`` is refused (it would restore the
-        student only; use ``Checkpoint(monitor="train_loss_best",
-        load_best=True, f_ema_module="ema_module.pt")``). After such a
-        ``load_best``, the best epoch's weights predict and ``history_`` is
-        that epoch's (skorch restores it), while ``n_iter_``,
-        ``threshold_history_``, ``transduction_`` and ``labeled_iter_``
-        describe every epoch run. An ``LRScheduler``
-        needs the built-in cosine schedule turned off with
-        ``net_params={"callbacks__cosine_lr": None}``. ``ProgressBar`` counts
-        steps right with ``batches_per_epoch="count"`` (its ``"auto"`` assumes
-        one step per ``batch_size`` rows). During an epoch a batch's
-        ``train_loss`` is a number-like ``PendingFloat`` (``float()`` it for
-        ``json``); ``history_`` holds floats after each epoch.
+        monitor ``valid_*`` records are refused. Checkpoints need
+        ``f_ema_module`` for the EMA teacher, which predicts; the user guide
+        (:ref:`user-guide-callbacks`) gives this and the other cases to know
+        (``load_best``, ``LRScheduler``, ``ProgressBar``).
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
         A setting that an estimator parameter already makes (``lr``,

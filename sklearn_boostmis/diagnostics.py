@@ -50,11 +50,9 @@ def starved_classes(
     n_classes : int
     fraction : float, default=0.1
         A class is starved when ``share among pseudo < fraction * share among
-        labeled``. In side runs like ``benchmarks/ssl_quality.py``'s (not in
-        RESULTS.md; digits, breast cancer, 5 seeds, adaptive and fixed
-        thresholds) the smallest
-        ratio of a healthy fit was 0.29; fits that collapsed onto the majority
-        class of the synthetic MESCC-like data had 0.05 or less.
+        labeled``; the default sits between the ratios of healthy fits and
+        those of fits that collapsed onto a majority class (in runs like
+        ``benchmarks/ssl_quality.py``'s).
     min_expected : float, default=5
         Only classes expected to get at least this many pseudo-labels (their
         label share times the number of pseudo-labels) are judged: with fewer,

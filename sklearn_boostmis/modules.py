@@ -32,17 +32,11 @@ class MLPClassifierModule(nn.Module):
     hidden_units : sequence of int, default=(256,)
         Width of each hidden block.
     dropout : float, default=0.2
-        Dropout probability after each hidden block. Without it BoostMIS
-        scores within the noise of the default (``benchmarks/ssl_levers.py``,
-        10 seeds, macro-F1 paired differences -0.006 +- 0.009 on digits with
-        50 labels, -0.000 +- 0.002 on breast cancer with 20).
+        Dropout probability after each hidden block.
     batch_norm : bool, default=True
-        Whether each hidden block has ``BatchNorm1d``. It helps BoostMIS on
-        digits (``benchmarks/ssl_quality.py``, 50 labels, 10 seeds, macro-F1
-        0.883 with, 0.862 without, paired +0.021 +- 0.011, just under two
-        standard errors; on the labels only 0.823 vs 0.828); on breast cancer
-        with 20 labels leaving it out is within the noise (0.930 vs 0.925,
-        +0.005 +- 0.008).
+        Whether each hidden block has ``BatchNorm1d``. How much these two
+        settings matter to BoostMIS: see the benchmarks
+        (``benchmarks/RESULTS.md``).
 
     Examples
     --------
