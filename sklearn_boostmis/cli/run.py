@@ -427,7 +427,7 @@ def _share_table(entries, names):
 
 def cmd_run(args):
     from .. import AnnotationLoop, InformativeQuerySampler
-    from ..loop import _warm_started
+    from ..loop._loop import _warm_started
     from ..modules import resolve_device
 
     check_writable(args.out, folder=True)
