@@ -433,18 +433,6 @@ def test_module_instance_is_copied_not_trained(iris_data):
     assert clf.net_.module_ is not module
 
 
-def test_no_weight_decay_on_bias_and_batchnorm(fitted_iris):
-    groups = fitted_iris.net_.optimizer_.param_groups
-    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
-    module = fitted_iris.net_.module_
-    assert id(module.encoder[0].weight) in decayed
-    assert id(module.encoder[0].bias) not in decayed
-    assert id(module.encoder[1].weight) not in decayed  # BatchNorm
-    teacher_params = {id(p) for p in fitted_iris.net_.ema_module_.parameters()}
-    assert not teacher_params & {id(p) for g in groups for p in g["params"]}
-    assert groups[0]["nesterov"] and groups[0]["momentum"] == 0.9
-
-
 def test_other_optimizer_without_momentum(iris_data):
     X, _, y_partial = iris_data
     clf = BoostMISClassifier(
@@ -452,16 +440,6 @@ def test_other_optimizer_without_momentum(iris_data):
     ).fit(X, y_partial)
     assert isinstance(clf.net_.optimizer_, torch.optim.Adam)
     assert clf.score(X, iris_data[1]) > 0.8
-
-
-def test_lr_follows_cosine_schedule(iris_data):
-    X, _, y_partial = iris_data
-    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
-    callback = dict(clf.net_.callbacks_)["cosine_lr"]
-    total = callback.total_steps_
-    assert callback.step_ == total
-    expected = 0.03 * np.cos(7 * np.pi / 16)
-    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(expected)
 
 
 # -- threshold policies -----------------------------------------------------------
@@ -706,66 +684,6 @@ def test_module_that_does_not_fit_the_data_is_refused_before_training(
     with pytest.raises(ValueError, match=match):
         clf.fit(X, y_partial)
     assert not hasattr(clf, "net_")
-
-
-def test_fit_checks_net_params_and_callbacks(iris_data):
-    from skorch.callbacks import EpochScoring
-
-    X, _, y_partial = iris_data
-    with pytest.raises(ValueError, match="estimator parameter 'max_epochs'"):
-        BoostMISClassifier(net_params={"max_epochs": 3}, **FAST).fit(X, y_partial)
-    with pytest.raises(ValueError, match="EpochScoring is not supported"):
-        BoostMISClassifier(callbacks=[EpochScoring("accuracy")], **FAST).fit(
-            X, y_partial
-        )
-
-
-def test_own_lr_schedule_with_the_cosine_one_off(iris_data):
-    from skorch.callbacks import EarlyStopping, LRScheduler
-
-    X, _, y_partial = iris_data
-    clf = BoostMISClassifier(
-        callbacks=[
-            LRScheduler("StepLR", step_size=2, gamma=0.5),
-            EarlyStopping(monitor="train_loss", patience=100),
-        ],
-        net_params={"callbacks__cosine_lr": None},
-        **{**FAST, "max_epochs": 5},
-    ).fit(X, y_partial)
-    lrs = [h["event_lr"] for h in clf.history_]
-    assert lrs == pytest.approx([0.03 * 0.5 ** (e // 2) for e in range(5)])
-
-
-def test_checkpoint_load_best_restores_the_teacher_that_predicts(iris_data, tmp_path):
-    from skorch.callbacks import Checkpoint
-
-    X, _, y_partial = iris_data
-    at_epoch_2 = Checkpoint(
-        monitor=lambda net: len(net.history) == 2,  # the "best" epoch
-        load_best=True,
-        f_ema_module="ema_module.pt",
-        dirname=str(tmp_path),
-    )
-    clf = BoostMISClassifier(random_state=0, callbacks=[at_epoch_2], **FAST)
-    last = clone(clf).set_params(callbacks=None).fit(X, y_partial)
-    clf.fit(X, y_partial)
-    saved = torch.load(tmp_path / "ema_module.pt")
-    restored = clf.net_.ema_module_.state_dict()
-    assert all(torch.equal(saved[k], v) for k, v in restored.items())
-    assert not np.allclose(clf.predict_proba(X), last.predict_proba(X))
-    # skorch restored epoch 2's history; every epoch still ran
-    assert len(clf.history_) == 2
-    assert clf.n_iter_ == len(clf.threshold_history_) == FAST["max_epochs"]
-
-
-def test_other_net_params_reach_the_engine(iris_data):
-    X, _, y_partial = iris_data
-    clf = BoostMISClassifier(
-        net_params={"iterator_valid__batch_size": 7, "optimizer__nesterov": False},
-        **FAST,
-    ).fit(X, y_partial)
-    assert clf.net_.iterator_valid__batch_size == 7
-    assert clf.net_.optimizer_.param_groups[0]["nesterov"] is False
 
 
 @pytest.mark.cuda

@@ -1,11 +1,19 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
-from sklearn_boostmis import AdaptiveThreshold, FixedThreshold, MLPClassifierModule
+from sklearn_boostmis import (
+    AdaptiveThreshold,
+    BoostMISClassifier,
+    FixedThreshold,
+    MLPClassifierModule,
+)
 from sklearn_boostmis.data import SemiSupervisedDataset
 from sklearn_boostmis.engine import BoostMISNet
 from sklearn_boostmis.thresholds import BaseThreshold
+
+from .conftest import FAST
 
 
 @pytest.fixture
@@ -140,3 +148,64 @@ def test_callbacks_still_read_the_loss_as_a_number(dataset):
     last = net.history[-1, "batches", -1, "train_loss"]
     assert keep.last_ == pytest.approx(2.0 * last)
     assert float(keep.in_history_) == pytest.approx(keep.last_ / 2.0)
+
+
+# -- the engine as BoostMISClassifier builds it: optimizer, LR schedule, checkpoints
+def test_no_weight_decay_on_bias_and_batchnorm(fitted_iris):
+    groups = fitted_iris.net_.optimizer_.param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    module = fitted_iris.net_.module_
+    assert id(module.encoder[0].weight) in decayed
+    assert id(module.encoder[0].bias) not in decayed
+    assert id(module.encoder[1].weight) not in decayed  # BatchNorm
+    teacher_params = {id(p) for p in fitted_iris.net_.ema_module_.parameters()}
+    assert not teacher_params & {id(p) for g in groups for p in g["params"]}
+    assert groups[0]["nesterov"] and groups[0]["momentum"] == 0.9
+
+
+def test_lr_follows_cosine_schedule(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    callback = dict(clf.net_.callbacks_)["cosine_lr"]
+    total = callback.total_steps_
+    assert callback.step_ == total
+    expected = 0.03 * np.cos(7 * np.pi / 16)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_own_lr_schedule_with_the_cosine_one_off(iris_data):
+    from skorch.callbacks import EarlyStopping, LRScheduler
+
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        callbacks=[
+            LRScheduler("StepLR", step_size=2, gamma=0.5),
+            EarlyStopping(monitor="train_loss", patience=100),
+        ],
+        net_params={"callbacks__cosine_lr": None},
+        **{**FAST, "max_epochs": 5},
+    ).fit(X, y_partial)
+    lrs = [h["event_lr"] for h in clf.history_]
+    assert lrs == pytest.approx([0.03 * 0.5 ** (e // 2) for e in range(5)])
+
+
+def test_checkpoint_load_best_restores_the_teacher_that_predicts(iris_data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, _, y_partial = iris_data
+    at_epoch_2 = Checkpoint(
+        monitor=lambda net: len(net.history) == 2,  # the "best" epoch
+        load_best=True,
+        f_ema_module="ema_module.pt",
+        dirname=str(tmp_path),
+    )
+    clf = BoostMISClassifier(random_state=0, callbacks=[at_epoch_2], **FAST)
+    last = clone(clf).set_params(callbacks=None).fit(X, y_partial)
+    clf.fit(X, y_partial)
+    saved = torch.load(tmp_path / "ema_module.pt")
+    restored = clf.net_.ema_module_.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in restored.items())
+    assert not np.allclose(clf.predict_proba(X), last.predict_proba(X))
+    # skorch restored epoch 2's history; every epoch still ran
+    assert len(clf.history_) == 2
+    assert clf.n_iter_ == len(clf.threshold_history_) == FAST["max_epochs"]

@@ -2,7 +2,10 @@ import pytest
 import torch
 from skorch import callbacks
 
+from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.net_params import check_callbacks, check_net_params
+
+from .conftest import FAST
 
 
 @pytest.mark.parametrize(
@@ -83,3 +86,26 @@ def test_callbacks_that_work_pass():
     )
     lr = callbacks.LRScheduler("StepLR", step_size=2)
     check_callbacks([lr], {"callbacks__cosine_lr": None})
+
+
+# -- through BoostMISClassifier -------------------------------------------------
+def test_fit_checks_net_params_and_callbacks(iris_data):
+    from skorch.callbacks import EpochScoring
+
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match="estimator parameter 'max_epochs'"):
+        BoostMISClassifier(net_params={"max_epochs": 3}, **FAST).fit(X, y_partial)
+    with pytest.raises(ValueError, match="EpochScoring is not supported"):
+        BoostMISClassifier(callbacks=[EpochScoring("accuracy")], **FAST).fit(
+            X, y_partial
+        )
+
+
+def test_other_net_params_reach_the_engine(iris_data):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(
+        net_params={"iterator_valid__batch_size": 7, "optimizer__nesterov": False},
+        **FAST,
+    ).fit(X, y_partial)
+    assert clf.net_.iterator_valid__batch_size == 7
+    assert clf.net_.optimizer_.param_groups[0]["nesterov"] is False
