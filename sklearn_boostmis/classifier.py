@@ -21,7 +21,6 @@ from sklearn.utils.validation import (
 from ._labels import (
     check_no_missing_labels,
     check_partial_labels,
-    declared_classes,  # noqa: F401 (loop.py imports it from here, until it moves)
     label_array,
     labeled_rows,
     labeled_sample_weight,

@@ -3,16 +3,7 @@
 from sklearn.metrics import get_scorer
 from sklearn.utils.metadata_routing import MetadataRequest
 
-# label_array ... labeled_sample_weight: re-exported until every module imports
-# them from _labels
-from ._labels import (  # noqa: F401
-    check_no_missing_labels,
-    is_missing_label,
-    label_array,
-    labeled_mask,
-    labeled_rows,
-    labeled_sample_weight,
-)
+from ._labels import labeled_rows, labeled_sample_weight
 
 
 class _LabeledRowsScorer:
