@@ -51,7 +51,6 @@ from sklearn.semi_supervised import LabelSpreading
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.image_augment import StrongImageAugment, WeakImageAugment
 from sklearn_boostmis.query import adversarial_instability
-from sklearn_boostmis.query.sampler import _teacher_outputs
 
 N_PER_CLASS = 5
 
@@ -197,14 +196,13 @@ def query_throughput(device, n_pool=3000, repeats=3):
     y = np.full(n_pool, -1)
     y[:40] = np.arange(40) % 4
     clf = BoostMISClassifier(max_epochs=1, random_state=0, device=device).fit(X, y)
-    teacher = clf.net_.ema_module_
-    X_t = torch.as_tensor(X, device=device)
+    teacher = clf.teacher_
     ways = {"AUS on the scoring pass's Z (sampler)": True, "AUS on the inputs": False}
     seconds = {name: [] for name in ways}
     for _ in range(repeats):
         for name, embedded in ways.items():
             start = time.perf_counter()
-            _, Z, _ = _teacher_outputs(teacher, X_t, device=device)
+            _, Z, X_t = clf.teacher_outputs(X)
             adversarial_instability(
                 teacher,
                 Z if embedded else X_t,

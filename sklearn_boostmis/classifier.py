@@ -36,7 +36,12 @@ from .engine import (
     module_states,
 )
 from .imbalance import PriorCorrection, smoothed_prior
-from .modules import MLPClassifierModule, resolve_device
+from .modules import (
+    MLPClassifierModule,
+    eval_mode,
+    resolve_device,
+    supports_embedding,
+)
 from .net_params import check_callbacks, check_net_params
 from .thresholds import BaseThreshold, make_threshold
 
@@ -258,6 +263,10 @@ default=None
     n_iter_ : int
         Epochs run by the last fit (also when a ``Checkpoint(load_best=True)``
         restored an earlier epoch).
+    settled_threshold_ : float
+        The threshold the pseudo-labels settled at (``alpha + beta`` for the
+        adaptive threshold, a ``FixedThreshold``'s value, a policy's last
+        threshold); the default candidate threshold of the queries.
 
     See Also
     --------
@@ -458,6 +467,7 @@ default=None
             # Checkpoint(load_best=True) restored an earlier epoch's history
             self.threshold_history_ = np.asarray(net.threshold_history_, dtype=float)
             self.n_iter_ = len(self.threshold_history_)
+            self.settled_threshold_ = float(net.threshold_.settled_threshold())
             pseudo = self._set_transduction(y, labeled)
             self.collapsed_classes_ = (
                 warn_on_collapse(
@@ -771,6 +781,62 @@ default=None
         weights = labeled_sample_weight(y, sample_weight, mask)
         return super().score(X_labeled, y_labeled, weights)
 
+    # -- what queries read ---------------------------------------------------
+    @property
+    def teacher_(self):
+        """The fitted EMA teacher network (``net_.ema_module_``), which predicts
+        and which queries score with."""
+        check_is_fitted(self, "net_")
+        return self.net_.ema_module_
+
+    def teacher_outputs(self, X, *, batch_size=1024):
+        """The EMA teacher's class probabilities and representations of ``X``.
+
+        Runs :attr:`teacher_` in eval mode without gradient, batch by batch,
+        on its device, and restores every submodule's train/eval mode after.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or images
+            Validated as :meth:`predict_proba` validates it.
+        batch_size : int, default=1024
+            Rows per forward pass.
+
+        Returns
+        -------
+        proba : torch.Tensor of shape (n_samples, n_classes)
+            Class probabilities (columns follow ``classes_``).
+        embedding : torch.Tensor of shape (n_samples, ...) or None
+            ``teacher_.embed(X)`` as the module returns it, when it has the
+            ``embed``/``head`` split of the module protocol (method page,
+            :ref:`method-module-protocol`); None otherwise.
+        X : torch.Tensor
+            The validated ``X`` on the teacher's device (images as
+            ``(n_samples, channels, height, width)``).
+
+        Raises
+        ------
+        ValueError
+            If the module's ``head(embed(x))`` differs from its ``forward(x)``.
+        """
+        teacher = self.teacher_
+        X = torch.as_tensor(self._validate_input(X, reset=False))
+        X = X.to(next(teacher.parameters()).device)  # net_.device: None with accelerate
+        embedding = supports_embedding(teacher)
+        probas, zs = [], []
+        with torch_threads(self.n_jobs), eval_mode(teacher), torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                x = X[start : start + batch_size]
+                if embedding:
+                    zs.append(teacher.embed(x))
+                    logits = teacher.head(zs[-1])
+                    if start == 0:  # on two rows: the pool is embedded once
+                        _check_split(teacher, x[:2], logits[:2])
+                else:
+                    logits = teacher(x)
+                probas.append(torch.softmax(logits, dim=1))
+        return torch.cat(probas), torch.cat(zs) if embedding else None, X
+
     def set_params(self, **params):
         """Set parameters; ``module_params__<name>`` and ``net_params__<name>`` set
         one entry of those dicts (a copy: the dict passed before is unchanged),
@@ -803,6 +869,21 @@ default=None
         tags.input_tags.sparse = False
         tags.target_tags.required = True
         return tags
+
+
+def _check_split(module, x, logits):
+    """Refuse ``embed``/``head`` attributes that do not split ``forward``."""
+    full = module(x)
+    if full.shape != logits.shape or not torch.allclose(
+        full, logits, rtol=1e-4, atol=1e-4
+    ):
+        raise ValueError(
+            f"{type(module).__name__}.head(embed(x)) differs from its forward(x): "
+            "the queries read embed/head as the two halves of forward (the "
+            "module protocol), and these do not compose to it (layers named "
+            "embed and head?). Make forward(x) == head(embed(x)), or rename "
+            "them so that the queries work on the inputs."
+        )
 
 
 def _continue_from(net, previous):

@@ -49,6 +49,7 @@ def save_weights(estimator, path):
         "input_shape": json.dumps(list(estimator.input_shape_)),
         "ema_updates": str(estimator.net_.ema_updates_),  # the teacher's warm-up
         "class_prior": json.dumps(estimator.class_prior_.tolist()),
+        "settled_threshold": repr(estimator.settled_threshold_),
     }
     if hasattr(estimator, "feature_names_in_"):  # fitted on a DataFrame
         metadata["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
@@ -124,6 +125,7 @@ def load_weights(estimator, path, device=None):
         "class_prior_": np.asarray(
             json.loads(metadata["class_prior"]), dtype=np.float32
         ),
+        "settled_threshold_": float(metadata["settled_threshold"]),
     }
     if "feature_names_in" in metadata:
         names = json.loads(metadata["feature_names_in"])

@@ -1,3 +1,6 @@
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import sklearn_boostmis.query
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.query import InformativeQuerySampler, low_confidence_candidates
 
@@ -131,12 +135,16 @@ def test_empty_pool_and_count_messages(fitted_iris, pool):
 def searches(iris_data):
     X, _, y_partial = iris_data
     est = BoostMISClassifier(
-        max_epochs=2, batch_size=16, module_params={"hidden_units": (16,)},
+        max_epochs=2,
+        batch_size=16,
+        module_params={"hidden_units": (16,)},
         random_state=0,
     )
     grid = {"lr": [0.03]}
-    return (GridSearchCV(est, grid, cv=2).fit(X, y_partial),
-            GridSearchCV(est, grid, cv=2, refit=False).fit(X, y_partial))
+    return (
+        GridSearchCV(est, grid, cv=2).fit(X, y_partial),
+        GridSearchCV(est, grid, cv=2, refit=False).fit(X, y_partial),
+    )
 
 
 def test_fitted_search_is_queried_through_its_best_estimator(searches, pool):
@@ -233,6 +241,37 @@ def test_candidates_follow_a_threshold_object(iris_data, pool):
     assert set(union.indices.tolist()) <= below  # not alpha + beta = 0.95
 
 
+def test_a_loaded_model_keeps_its_settled_threshold(iris_data, pool, tmp_path):
+    from sklearn_boostmis import FixedThreshold, load_weights, save_weights
+
+    X, _, y_partial = iris_data
+    params = dict(threshold=FixedThreshold(0.6), random_state=0, **FAST)
+    clf = BoostMISClassifier(**{**params, "max_epochs": 4}).fit(X, y_partial)
+    assert clf.settled_threshold_ == pytest.approx(0.6)
+    save_weights(clf, tmp_path / "model.safetensors")
+    loaded = load_weights(BoostMISClassifier(**params), tmp_path / "model.safetensors")
+    assert loaded.settled_threshold_ == pytest.approx(0.6)  # not alpha + beta
+    below = set(np.flatnonzero(clf.predict_proba(pool).max(axis=1) < 0.6).tolist())
+    union = InformativeQuerySampler(random_state=0, selectors="aus").select_union(
+        loaded, pool, 4
+    )
+    assert set(union.indices.tolist()) <= below
+
+
+def test_teacher_outputs_are_the_predictions_and_representations(fitted_iris, pool):
+    proba, embedding, X = fitted_iris.teacher_outputs(pool, batch_size=7)
+    np.testing.assert_allclose(
+        proba.numpy(), fitted_iris.predict_proba(pool), rtol=1e-5, atol=1e-6
+    )
+    assert embedding.shape == (len(pool), 32)  # the hidden layer
+    with torch.no_grad():
+        logits = fitted_iris.teacher_.head(embedding)
+    torch.testing.assert_close(logits.softmax(dim=1), proba)
+    assert X.dtype == torch.float32 and X.shape == pool.shape
+    with pytest.raises(NotFittedError):
+        BoostMISClassifier().teacher_outputs(pool)
+
+
 class _LayersNamedEmbedAndHead(torch.nn.Module):
     def __init__(self, n_features, n_classes):
         super().__init__()
@@ -279,6 +318,19 @@ def test_select_union_and_selectors_option(fitted_iris, pool, selectors):
         assert (union.from_aus if selectors == "aus" else union.from_bus).all()
         assert not (union.from_bus if selectors == "aus" else union.from_aus).any()
         np.testing.assert_array_equal(idx, sampler(fitted_iris, pool, k)[0])
+
+
+def test_rankings_are_what_the_union_and_the_interleave_take(fitted_iris, pool):
+    sampler = InformativeQuerySampler(random_state=0)
+    aus, bus, aus_scores, bus_scores = sampler.rankings(fitted_iris, pool, 6)
+    assert aus.dtype == bus.dtype == np.int64 and len(aus) == len(bus) == 6
+    assert aus_scores.shape == bus_scores.shape == (len(pool),)
+    assert np.all(np.diff(aus_scores[aus]) <= 0)  # best first
+    union = sampler.select_union(fitted_iris, pool, 6)
+    np.testing.assert_array_equal(union.indices[union.from_aus], aus)
+    assert set(union.indices[union.from_bus].tolist()) == set(bus.tolist())
+    off = sampler.set_params(selectors="aus").rankings(fitted_iris, pool, 6)
+    assert len(off[1]) == 0 and not off[3].any()
 
 
 def test_bus_is_class_balanced(fitted_iris, pool):
@@ -345,6 +397,7 @@ def test_module_without_embedding_uses_the_input(iris_data, pool):
         module=_PlainModule, max_epochs=3, batch_size=16, random_state=0
     ).fit(X, y_partial)
     sampler = InformativeQuerySampler(random_state=0)
+    assert clf.teacher_outputs(pool)[1] is None  # no representations
     with pytest.warns(UserWarning, match="perturbs the input"):
         idx, scores = sampler(clf, pool, 5)
     assert len(np.unique(idx)) == 5 and np.isfinite(scores).all()
@@ -386,3 +439,14 @@ def test_teacher_embeds_each_pool_row_once(fitted_iris, pool, monkeypatch):
     # + 2: forward(x) on two rows checks that embed and head split it
     assert sum(embedded_rows) == len(pool) + 2
     np.testing.assert_array_equal(picked[0], expected[0])
+
+
+def test_the_query_package_imports_neither_the_loop_nor_the_classifier():
+    """Queries use the classifier's public members: no import cycle with loop."""
+    folder = pathlib.Path(sklearn_boostmis.query.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                imported = {name.split(".")[0] for name in names}
+                assert not imported & {"loop", "classifier"}, (path.name, imported)

@@ -133,8 +133,7 @@ def _ranked_candidates(sampler, classifier, X_pool, k):
     """
     from ..query import QueryUnion, interleave_rankings
 
-    aus, bus, score_aus, score_bus = sampler._rankings(classifier, X_pool, k)
-    aus, bus = aus.numpy(), bus.numpy()
+    aus, bus, score_aus, score_bus = sampler.rankings(classifier, X_pool, k)
     order = interleave_rankings(aus, bus, len(np.union1d(aus, bus))).numpy()
     from_aus, from_bus = np.isin(order, aus), np.isin(order, bus)
     return (

@@ -1,26 +1,27 @@
 """Query utilities of BoostMIS active annotation (AUS and BUS).
 
 The method page states the selectors (:ref:`method-aus`, :ref:`method-bus`)
-and how they combine (:ref:`method-combining`).
-
-Public functions that compute selection scores and combine rankings; query
-strategies are thin layers over them.
+and how they combine (:ref:`method-combining`): ``aus`` holds the
+Adversarial Unstability Selector, ``bus`` the Balanced Uncertainty Selector,
+``combine`` the candidate pool, the merge of their rankings and which selector
+picked a row, and ``sampler`` the query strategy built from them.
 """
 
-from .adversarial import adversarial_instability
-from .balanced import balanced_top_k
-from .combine import attribute, interleave_rankings, union_candidates
-from .density import knn_density
-from .sampler import (
-    InformativeQuerySampler,
-    QueryUnion,
-    aus_ranking,
+from .aus import adversarial_instability, aus_ranking
+from .bus import (
+    balanced_top_k,
     bus_ranking,
-    low_confidence_candidates,
-    teacher_outputs,
-    unwrap_classifier,
+    density_weighted_entropy,
+    entropy,
+    knn_density,
 )
-from .uncertainty import density_weighted_entropy, entropy
+from .combine import (
+    attribute,
+    interleave_rankings,
+    low_confidence_candidates,
+    union_candidates,
+)
+from .sampler import InformativeQuerySampler, QueryUnion, unwrap_classifier
 
 __all__ = [
     "InformativeQuerySampler",
@@ -35,7 +36,6 @@ __all__ = [
     "interleave_rankings",
     "knn_density",
     "low_confidence_candidates",
-    "teacher_outputs",
     "union_candidates",
     "unwrap_classifier",
 ]

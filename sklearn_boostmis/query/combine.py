@@ -1,13 +1,22 @@
 """Combining the AUS and BUS rankings.
 
-Implements the union and the interleave of the two rankings (method page,
-:ref:`method-combining`), and names the selector that picked each row.
+Implements the candidate pool, the union and the interleave of the two
+rankings (method page, :ref:`method-combining`), and names the selector that
+picked each row.
 """
+
+from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, validate_params
 
-__all__ = ["attribute", "interleave_rankings", "union_candidates"]
+__all__ = [
+    "attribute",
+    "interleave_rankings",
+    "low_confidence_candidates",
+    "union_candidates",
+]
 
 
 def _as_ranking(rank, name):
@@ -26,6 +35,45 @@ def _first_occurrences(seq):
     return seq[keep]
 
 
+def low_confidence_candidates(proba, threshold, n_needed):
+    """Positions of the "unselected" rows: ``max p < threshold``.
+
+    Implements the candidate pool (method page, :ref:`method-combining`):
+    the unlabeled rows whose confidence stayed below the threshold; if fewer
+    than ``n_needed`` rows qualify, every row is a candidate.
+
+    Parameters
+    ----------
+    proba : torch.Tensor of shape (n_samples, n_classes)
+    threshold : float
+    n_needed : int
+
+    Returns
+    -------
+    positions : torch.LongTensor
+        Increasing positions into ``proba``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> proba = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.5, 0.5]])
+    >>> low_confidence_candidates(proba, 0.95, 2).tolist()
+    [1, 2]
+    >>> low_confidence_candidates(proba, 0.95, 3).tolist()
+    [0, 1, 2]
+    """
+    proba = torch.as_tensor(proba)
+    low = proba.max(dim=1).values < float(threshold)
+    positions = low.nonzero().flatten()
+    if positions.numel() < int(n_needed):
+        positions = torch.arange(proba.shape[0], device=proba.device)
+    return positions
+
+
+@validate_params(
+    {"k": [Interval(Integral, 0, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def union_candidates(rank_a, rank_b, k):
     """Union of the top-``k`` of two rankings (the annotation candidates).
 
@@ -49,13 +97,15 @@ def union_candidates(rank_a, rank_b, k):
         already present, in ``rank_b``'s order. Its size is in ``[k, 2k]``
         when both rankings hold at least ``k`` distinct entries.
     """
-    if int(k) != k or k < 0:
-        raise ValueError(f"k must be a non-negative int, got {k}.")
-    a = _as_ranking(rank_a, "rank_a")[: int(k)]
-    b = _as_ranking(rank_b, "rank_b")[: int(k)].to(a.device)
+    a = _as_ranking(rank_a, "rank_a")[:k]
+    b = _as_ranking(rank_b, "rank_b")[:k].to(a.device)
     return _first_occurrences(torch.cat([a, b]))
 
 
+@validate_params(
+    {"n": [Interval(Integral, 0, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def interleave_rankings(rank_a, rank_b, n):
     """Deterministic interleave of two rankings, de-duplicated, cut at ``n``.
 
@@ -84,8 +134,6 @@ def interleave_rankings(rank_a, rank_b, n):
     ValueError
         If the two rankings together hold fewer than ``n`` distinct entries.
     """
-    if int(n) != n or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n}.")
     a = _as_ranking(rank_a, "rank_a")
     b = _as_ranking(rank_b, "rank_b").to(a.device)
     m = min(a.numel(), b.numel())
@@ -96,7 +144,7 @@ def interleave_rankings(rank_a, rank_b, n):
             f"The rankings hold only {merged.numel()} distinct positions, "
             f"fewer than n={n}."
         )
-    return merged[: int(n)]
+    return merged[:n]
 
 
 def attribute(from_aus, from_bus):

@@ -2,63 +2,62 @@
 
 Implements AUS, BUS and their combination (method page, :ref:`method-aus`,
 :ref:`method-bus` and :ref:`method-combining`). The public
-functions below do the work (scikit-activeml style); the sampler class is a
-thin, parameterised layer that modAL and :class:`~sklearn_boostmis.AnnotationLoop`
-call.
+functions of :mod:`~sklearn_boostmis.query` do the work (scikit-activeml
+style); the sampler class is a thin, parameterised layer that modAL and
+:class:`~sklearn_boostmis.AnnotationLoop` call. It reads only the public
+members of the classifier: ``teacher_outputs``, ``teacher_`` and
+``settled_threshold_``.
 """
 
+from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._threads import torch_threads
-from ..modules import eval_mode, supports_embedding
-from .adversarial import adversarial_instability
-from .balanced import balanced_top_k
-from .combine import attribute, interleave_rankings, union_candidates
-from .density import knn_density
-from .uncertainty import density_weighted_entropy
+from .aus import aus_ranking
+from .bus import bus_ranking, knn_density
+from .combine import (
+    attribute,
+    interleave_rankings,
+    low_confidence_candidates,
+    union_candidates,
+)
 
-__all__ = [
-    "InformativeQuerySampler",
-    "QueryUnion",
-    "aus_ranking",
-    "bus_ranking",
-    "low_confidence_candidates",
-    "teacher_outputs",
-    "unwrap_classifier",
-]
+__all__ = ["InformativeQuerySampler", "QueryUnion", "unwrap_classifier"]
 
 _SELECTORS = ("both", "aus", "bus")
 
 
 def unwrap_classifier(classifier, X):
-    """Find the fitted BoostMIS classifier and the input it expects.
+    """Find the fitted classifier to query and the input it expects.
 
-    Unwraps, repeatedly, a fitted hyper-parameter search such as
-    :class:`~sklearn.model_selection.GridSearchCV` (its ``best_estimator_``), a
-    fitted :class:`~sklearn_boostmis.AnnotationLoop` (its ``estimator_``), a
-    modAL learner (its ``.estimator``, when the object has no ``net_`` itself)
-    and a scikit-learn :class:`~sklearn.pipeline.Pipeline` (``X`` is transformed
-    by all steps but the last, the last step is used).
+    Unwraps, repeatedly, until an object with a ``teacher_outputs`` method: a
+    scikit-learn :class:`~sklearn.pipeline.Pipeline` (``X`` is transformed by
+    all steps but the last, the last step is used), a fitted hyper-parameter
+    search such as :class:`~sklearn.model_selection.GridSearchCV` (its
+    ``best_estimator_``), a fitted meta-estimator (its ``estimator_``, e.g. a
+    fitted :class:`~sklearn_boostmis.AnnotationLoop`) and a modAL learner
+    (its fitted ``.estimator``).
 
     Parameters
     ----------
     classifier : estimator
         A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
-        with a fitted skorch engine ``net_`` holding an ``ema_module_``), a
-        Pipeline ending in one, a search fitted with ``refit=True`` over either,
-        a fitted AnnotationLoop, or a modAL learner wrapping any of these.
+        with its ``teacher_outputs``, ``teacher_`` and ``settled_threshold_``),
+        a Pipeline ending in one, a search fitted with ``refit=True`` over
+        either, a fitted AnnotationLoop, or a modAL learner wrapping any of
+        these.
     X : array-like of shape (n_samples, n_features) or images
         The pool, in the representation the outer object receives; images
         ``(n_samples, [channels,] height, width)`` for an image classifier.
@@ -66,25 +65,23 @@ def unwrap_classifier(classifier, X):
     Returns
     -------
     classifier : estimator
-        The object that owns ``net_``.
-    X : ndarray, float32
-        The pool as the classifier's network receives it: ``(n_samples,
-        n_features_in_)``, or images ``(n_samples, channels, height, width)``.
+        The object that has ``teacher_outputs``.
+    X : array-like
+        The pool as that object receives it (transformed by the steps of the
+        pipelines on the way; ``teacher_outputs`` validates it).
 
     Raises
     ------
     NotFittedError
-        If the BoostMIS classifier, a pipeline step or a search is not fitted.
+        If a pipeline step, a search or a wrapper is not fitted.
     TypeError
         If a search was fitted with ``refit=False`` (it holds no fitted
-        estimator), or the innermost estimator has no skorch engine ``net_``
-        with an EMA teacher ``ema_module_``.
+        estimator), or the innermost estimator has no ``teacher_outputs``.
     """
-    from ..classifier import BoostMISClassifier
-    from ..loop import AnnotationLoop
-
     clf = classifier
     for _ in range(32):  # wrappers never nest deeper in practice
+        if hasattr(clf, "teacher_outputs"):
+            return clf, X
         if isinstance(clf, Pipeline):
             if len(clf.steps) > 1:
                 X = clf[:-1].transform(X)
@@ -94,26 +91,21 @@ def unwrap_classifier(classifier, X):
         elif isinstance(clf, BaseSearchCV):
             # its `estimator` is the unfitted template: never query with it
             _no_refit_error(clf)
-        elif isinstance(clf, AnnotationLoop):
-            check_is_fitted(clf, "estimator_")  # not its unfitted template
+        elif hasattr(clf, "estimator_"):
             clf = clf.estimator_
-        elif not hasattr(clf, "net_") and hasattr(clf, "estimator"):
+        elif hasattr(clf, "estimator"):
+            # a modAL learner fits its `estimator` in place; a meta-estimator
+            # such as an unfitted AnnotationLoop holds its unfitted template
+            _check_fitted_inside(clf)
             clf = clf.estimator
         else:
             break
-    if isinstance(clf, BoostMISClassifier):
-        check_is_fitted(clf, "net_")
-        X = clf._validate_input(X, reset=False)  # images (N, [C,] H, W) too
-    elif not hasattr(getattr(clf, "net_", None), "ema_module_"):
-        raise TypeError(
-            "InformativeQuerySampler needs a fitted BoostMISClassifier (an "
-            "estimator whose skorch engine `net_` has an EMA teacher "
-            "`ema_module_`), optionally inside a Pipeline, a search or a modAL "
-            f"learner; got {type(clf).__name__}."
-        )
-    else:
-        X = check_array(X, dtype=np.float32, allow_nd=True)
-    return clf, X
+    raise TypeError(
+        "InformativeQuerySampler needs a fitted BoostMISClassifier (an "
+        "estimator with teacher_outputs, teacher_ and settled_threshold_), "
+        "optionally inside a Pipeline, a search or a modAL learner; got "
+        f"{type(clf).__name__}."
+    )
 
 
 def _no_refit_error(search):
@@ -130,178 +122,14 @@ def _no_refit_error(search):
     )
 
 
-def teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
-    """Class probabilities and representations of the (EMA teacher) module.
-
-    Runs ``module`` in eval mode without gradient, batch by batch, and
-    restores every submodule's previous train/eval mode afterwards.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network, normally ``net_.ema_module_``.
-    X : array-like or torch.Tensor of shape (n_samples, ...)
-    batch_size : int, default=1024
-    device : str or torch.device, default="cpu"
-
-    Returns
-    -------
-    proba : torch.Tensor of shape (n_samples, n_classes)
-        ``softmax(module(X))``.
-    Z : torch.Tensor of shape (n_samples, n_features_z)
-        ``module.embed(X)`` when the module exposes ``embed``/``head``
-        (the module protocol, method page, :ref:`method-module-protocol`),
-        else ``X`` itself (flattened per row).
-    X : torch.Tensor
-        ``X`` on ``device`` (reused by AUS).
-    """
-    proba, Z, X = _teacher_outputs(module, X, batch_size=batch_size, device=device)
-    return proba, Z.flatten(start_dim=1), X
-
-
-def _teacher_outputs(module, X, *, batch_size=1024, device="cpu"):
-    """:func:`teacher_outputs` with ``Z`` as ``embed`` returns it (not flattened)."""
-    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
-    X = X.to(device=device, dtype=torch.float32)
-    embedding = supports_embedding(module)
-    probas, zs = [], []
-    with eval_mode(module), torch.no_grad():
-        for start in range(0, X.shape[0], int(batch_size)):
-            x = X[start : start + int(batch_size)]
-            if embedding:
-                z = module.embed(x)
-                logits = module.head(z)
-                if start == 0:  # on two rows: the pool is embedded once
-                    _check_split(module, x[:2], logits[:2])
-            else:
-                z, logits = x, module(x)
-            probas.append(F.softmax(logits, dim=1))
-            zs.append(z)
-    if not probas:
-        raise ValueError("X_pool is empty.")
-    return torch.cat(probas), torch.cat(zs), X
-
-
-def _check_split(module, x, logits):
-    """Refuse ``embed``/``head`` attributes that do not split ``forward``."""
-    full = module(x)
-    if full.shape != logits.shape or not torch.allclose(
-        full, logits, rtol=1e-4, atol=1e-4
-    ):
-        raise ValueError(
-            f"{type(module).__name__}.head(embed(x)) differs from its forward(x): "
-            "the queries read embed/head as the two halves of forward (the "
-            "module protocol), and these do not compose to it (layers named "
-            "embed and head?). Make forward(x) == head(embed(x)), or rename "
-            "them so that the queries work on the inputs."
-        )
-
-
-def _settled_threshold(clf):
-    """The confidence the classifier's pseudo-labels settled at."""
-    policy = getattr(clf.net_, "threshold_", None)  # the fitted policy
-    if policy is not None:
-        return policy.settled_threshold()
-    # not trained in this process (load_weights): the parameters say it
-    return float(getattr(clf, "alpha", 0.9)) + float(getattr(clf, "beta", 0.05))
-
-
-def low_confidence_candidates(proba, threshold, n_needed):
-    """Positions of the "unselected" rows: ``max p < threshold``.
-
-    Implements the candidate pool (method page, :ref:`method-combining`):
-    the unlabeled rows whose confidence stayed below the threshold; if fewer
-    than ``n_needed`` rows qualify, every row is a candidate.
-
-    Parameters
-    ----------
-    proba : torch.Tensor of shape (n_samples, n_classes)
-    threshold : float
-    n_needed : int
-
-    Returns
-    -------
-    positions : torch.LongTensor
-        Increasing positions into ``proba``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> proba = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.5, 0.5]])
-    >>> low_confidence_candidates(proba, 0.95, 2).tolist()
-    [1, 2]
-    >>> low_confidence_candidates(proba, 0.95, 3).tolist()
-    [0, 1, 2]
-    """
-    proba = torch.as_tensor(proba)
-    low = proba.max(dim=1).values < float(threshold)
-    positions = low.nonzero().flatten()
-    if positions.numel() < int(n_needed):
-        positions = torch.arange(proba.shape[0], device=proba.device)
-    return positions
-
-
-def _descending(scores):
-    return torch.argsort(scores, descending=True, stable=True)
-
-
-def aus_ranking(module, X, **kwargs):
-    """Rows of ``X`` ranked by adversarial instability (AUS), best first.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The EMA teacher.
-    X : torch.Tensor of shape (n_samples, ...)
-        Candidates (or their representations, with ``embedded=True``), on
-        the module's device.
-    **kwargs
-        ``xi``, ``eps``, ``n_power``, ``symmetric``, ``batch_size``,
-        ``generator``, ``embedded``: see
-        :func:`~sklearn_boostmis.query.adversarial_instability`.
-
-    Returns
-    -------
-    ranking : torch.LongTensor of shape (n_samples,)
-        Positions into ``X``; ties go to the lower position.
-    scores : torch.Tensor of shape (n_samples,)
-        The AUS score of every row (in row order, not ranking order).
-    """
-    scores = adversarial_instability(module, X, **kwargs)
-    return _descending(scores), scores
-
-
-def bus_ranking(proba, density, k, *, beta_d=1.0, balance=True):
-    """Top-``k`` rows by density-aware entropy (BUS), best first.
-
-    Parameters
-    ----------
-    proba : torch.Tensor of shape (n_samples, n_classes)
-        Candidates' class probabilities.
-    density : torch.Tensor of shape (n_samples,)
-        Candidates' density ``rho``.
-    k : int
-        Number of rows to rank.
-    beta_d : float, default=1.0
-        Density exponent.
-    balance : bool, default=True
-        Class-balanced quota per predicted class
-        (:func:`~sklearn_boostmis.query.balanced_top_k`); False ranks by score
-        alone.
-
-    Returns
-    -------
-    ranking : torch.LongTensor of shape (min(k, n_samples),)
-    scores : torch.Tensor of shape (n_samples,)
-        ``s(u) = H(u) rho(u)^beta_d`` of every row (row order).
-    """
-    proba = torch.as_tensor(proba)
-    scores = density_weighted_entropy(proba, density, beta=beta_d)
-    if balance:
-        ranking = balanced_top_k(scores, proba.argmax(dim=1), k, proba.shape[1])
-    else:
-        ranking = _descending(scores)[: int(k)]
-    return ranking, scores
+def _check_fitted_inside(wrapper):
+    try:
+        check_is_fitted(wrapper.estimator)
+    except NotFittedError:
+        raise NotFittedError(
+            f"This {type(wrapper).__name__} instance is not fitted yet: fit it "
+            "before querying with it."
+        ) from None
 
 
 class QueryUnion(NamedTuple):
@@ -443,80 +271,38 @@ class InformativeQuerySampler(BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    # -- shared work ----------------------------------------------------------
-    def _rankings(self, classifier, X_pool, k):
-        """AUS and BUS rankings (pool positions) of length <= k, and scores."""
-        self._validate_params()
-        clf, X = unwrap_classifier(classifier, X_pool)
-        with torch_threads(getattr(clf, "n_jobs", None)):
-            net = clf.net_
-            teacher = net.ema_module_
-            device = next(
-                teacher.parameters()
-            ).device  # net.device is None with accelerate
-            proba, Z, X_t = _teacher_outputs(
-                teacher, X, batch_size=self.batch_size, device=device
-            )
-            threshold = self.candidate_threshold
-            if threshold is None:
-                threshold = _settled_threshold(clf)
-            cand = low_confidence_candidates(proba, threshold, k)
-            n_pool = proba.shape[0]
-            aus = bus = None
-            score_aus = score_bus = torch.zeros(n_pool, dtype=torch.float64)
-            if self.selectors in ("both", "aus"):
-                seed = check_random_state(self.random_state).randint(
-                    np.iinfo(np.int32).max
-                )
-                generator = torch.Generator(device=X_t.device).manual_seed(int(seed))
-                # perturb the representations computed above instead of embedding
-                # the candidates again (modules without embed() perturb the input)
-                embedded = supports_embedding(teacher)
-                rows = Z if embedded else X_t
-                # after a short fit every row is a candidate: avoid copying the pool
-                rows = rows if len(cand) == n_pool else rows[cand]
-                rank, s = aus_ranking(
-                    teacher,
-                    rows,
-                    embedded=embedded,
-                    xi=self.xi,
-                    eps=self.eps,
-                    n_power=self.n_power,
-                    symmetric=self.symmetric,
-                    batch_size=self.batch_size,
-                    generator=generator,
-                )
-                aus = cand[rank[:k]].cpu()
-                score_aus = score_aus.index_copy(
-                    0, cand.cpu(), s.detach().double().cpu()
-                )
-            if self.selectors in ("both", "bus"):
-                rho = knn_density(
-                    Z.flatten(start_dim=1),
-                    n_neighbors=self.n_neighbors,
-                    method=self.density,
-                )
-                rank, s = bus_ranking(
-                    proba[cand], rho[cand], k, beta_d=self.beta_d, balance=self.balance
-                )
-                bus = cand[rank].cpu()
-                score_bus = score_bus.index_copy(
-                    0, cand.cpu(), s.detach().double().cpu()
-                )
-            return aus, bus, score_aus.numpy(), score_bus.numpy()
-
-    @staticmethod
-    def _check_count(n, name, n_pool, *, at_most_pool):
-        if isinstance(n, bool) or not isinstance(n, Integral):
-            raise TypeError(f"{name} must be an int, got {type(n).__name__}.")
-        if n_pool == 0:
-            raise ValueError("X_pool is empty (0 rows): there is nothing to query.")
-        if n < 1 or (at_most_pool and n > n_pool):
-            bounds = f"in [1, len(X_pool)={n_pool}]" if at_most_pool else ">= 1"
-            raise ValueError(f"{name} must be {bounds}, got {n}.")
-        return int(n)
-
     # -- public API --------------------------------------------------------
+    def rankings(self, classifier, X_pool, quota):
+        """Each selector's ranking of ``X_pool`` and its scores.
+
+        :meth:`__call__` interleaves the two rankings and :meth:`select_union`
+        unites them; a caller that orders or reports them otherwise starts
+        from here.
+
+        Parameters
+        ----------
+        classifier, X_pool : estimator, array-like
+            As in :meth:`select_union`.
+        quota : int
+            K >= 1, the length of each ranking (at most ``len(X_pool)``).
+
+        Returns
+        -------
+        aus, bus : ndarray of int64
+            The AUS (resp. BUS) top-K positions in ``X_pool``, best first;
+            empty for a selector that ``selectors`` leaves out. BUS's ranking
+            takes the predicted classes in turn (``balance=True``), so its
+            scores need not decrease along it.
+        aus_scores, bus_scores : ndarray of float64, shape (n_samples,)
+            Each selector's score of every row of the pool (0 for a row that
+            is not a candidate, and for a selector left out).
+        """
+        n_pool = _num_rows(X_pool)
+        k = min(self._check_count(quota, "quota", n_pool, at_most_pool=False), n_pool)
+        with self._validated():
+            clf, X = unwrap_classifier(classifier, X_pool)
+            return self._rank(clf, X, k)
+
     def __call__(self, classifier, X_pool, n_instances=1):
         """Pick exactly ``n_instances`` rows of ``X_pool`` (modAL contract).
 
@@ -552,22 +338,12 @@ class InformativeQuerySampler(BaseEstimator):
         n = self._check_count(
             n_instances, "n_instances", _num_rows(X_pool), at_most_pool=True
         )
-        aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, n)
-        if aus is not None and bus is not None:
+        with self._validated():
+            aus, bus, aus_scores, bus_scores = self.rankings(classifier, X_pool, n)
             idx = interleave_rankings(aus, bus, n).numpy()
-            rank_a = {int(v): r for r, v in enumerate(aus.tolist())}
-            rank_b = {int(v): r for r, v in enumerate(bus.tolist())}
-            from_aus = np.array(
-                [rank_a.get(i, n) <= rank_b.get(i, n) for i in idx.tolist()], bool
-            )
-            scores = np.where(from_aus, score_aus[idx], score_bus[idx])
-        elif aus is not None:  # the rankings hold at most n rows
-            idx = aus.numpy()
-            scores = score_aus[idx]
-        else:
-            idx = bus.numpy()
-            scores = score_bus[idx]
-        return idx.astype(np.int64), np.asarray(scores, dtype=np.float64)
+        aus_leads = _positions(idx, aus, n) <= _positions(idx, bus, n)
+        scores = np.where(aus_leads, aus_scores[idx], bus_scores[idx])
+        return idx, scores
 
     def select_union(self, classifier, X_pool, quota):
         """AUS top-K union BUS top-K: one BoostMIS annotation round.
@@ -590,19 +366,107 @@ class InformativeQuerySampler(BaseEstimator):
             with one, where ``K' = min(K, len(X_pool))``; never more than
             ``len(X_pool)``) and, per index, whether AUS and/or BUS picked it.
         """
-        n_pool = _num_rows(X_pool)
-        k = min(self._check_count(quota, "quota", n_pool, at_most_pool=False), n_pool)
-        aus, bus, score_aus, score_bus = self._rankings(classifier, X_pool, k)
-        top_a = aus if aus is not None else torch.empty(0, dtype=torch.long)
-        top_b = bus if bus is not None else torch.empty(0, dtype=torch.long)
-        idx = union_candidates(top_a, top_b, k).numpy().astype(np.int64)
-        from_aus = np.isin(idx, top_a.numpy())
+        with self._validated():
+            aus, bus, aus_scores, bus_scores = self.rankings(classifier, X_pool, quota)
+            idx = union_candidates(aus, bus, quota).numpy()
+        from_aus = np.isin(idx, aus)
         return QueryUnion(
             indices=idx,
             from_aus=from_aus,
-            from_bus=np.isin(idx, top_b.numpy()),
-            scores=np.where(from_aus, score_aus[idx], score_bus[idx]),
+            from_bus=np.isin(idx, bus),
+            scores=np.where(from_aus, aus_scores[idx], bus_scores[idx]),
         )
+
+    # -- the work ------------------------------------------------------------
+    @contextmanager
+    def _validated(self):
+        """Validate the parameters here, once: the functions called inside
+        skip their own checks."""
+        if not get_config()["skip_parameter_validation"]:
+            self._validate_params()
+        with config_context(skip_parameter_validation=True):
+            yield
+
+    def _rank(self, clf, X, k):
+        """:meth:`rankings` of the unwrapped classifier, with ``k <= len(X)``."""
+        with torch_threads(getattr(clf, "n_jobs", None)):
+            proba, Z, X = clf.teacher_outputs(X, batch_size=self.batch_size)
+            threshold = self.candidate_threshold
+            if threshold is None:
+                threshold = clf.settled_threshold_
+            candidates = low_confidence_candidates(proba, threshold, k)
+            empty = (np.empty(0, dtype=np.int64), np.zeros(len(proba)))
+            aus, aus_scores = empty
+            if self.selectors in ("both", "aus"):
+                aus, aus_scores = self._aus(clf.teacher_, X, Z, candidates, k)
+            bus, bus_scores = empty
+            if self.selectors in ("both", "bus"):
+                rows = X if Z is None else Z  # modules without embed(): the input
+                bus, bus_scores = self._bus(proba, rows, candidates, k)
+        return aus, bus, aus_scores, bus_scores
+
+    def _aus(self, teacher, X, Z, candidates, k):
+        """AUS top-``k`` candidates (pool positions) and every row's score."""
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        generator = torch.Generator(device=X.device).manual_seed(int(seed))
+        # perturb the representations of the scoring pass instead of embedding
+        # the candidates again (modules without embed() perturb the input)
+        rows = X if Z is None else Z
+        # after a short fit every row is a candidate: avoid copying the pool
+        rows = rows if len(candidates) == len(rows) else rows[candidates]
+        rank, scores = aus_ranking(
+            teacher,
+            rows,
+            embedded=Z is not None,
+            xi=self.xi,
+            eps=self.eps,
+            n_power=self.n_power,
+            symmetric=self.symmetric,
+            batch_size=self.batch_size,
+            generator=generator,
+        )
+        return _on_pool(candidates, rank[:k], scores, len(X))
+
+    def _bus(self, proba, rows, candidates, k):
+        """BUS top-``k`` candidates (pool positions) and every row's score."""
+        # the density of a candidate is taken among the whole pool
+        rho = knn_density(
+            rows.flatten(start_dim=1), n_neighbors=self.n_neighbors, method=self.density
+        )
+        rank, scores = bus_ranking(
+            proba[candidates],
+            rho[candidates],
+            k,
+            beta_d=self.beta_d,
+            balance=self.balance,
+        )
+        return _on_pool(candidates, rank, scores, len(proba))
+
+    @staticmethod
+    def _check_count(n, name, n_pool, *, at_most_pool):
+        if isinstance(n, bool) or not isinstance(n, Integral):
+            raise TypeError(f"{name} must be an int, got {type(n).__name__}.")
+        if n_pool == 0:
+            raise ValueError("X_pool is empty (0 rows): there is nothing to query.")
+        if n < 1 or (at_most_pool and n > n_pool):
+            bounds = f"in [1, len(X_pool)={n_pool}]" if at_most_pool else ">= 1"
+            raise ValueError(f"{name} must be {bounds}, got {n}.")
+        return int(n)
+
+
+def _on_pool(candidates, rank, scores, n_pool):
+    """A ranking of the candidates as pool positions, and the candidates'
+    scores spread over the pool (0 elsewhere), both on the host."""
+    candidates = candidates.cpu()
+    on_pool = torch.zeros(n_pool, dtype=torch.float64)
+    on_pool[candidates] = scores.detach().double().cpu()
+    return candidates[rank.cpu()].numpy(), on_pool.numpy()
+
+
+def _positions(indices, ranking, missing):
+    """The place of each index in ``ranking``, ``missing`` where it is absent."""
+    place = {int(v): r for r, v in enumerate(ranking.tolist())}
+    return np.array([place.get(i, missing) for i in indices.tolist()])
 
 
 def _num_rows(X):

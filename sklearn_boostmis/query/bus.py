@@ -1,16 +1,86 @@
-"""Representation density for the Balanced Uncertainty Selector (BUS).
+"""Balanced Uncertainty Selector (BUS): density-aware entropy, class-balanced.
 
-Implements the density rho(u) of BUS (method page, :ref:`method-bus`) without
-ever materialising an n x n similarity matrix.
+Implements BUS (method page, :ref:`method-bus`): the entropy ``H(u)``, the
+density ``rho(u)`` (without ever materialising an n x n similarity matrix),
+the score ``s(u) = H(u) rho(u)^beta_d`` and the class-balanced top-k.
 """
+
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = ["knn_density"]
+__all__ = [
+    "balanced_top_k",
+    "bus_ranking",
+    "density_weighted_entropy",
+    "entropy",
+    "knn_density",
+]
 
-_METHODS = ("knn_mean_cosine", "knn_degree", "settles")
-_BACKENDS = ("auto", "torch", "faiss")
+
+def entropy(proba):
+    """Shannon entropy of each predicted distribution.
+
+    Implements BUS's ``H(u) = -sum_c p_c log p_c`` (method page,
+    :ref:`method-bus`), natural log, with the convention ``0 log 0 = 0``.
+
+    Parameters
+    ----------
+    proba : torch.Tensor or array-like of shape (n_samples, n_classes)
+        Class probabilities (rows summing to 1), e.g. the EMA model's softmax.
+
+    Returns
+    -------
+    H : torch.Tensor of shape (n_samples,)
+        Entropy in nats, in ``[0, log(n_classes)]``, on ``proba``'s device.
+    """
+    proba = torch.as_tensor(proba)
+    if proba.dim() != 2:
+        raise ValueError(f"proba must be 2-D, got shape {tuple(proba.shape)}.")
+    if not proba.is_floating_point():
+        proba = proba.to(torch.float32)
+    return -torch.special.xlogy(proba, proba).sum(dim=1)
+
+
+def density_weighted_entropy(proba, density, beta=1.0):
+    """Density-aware entropy ``s(u) = H(u) * rho(u) ** beta``.
+
+    Implements BUS's ``s(u) = H(u) * rho(u)^beta_d`` (method page,
+    :ref:`method-bus`) with ``beta_d = 1`` by default.
+
+    Parameters
+    ----------
+    proba : torch.Tensor or array-like of shape (n_samples, n_classes)
+        Class probabilities.
+    density : torch.Tensor or array-like of shape (n_samples,)
+        Density ``rho(u)``, e.g. from
+        :func:`sklearn_boostmis.query.knn_density`.
+    beta : float, default=1.0
+        Exponent ``beta_d`` on the density; ``0`` gives plain entropy.
+
+    Returns
+    -------
+    scores : torch.Tensor of shape (n_samples,)
+        Non-negative scores on ``proba``'s device.
+
+    Notes
+    -----
+    Negative densities are clipped to 0 first. Cosine similarity (hence the
+    kNN mean cosine density) can be negative; a negative ``rho`` would flip
+    the sign of ``s`` (ranking an uncertain isolated point *below* a certain
+    one) and is undefined under a fractional power. A sample with no
+    positively similar neighbours is an outlier, and a score of 0 states
+    exactly that.
+    """
+    H = entropy(proba)
+    density = torch.as_tensor(density, device=H.device, dtype=H.dtype)
+    if density.shape != H.shape:
+        raise ValueError(
+            f"density must have shape {tuple(H.shape)}, got {tuple(density.shape)}."
+        )
+    return H * density.clamp(min=0) ** beta
 
 
 def _faiss_available():
@@ -96,6 +166,15 @@ def _degree(idx, k, chunk_size):
     return k + in_degree - mutual
 
 
+@validate_params(
+    {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "method": [StrOptions({"knn_mean_cosine", "knn_degree", "settles"})],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"auto", "torch", "faiss"})],
+    },
+    prefer_skip_nested_validation=True,
+)
 def knn_density(
     Z,
     *,
@@ -159,14 +238,6 @@ def knn_density(
         [-1, 1] and can be negative. A pool with a single row (and no
         reference) has no other rows: its density is defined as 0.
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
-    if int(n_neighbors) != n_neighbors or n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors}.")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
     if reference is not None and method == "knn_degree":
         raise ValueError("method='knn_degree' does not support a reference set.")
 
@@ -197,7 +268,7 @@ def knn_density(
             sims = sims - (Q * Q).sum(dim=1)
         return sims / n_others
 
-    k = min(int(n_neighbors), n_others)
+    k = min(n_neighbors, n_others)
     use_faiss = backend == "faiss" or (
         backend == "auto" and Z.device.type == "cpu" and _faiss_available()
     )
@@ -206,7 +277,112 @@ def knn_density(
             raise ValueError("backend='faiss' requires Z on the CPU.")
         idx, vals = _knn_faiss(Q, R, k, exclude_self)
     else:
-        idx, vals = _knn_torch(Q, R, k, int(chunk_size), exclude_self)
+        idx, vals = _knn_torch(Q, R, k, chunk_size, exclude_self)
     if method == "knn_mean_cosine":
         return vals.mean(dim=1)
-    return _degree(idx, k, int(chunk_size)).to(Q.dtype) / k
+    return _degree(idx, k, chunk_size).to(Q.dtype) / k
+
+
+@validate_params(
+    {
+        "k": [Interval(Integral, 0, None, closed="left")],
+        "n_classes": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def balanced_top_k(scores, predicted_class, k, n_classes):
+    """Pick ``k`` candidates with an equal quota per predicted class.
+
+    Implements the balance of BUS (method page, :ref:`method-bus`): split
+    candidates by predicted class; each class gets ``floor(k / C)`` picks by
+    highest score; the unused quota of small classes, plus the remainder
+    ``k - C * floor(k / C)``, goes to the best remaining candidates overall by
+    score.
+
+    Parameters
+    ----------
+    scores : torch.Tensor or array-like of shape (n_samples,)
+        Selection scores, higher is better (e.g. density-weighted entropy).
+    predicted_class : torch.Tensor or array-like of int, shape (n_samples,)
+        Predicted class of every candidate, in ``[0, n_classes)``.
+    k : int
+        Number of candidates to pick.
+    n_classes : int
+        Number of classes ``C``.
+
+    Returns
+    -------
+    positions : torch.LongTensor of shape (min(k, n_samples),)
+        Unique positions into ``scores``, in selection order: first the quota
+        picks in rounds (round ``r`` holds the ``r``-th best candidate of
+        every class that still has quota, by decreasing score), then the
+        redistributed picks by decreasing score. Any prefix of the result is
+        therefore close to class-balanced. Equal scores are broken by lower
+        position.
+    """
+    scores = torch.as_tensor(scores)
+    predicted_class = torch.as_tensor(predicted_class, device=scores.device)
+    if predicted_class.numel() == 0:  # torch.as_tensor([]) is float
+        predicted_class = predicted_class.long()
+    if scores.dim() != 1 or predicted_class.shape != scores.shape:
+        raise ValueError(
+            "scores and predicted_class must be 1-D of the same length, got "
+            f"{tuple(scores.shape)} and {tuple(predicted_class.shape)}."
+        )
+    if predicted_class.is_floating_point() or predicted_class.is_complex():
+        raise ValueError("predicted_class must hold integers.")
+    if scores.numel() and (
+        predicted_class.min() < 0 or predicted_class.max() >= n_classes
+    ):
+        raise ValueError(f"predicted_class must lie in [0, {n_classes}).")
+    if scores.is_floating_point() and torch.isnan(scores).any():
+        raise ValueError("scores contain NaN.")
+
+    n, k = scores.numel(), min(k, scores.numel())
+    quota = k // n_classes
+    order = torch.argsort(scores, descending=True, stable=True)
+    cls = predicted_class[order].long()
+    # rank[i] = rank of order[i] inside its predicted class (0 = best).
+    rank = torch.empty(n, dtype=torch.long, device=scores.device)
+    for c in range(n_classes):
+        in_c = cls == c
+        rank[in_c] = torch.arange(int(in_c.sum()), device=scores.device)
+    is_quota = rank < quota
+    quota_pos = is_quota.nonzero().flatten()
+    # Rounds: sort quota picks by (rank, position in score order).
+    by_round = torch.argsort(rank[quota_pos] * n + quota_pos, stable=True)
+    quota_pos = quota_pos[by_round]
+    fill_pos = (~is_quota).nonzero().flatten()[: k - quota_pos.numel()]
+    return order[torch.cat([quota_pos, fill_pos])]
+
+
+def bus_ranking(proba, density, k, *, beta_d=1.0, balance=True):
+    """Top-``k`` rows by density-aware entropy (BUS), best first.
+
+    Parameters
+    ----------
+    proba : torch.Tensor of shape (n_samples, n_classes)
+        Candidates' class probabilities.
+    density : torch.Tensor of shape (n_samples,)
+        Candidates' density ``rho``.
+    k : int
+        Number of rows to rank.
+    beta_d : float, default=1.0
+        Density exponent.
+    balance : bool, default=True
+        Class-balanced quota per predicted class (:func:`balanced_top_k`);
+        False ranks by score alone.
+
+    Returns
+    -------
+    ranking : torch.LongTensor of shape (min(k, n_samples),)
+    scores : torch.Tensor of shape (n_samples,)
+        ``s(u) = H(u) rho(u)^beta_d`` of every row (row order).
+    """
+    proba = torch.as_tensor(proba)
+    scores = density_weighted_entropy(proba, density, beta=beta_d)
+    if balance:
+        ranking = balanced_top_k(scores, proba.argmax(dim=1), k, proba.shape[1])
+    else:
+        ranking = torch.argsort(scores, descending=True, stable=True)[:k]
+    return ranking, scores

@@ -1,16 +1,18 @@
-"""Adversarial Unstability Selector (AUS) scores: virtual adversarial KL.
+"""Adversarial Unstability Selector (AUS): virtual adversarial KL scores.
 
 Implements AUS (method page, :ref:`method-aus`).
 """
 
 import warnings
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, validate_params
 
 from ..modules import eval_mode, supports_embedding
 
-__all__ = ["adversarial_instability"]
+__all__ = ["adversarial_instability", "aus_ranking"]
 
 _TINY = 1e-12
 
@@ -19,10 +21,6 @@ def _kl(log_p, logits_q):
     """Per-sample ``KL(p || softmax(logits_q))`` with ``p = exp(log_p)``."""
     log_q = F.log_softmax(logits_q, dim=-1)
     return F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim=-1)
-
-
-def _identity(x):
-    return x
 
 
 def _unit(d):
@@ -51,6 +49,17 @@ def _score_batch(embed, head, x, *, xi, eps, n_power, symmetric, generator):
     return score
 
 
+@validate_params(
+    {
+        "xi": [Interval(Real, 0, None, closed="neither")],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+        "n_power": [Interval(Integral, 0, None, closed="left")],
+        "symmetric": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "embedded": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def adversarial_instability(
     module,
     X,
@@ -103,7 +112,8 @@ def adversarial_instability(
         given generator state *and* ``batch_size``.
     embedded : bool, default=False
         If True, ``X`` already holds the representations
-        ``Z = module.embed(inputs)`` (as :func:`teacher_outputs` returns them):
+        ``Z = module.embed(inputs)`` (as
+        :meth:`~sklearn_boostmis.BoostMISClassifier.teacher_outputs` returns them):
         only ``module.head`` runs, which saves a forward pass of the backbone.
         Needs a module with ``embed``/``head``.
 
@@ -122,26 +132,17 @@ def adversarial_instability(
     error. A zero gradient leaves ``d = 0`` (a tiny constant guards the
     division), giving a score of 0.
     """
-    if xi <= 0 or eps <= 0:
-        raise ValueError(f"xi and eps must be > 0, got xi={xi}, eps={eps}.")
-    if int(n_power) != n_power or n_power < 0:
-        raise ValueError(f"n_power must be a non-negative int, got {n_power}.")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
     parameter = next(module.parameters(), None)
     X = torch.as_tensor(X)
     if parameter is not None and X.is_floating_point():
         X = X.to(parameter.dtype)  # e.g. float64 arrays for a float32 module
-    if embedded:
-        if not supports_embedding(module):
-            raise ValueError(
-                f"embedded=True needs a module with embed()/head(); "
-                f"{type(module).__name__} has none"
-            )
-        embed, head = _identity, module.head
-    elif supports_embedding(module):
-        embed, head = module.embed, module.head
-    else:
+    split = supports_embedding(module)
+    if embedded and not split:
+        raise ValueError(
+            f"embedded=True needs a module with embed()/head(); "
+            f"{type(module).__name__} has none"
+        )
+    if not split:
         warnings.warn(
             f"{type(module).__name__} does not expose embed()/head(); "
             "representation-space perturbation is unavailable, so AUS perturbs "
@@ -149,26 +150,48 @@ def adversarial_instability(
             UserWarning,
             stacklevel=2,
         )
-
-        def embed(x):
-            return x
-
-        head = module
+    embed = module.embed if split and not embedded else torch.nn.Identity()
+    head = module.head if split else module
 
     with eval_mode(module):
         scores = [
             _score_batch(
                 embed,
                 head,
-                X[start : start + int(batch_size)],
+                X[start : start + batch_size],
                 xi=xi,
                 eps=eps,
-                n_power=int(n_power),
+                n_power=n_power,
                 symmetric=symmetric,
                 generator=generator,
             )
-            for start in range(0, X.shape[0], int(batch_size))
+            for start in range(0, X.shape[0], batch_size)
         ]
     if not scores:
         return torch.empty(0, device=X.device)
     return torch.cat(scores).to(X.device)
+
+
+def aus_ranking(module, X, **kwargs):
+    """Rows of ``X`` ranked by adversarial instability (AUS), best first.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The EMA teacher.
+    X : torch.Tensor of shape (n_samples, ...)
+        Candidates (or their representations, with ``embedded=True``), on
+        the module's device.
+    **kwargs
+        ``xi``, ``eps``, ``n_power``, ``symmetric``, ``batch_size``,
+        ``generator``, ``embedded``: see :func:`adversarial_instability`.
+
+    Returns
+    -------
+    ranking : torch.LongTensor of shape (n_samples,)
+        Positions into ``X``; ties go to the lower position.
+    scores : torch.Tensor of shape (n_samples,)
+        The AUS score of every row (in row order, not ranking order).
+    """
+    scores = adversarial_instability(module, X, **kwargs)
+    return torch.argsort(scores, descending=True, stable=True), scores
