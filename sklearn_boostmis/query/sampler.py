@@ -395,29 +395,30 @@ class InformativeQuerySampler(BaseEstimator):
             if threshold is None:
                 threshold = clf.settled_threshold_
             candidates = low_confidence_candidates(proba, threshold, k)
+            rows = X if Z is None else Z  # modules without embed(): the input
             empty = (np.empty(0, dtype=np.int64), np.zeros(len(proba)))
             aus, aus_scores = empty
             if self.selectors in ("both", "aus"):
-                aus, aus_scores = self._aus(clf.teacher_, X, Z, candidates, k)
+                embedded = Z is not None
+                aus, aus_scores = self._aus(clf.teacher_, rows, embedded, candidates, k)
             bus, bus_scores = empty
             if self.selectors in ("both", "bus"):
-                rows = X if Z is None else Z  # modules without embed(): the input
                 bus, bus_scores = self._bus(proba, rows, candidates, k)
         return aus, bus, aus_scores, bus_scores
 
-    def _aus(self, teacher, X, Z, candidates, k):
+    def _aus(self, teacher, rows, embedded, candidates, k):
         """AUS top-``k`` candidates (pool positions) and every row's score."""
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        generator = torch.Generator(device=X.device).manual_seed(int(seed))
+        generator = torch.Generator(device=rows.device).manual_seed(int(seed))
+        n_pool = len(rows)
         # perturb the representations of the scoring pass instead of embedding
-        # the candidates again (modules without embed() perturb the input)
-        rows = X if Z is None else Z
-        # after a short fit every row is a candidate: avoid copying the pool
-        rows = rows if len(candidates) == len(rows) else rows[candidates]
+        # the candidates again; after a short fit every row is a candidate:
+        # avoid copying the pool then
+        rows = rows if len(candidates) == n_pool else rows[candidates]
         rank, scores = aus_ranking(
             teacher,
             rows,
-            embedded=Z is not None,
+            embedded=embedded,
             xi=self.xi,
             eps=self.eps,
             n_power=self.n_power,
@@ -425,7 +426,7 @@ class InformativeQuerySampler(BaseEstimator):
             batch_size=self.batch_size,
             generator=generator,
         )
-        return _on_pool(candidates, rank[:k], scores, len(X))
+        return _on_pool(candidates, rank[:k], scores, n_pool)
 
     def _bus(self, proba, rows, candidates, k):
         """BUS top-``k`` candidates (pool positions) and every row's score."""
