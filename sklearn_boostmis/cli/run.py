@@ -9,11 +9,13 @@ import time
 import warnings
 
 import numpy as np
+from sklearn.base import clone
 
 from .._io import atomic_write
 from ..datasets import load_mescc
 from ..loop import update_digest
 from ..persistence import save_weights
+from ..thresholds import make_threshold
 from ._common import (
     CURVE_PNG,
     check_writable,
@@ -322,16 +324,14 @@ def _write_curve(report, y_test, path):
     )
 
 
-def _pool_exhausted(entry, n_train, target, cycles):
-    """Whether cycle ``target`` (its report ``entry``) labeled the last train
-    rows, so that no later cycle has anything to query (said if so)."""
-    if target == cycles or entry["n_labeled"] + entry["n_queried"] < n_train:
-        return False
-    say(
-        f"every train row is labeled after cycle {target}: no rows left to query, "
-        f"cycles {target + 1}-{cycles} are skipped"
-    )
-    return True
+def _say_if_pool_exhausted(entry, n_train, target, cycles):
+    """Say so when cycle ``target`` (its report ``entry``) labeled the last
+    train rows, so that the later cycles have nothing to query."""
+    if target < cycles and entry["n_labeled"] + entry["n_queried"] >= n_train:
+        say(
+            f"every train row is labeled after cycle {target}: no rows left to "
+            f"query, cycles {target + 1}-{cycles} are skipped"
+        )
 
 
 def _report_md(report):
@@ -425,9 +425,102 @@ def _share_table(entries, names):
     return lines
 
 
+class _CycleReport:
+    """The ``on_cycle_end`` of a run: each annotation cycle's test scores go
+    to report.json, with its progress line; cycles done by an earlier run are
+    said as such."""
+
+    def __init__(self, out, report, data, X_test, cycles):
+        self.out, self.report, self.data = out, report, data
+        self.X_test, self.cycles = X_test, cycles
+        self.names = report["config"]["target_names"]
+        self.n_train = report["config"]["n_train"]
+        self.entries = _previous_entries(out)
+        self.said = 0  # the cycles before this one have their line
+        self.clock = time.perf_counter()
+
+    def __call__(self, loop, cycle, estimator):
+        self.say_resumed(cycle)
+        e = self.record(cycle, loop.history_[-1], estimator, final=False)
+        say(
+            f"cycle {cycle + 1}/{self.cycles}: fit on {e['n_labeled']} labels, "
+            f"+{e['n_queried']} annotated; test accuracy {e['accuracy']:.3f}, "
+            f"macro-F1 {e['macro_f1']:.3f} ({self.elapsed():.1f}s)"
+            + collapse_note(e["collapsed_classes"], self.names)
+        )
+        _say_if_pool_exhausted(e, self.n_train, cycle + 1, self.cycles)
+        self.said = cycle + 1
+
+    def say_resumed(self, cycle):
+        """The lines of the cycles before ``cycle`` that an earlier run did."""
+        for done in range(self.said, cycle):
+            if done not in self.entries:  # its model is gone: nothing to evaluate
+                raise ValueError(
+                    f"{self.out}/{REPORT_JSON} lacks cycle {done + 1}, which the "
+                    "run state holds: use another --out"
+                )
+            say(f"cycle {done + 1}/{self.cycles}: done in an earlier run (resumed)")
+            _say_if_pool_exhausted(
+                self.entries[done], self.n_train, done + 1, self.cycles
+            )
+        self.said = max(self.said, cycle)
+
+    def record(self, cycle, fit, estimator, final):
+        """The report entry of a fit (``fit``: its ``AnnotationLoop.history_``
+        entry), written to report.json; later entries are dropped."""
+        y_test = self.data.y_test
+        metrics = classification_metrics(
+            y_test, estimator.predict(self.X_test), self.names
+        )
+        entry = {
+            "cycle": cycle,
+            "final": final,
+            "n_labeled": fit["n_labeled"],
+            "n_queried": fit["n_queried"],
+            "picks": fit["picks"],
+            "threshold": fit["threshold"],
+            "val_accuracy": fit["val_accuracy"],
+            "val_macro_f1": fit["val_f1_macro"],
+            "collapsed_classes": fit["collapsed_classes"],
+            "split": "test",
+            "n_test": int(len(y_test)),
+            **metrics,
+            "class_prior": dict(
+                zip(self.names, map(float, estimator.class_prior_), strict=True)
+            ),
+        }
+        self.entries = {c: e for c, e in self.entries.items() if c < cycle}
+        self.entries[cycle] = entry
+        self.report["cycles"] = [self.entries[c] for c in sorted(self.entries)]
+        self.report["complete"] = final
+        write_json(os.path.join(self.out, REPORT_JSON), self.report)
+        return entry
+
+    def elapsed(self):
+        """Seconds since the last cycle's line (or since the start)."""
+        now = time.perf_counter()
+        seconds, self.clock = now - self.clock, now
+        return seconds
+
+
+def _final_fit(estimator, loop, X, budget):
+    """The last cycle's model fitted again on every answer, warm-started as
+    AnnotationLoop's final fit is: its eps_t knows the last round's N_A and K."""
+    settings = clone(estimator).get_params(deep=False)  # this run's device, n_jobs
+    settings["warm_start"] = True
+    settings["threshold"] = make_threshold(
+        estimator.threshold,
+        estimator.alpha,
+        estimator.beta,
+        estimator.t_max,
+        n_annotated=loop.n_annotated_,
+        quota=budget,
+    )
+    return loop.estimator_.set_params(**settings).fit(X, loop.y_)
+
+
 def cmd_run(args):
     from .. import AnnotationLoop, InformativeQuerySampler
-    from ..loop._loop import _warm_started
     from ..modules import resolve_device
 
     check_writable(args.out, folder=True)
@@ -471,105 +564,44 @@ def cmd_run(args):
     y0 = np.full(len(y_train), -1, dtype=np.int64)
     y0[initial] = y_train[initial]
     estimator = _run_estimator(config, args.device, args.n_jobs)
-    sampler = InformativeQuerySampler(random_state=args.seed)
-
-    def oracle(indices):  # simulated annotator: the held-back train targets
-        return y_train[indices]
-
-    entries = _previous_entries(out)
     report = {"config": config, "initial_indices": initial.tolist(), "cycles": []}
-
-    def write_report(complete):
-        report["cycles"] = [entries[c] for c in sorted(entries)]
-        report["complete"] = complete
-        write_json(os.path.join(out, REPORT_JSON), report)
-
-    def evaluate(est):
-        metrics = classification_metrics(data.y_test, est.predict(X_test), names)
-        result = {"split": "test", "n_test": int(len(data.y_test)), **metrics}
-        if hasattr(est, "class_prior_"):  # a model pickled by an older version not
-            prior = map(float, est.class_prior_)
-            result["class_prior"] = dict(zip(names, prior, strict=True))
-        return result
-
-    loop = None
-    for target in range(1, args.cycles + 1):
-        start = time.perf_counter()
-        with collapse_warnings_summarised():  # noted in the cycle's line
-            loop = AnnotationLoop(
-                estimator,
-                sampler,
-                oracle,
-                n_cycles=target,
-                budget=args.budget,
-                final_fit=False,
-                state_dir=out,
-            ).fit(X_train, y0, X_val, data.y_val)
-        if loop.start_cycle_ > args.cycles:
-            raise _too_many_cycles(out, loop.start_cycle_)
-        cycle = target - 1
-        if loop.start_cycle_ >= target and cycle in entries:
-            say(f"cycle {target}/{args.cycles}: done in an earlier run (resumed)")
-            if _pool_exhausted(entries[cycle], len(y_train), target, args.cycles):
-                break
-            continue
-        if loop.start_cycle_ > target:  # its model is gone: nothing to evaluate
-            raise ValueError(
-                f"{out}/{REPORT_JSON} lacks cycle {target}, which the run state "
-                "holds: use another --out"
-            )
-        hist = next(h for h in loop.history_ if h["cycle"] == cycle)
-        entries[cycle] = {
-            "cycle": cycle,
-            "final": False,
-            "n_labeled": hist["n_labeled"],
-            "n_queried": hist["n_queried"],
-            "picks": hist["picks"],
-            "threshold": hist["threshold"],
-            "val_accuracy": hist["val_accuracy"],
-            "val_macro_f1": hist["val_f1_macro"],
-            "collapsed_classes": hist.get("collapsed_classes", []),
-            **evaluate(loop.estimator_),
-        }
-        write_report(False)
-        e = entries[cycle]
-        say(
-            f"cycle {target}/{args.cycles}: fit on {e['n_labeled']} labels, "
-            f"+{e['n_queried']} annotated; test accuracy {e['accuracy']:.3f}, "
-            f"macro-F1 {e['macro_f1']:.3f} ({time.perf_counter() - start:.1f}s)"
-            + collapse_note(e["collapsed_classes"], names)
-        )
-        if _pool_exhausted(e, len(y_train), target, args.cycles):
-            break
-    n_cycles = target  # fewer than --cycles when every train row got labeled
+    cycles = _CycleReport(out, report, data, X_test, args.cycles)
+    loop = AnnotationLoop(
+        estimator,
+        InformativeQuerySampler(random_state=args.seed),
+        oracle=lambda indices: y_train[indices],  # simulated: the train targets
+        n_cycles=args.cycles,
+        budget=args.budget,
+        final_fit=False,  # fitted below, kept as model.safetensors
+        state_dir=out,
+        on_cycle_end=cycles,
+    )
+    with collapse_warnings_summarised():  # noted in the cycles' lines
+        loop.fit(X_train, y0, X_val, data.y_val)
+    n_cycles = len(loop.history_)  # fewer than --cycles when every row got labeled
+    if n_cycles > args.cycles:
+        raise _too_many_cycles(out, n_cycles)
+    cycles.say_resumed(n_cycles)
     start = time.perf_counter()
     with collapse_warnings_summarised():
-        # warm-started on every answer, as AnnotationLoop's final fit does
-        est = _warm_started(
-            estimator, loop.estimator_, loop.n_annotated_, args.budget
-        ).fit(X_train, loop.y_)
+        est = _final_fit(estimator, loop, X_train, args.budget)
     eps = est.threshold_history_
     val = classification_metrics(data.y_val, est.predict(X_val), names)
-    entries = {c: e for c, e in entries.items() if c < n_cycles}
-    entries[n_cycles] = {
-        "cycle": n_cycles,
-        "final": True,
+    fit = {
         "n_labeled": int((loop.y_ != -1).sum()),
         "n_queried": 0,
         "picks": None,
         "threshold": float(eps[-1]) if len(eps) else None,
         "val_accuracy": val["accuracy"],
-        "val_macro_f1": val["macro_f1"],
+        "val_f1_macro": val["macro_f1"],
         "collapsed_classes": list(est.collapsed_classes_),
-        **evaluate(est),
     }
     save_weights(est, os.path.join(out, WEIGHTS_NAME))  # atomic
     _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
-    write_report(True)
+    final = cycles.record(n_cycles, fit, est, final=True)
     write_json(config_path, config)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     _write_curve(report, data.y_test, os.path.join(out, CURVE_PNG))
-    final = entries[n_cycles]
     say(
         f"final fit on {final['n_labeled']} labels: test accuracy "
         f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f} "

@@ -12,31 +12,12 @@ def label_key(value):
 
 
 def ask(oracle, positions, cycle, row_labels=None, *, resumable=False):
-    """The oracle's answers for ``positions``, in that order.
+    """The oracle's answers for ``positions`` (rows of X), in that order.
 
-    Parameters
-    ----------
-    oracle : callable
-        ``oracle(positions) -> labels``.
-    positions : ndarray of int
-        The rows asked, positions in ``X``.
-    cycle : int
-        The cycle asking, for the messages.
-    row_labels : pandas.Index or None, default=None
-        X's index, by which a pandas answer may name the rows.
-    resumable : bool, default=False
-        Whether a fit again resumes (a ``state_dir``), for the messages.
-
-    Returns
-    -------
-    answers : ndarray of object, shape (len(positions),)
-
-    Raises
-    ------
-    RuntimeError
-        If the oracle raises (chained).
-    ValueError
-        If the answers cannot be matched one to one with the rows asked.
+    ``row_labels`` is X's index, by which a pandas answer may name the rows;
+    ``resumable`` (a ``state_dir``) only changes the advice of the errors: a
+    RuntimeError (chained) if the oracle raises, a ValueError if its answers
+    cannot be matched one to one with the rows asked.
     """
     try:
         answers = oracle(positions.copy())

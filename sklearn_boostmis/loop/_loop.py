@@ -161,6 +161,17 @@ class AnnotationLoop(BaseEstimator):
         ``ValueError`` as when it was given, until the classifier declares
         its class (or the log line is corrected); a saved model that lacks a
         class declared since is fitted afresh rather than warm-started.
+    on_cycle_end : callable or None, default=None
+        ``on_cycle_end(loop, cycle, estimator)``, called once a cycle is
+        done: after its round's answers are recorded (in the fitted
+        attributes, and in the log with a ``state_dir``), and after the final
+        fit. ``loop.history_[-1]`` is the cycle's entry and ``estimator``
+        its fitted classifier (for a round, the one that chose the rows). The
+        return value is ignored. An exception stops ``fit`` as it is, the
+        answers kept; the cycle's state is written only after the call
+        returns, so that a resumed ``fit`` calls it again for that cycle
+        (with its saved model) before going on. A resumed ``fit`` calls it
+        for the cycles it runs, not for those done before.
 
     Attributes
     ----------
@@ -203,7 +214,10 @@ class AnnotationLoop(BaseEstimator):
     >>> loop = AnnotationLoop(
     ...     BoostMISClassifier(max_epochs=3, random_state=0),
     ...     oracle=lambda idx: y[idx], n_cycles=2, budget=4, final_fit=False,
+    ...     on_cycle_end=lambda loop, cycle, estimator: print("cycle", cycle),
     ... ).fit(X, y_partial)
+    cycle 0
+    cycle 1
     >>> int((loop.y_ != -1).sum()) - 15 == len(loop.annotated_indices_)
     True
     """
@@ -276,25 +290,13 @@ class AnnotationLoop(BaseEstimator):
         validation = self._check_setup(X, X_val, y_val)
         y, classes = self._initial_labels(X, y)
         store = AnnotationStore(self.state_dir, X, y, classes)
-        self.unknown_answers_ = {}
-        run = store.resume(y, self.n_cycles, unknown=self.unknown_answers_)
-        self._check_saved_model(run.estimator)
-        self.y_, self.history_, self.n_annotated_ = y, run.history, run.n_annotated
-        self.annotated_indices_ = run.annotated
-        self.annotation_cycles_ = run.annotation_cycles
-        self.skipped_indices_ = np.flatnonzero(run.skipped)
-        self.start_cycle_ = cycle = run.next_cycle
-        vars(self).pop("estimator_", None)  # a previous fit's: set only if fitted
-        est, pending = run.estimator, run.pending
-        if run.closed_from_log and run.model_cycle == cycle - 1:
-            self._end_cycle(cycle - 1, est)  # it may not have run for that round
-            store.save_state(cycle, self.n_annotated_, self.history_)
+        run = self._resume(store, y)
         sampler = self.sampler
         if sampler is None:  # seeded like the classifier: repeatable queries
-            sampler = InformativeQuerySampler(
-                random_state=_final_step(self.estimator).random_state
-            )
+            seed = _final_step(self.estimator).random_state
+            sampler = InformativeQuerySampler(random_state=seed)
         lookup = {label_key(c): c for c in classes}
+        cycle, est, pending = run.next_cycle, run.estimator, run.pending
         while cycle < self.n_cycles + int(self.final_fit):
             unlabeled = np.flatnonzero(~labeled_mask(y) & ~run.skipped)
             final = cycle == self.n_cycles or unlabeled.size == 0  # no round follows
@@ -314,22 +316,13 @@ class AnnotationLoop(BaseEstimator):
                 store.save_state(cycle + 1, self.n_annotated_, self.history_, pending)
                 break
             if pending is None or pending.cycle != cycle:
-                union = sampler.select_union(
-                    est, _safe_indexing(X, unlabeled), int(self.budget)
-                )
-                pending = PendingRound(
-                    cycle=cycle,
-                    indices=unlabeled[union.indices].tolist(),
-                    from_aus=union.from_aus.tolist(),
-                    from_bus=union.from_bus.tolist(),
-                    entry=entry,
-                )
+                pending = self._select(sampler, est, X, unlabeled, cycle, entry)
             store.save_state(cycle, self.n_annotated_, self.history_, pending)
             self._annotate(X, pending, lookup, run.skipped, store)
             self.history_.append(pending.completed_entry(run.skipped))
             self.n_annotated_, pending = len(pending.indices), None
-            # the state is written after the callback: a resume calls it again
-            # if it did not return (see on_cycle_end)
+            # The state follows on_cycle_end: a resume calls it again if it
+            # did not return.
             self._end_cycle(cycle, est)
             cycle += 1
             store.save_state(cycle, self.n_annotated_, self.history_)
@@ -372,13 +365,29 @@ class AnnotationLoop(BaseEstimator):
         _, classes = check_partial_labels(y, declared, stacklevel=4)
         return y, classes
 
-    def _check_saved_model(self, saved):
+    def _resume(self, store, y):
+        """Set the fitted attributes to where ``store`` says the run stands
+        (a fresh start without a state_dir) and return that ``Progress``."""
+        self.unknown_answers_ = {}  # filled from the log as it is read
+        run = store.resume(y, self.n_cycles, unknown=self.unknown_answers_)
+        saved = run.estimator
         if saved is not None and _structure(saved) != _structure(self.estimator):
             raise ValueError(
                 f"state_dir {self.state_dir!r} holds a {_structure(saved)} model, "
                 f"but this loop's estimator is a {_structure(self.estimator)}: "
                 "resume with the same kind of estimator, or use another state_dir"
             )
+        self.y_, self.history_, self.n_annotated_ = y, run.history, run.n_annotated
+        self.annotated_indices_ = run.annotated
+        self.annotation_cycles_ = run.annotation_cycles
+        self.skipped_indices_ = np.flatnonzero(run.skipped)
+        self.start_cycle_ = run.next_cycle
+        vars(self).pop("estimator_", None)  # a previous fit's: set only if fitted
+        if run.closed_from_log and run.model_cycle == run.next_cycle - 1:
+            # the run stopped before that round's state, maybe in on_cycle_end
+            self._end_cycle(run.model_cycle, saved)
+            store.save_state(run.next_cycle, self.n_annotated_, self.history_)
+        return run
 
     def _end_cycle(self, cycle, estimator):
         self.estimator_ = estimator
@@ -421,6 +430,19 @@ class AnnotationLoop(BaseEstimator):
             entry["val_accuracy"] = float(accuracy_score(y_true, y_pred))
             entry["val_f1_macro"] = float(f1_score(y_true, y_pred, average="macro"))
         return entry
+
+    def _select(self, sampler, est, X, unlabeled, cycle, entry):
+        """The cycle's round: the AUS + BUS union among the ``unlabeled`` rows."""
+        union = sampler.select_union(
+            est, _safe_indexing(X, unlabeled), int(self.budget)
+        )
+        return PendingRound(
+            cycle=cycle,
+            indices=unlabeled[union.indices].tolist(),
+            from_aus=union.from_aus.tolist(),
+            from_bus=union.from_bus.tolist(),
+            entry=entry,
+        )
 
     def _annotate(self, X, pending, lookup, skipped, store):
         """Ask for the round's rows that the log lacks and record the answers."""

@@ -46,21 +46,11 @@ def _fingerprint(X, y):
 
 @dataclass
 class PendingRound:
-    """A round selected but not yet fully recorded in the log.
-
-    Saved in ``state.json`` before the oracle is asked, so that a resume asks
-    the same rows (those the log lacks) rather than selecting again.
-
-    Attributes
-    ----------
-    cycle : int
-    indices : list of int
-        The rows asked, positions in X.
-    from_aus, from_bus : list of bool
-        Whether AUS (resp. BUS) picked each of ``indices``.
-    entry : dict
-        The history entry of the cycle's fit, completed once answered.
-    """
+    """A round selected, not yet fully in the log: saved in ``state.json``
+    before the oracle is asked, so that a resume asks the same rows (those
+    the log lacks). ``from_aus``/``from_bus`` say which selector picked each
+    of ``indices``; ``entry`` is the fit's history entry, completed once the
+    round is answered."""
 
     cycle: int
     indices: list
@@ -89,13 +79,14 @@ class PendingRound:
 
 @dataclass
 class Progress:
-    """Where a resumed run stands: what the log, the state and the model say.
+    """Where a run stands, from the log, the state and the model.
 
-    ``y`` (the caller's copy) holds the logged labels; ``skipped`` masks the
-    rows answered with None. ``estimator`` is the saved model of cycle
-    ``model_cycle`` (None without a usable one). ``closed_from_log``: the
-    round of cycle ``next_cycle - 1`` was closed from the log, its state was
-    never written (the run stopped between the two).
+    ``annotated`` and ``annotation_cycles``: the rows the oracle labeled, in
+    log order; ``skipped``: the mask of the rows answered with None;
+    ``estimator``: the saved model of cycle ``model_cycle`` (None without a
+    usable one); ``closed_from_log``: the round of cycle ``next_cycle - 1``
+    was closed from the log, its state never written (the run stopped
+    between the two).
     """
 
     next_cycle: int = 0
