@@ -200,10 +200,10 @@ class InformativeQuerySampler(BaseEstimator):
         run AUS or BUS alone (ablations).
     candidate_threshold : float or None, default=None
         Rows with ``max p < candidate_threshold`` are candidates. None uses
-        the threshold the classifier's pseudo-labels settled at: ``alpha +
-        beta`` (also of an ``AdaptiveThreshold`` object), a
-        ``FixedThreshold``'s value, or a policy's last threshold (after
-        :func:`~sklearn_boostmis.load_weights`, ``alpha + beta``).
+        the threshold the classifier's pseudo-labels settled at, its
+        ``settled_threshold_`` (``alpha + beta`` for the adaptive threshold,
+        a ``FixedThreshold``'s value; kept by
+        :func:`~sklearn_boostmis.save_weights`).
     batch_size : int, default=1024
         Rows per forward (and AUS backward) pass.
     random_state : int, RandomState instance or None, default=None
