@@ -27,7 +27,7 @@ from ._labels import (
 )
 from ._seeding import cuda_indices, torch_seeded
 from ._threads import torch_threads
-from .data import SemiSupervisedDataset, fits_on_device
+from .data import SemiSupervisedBatches, SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import (
     AcceleratedBoostMISNet,
@@ -81,6 +81,12 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     max_epochs : int, default=200
         Passes over the unlabeled rows (one step = a labeled batch of
         ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
+    max_steps : int or None, default=None
+        Bound on the optimiser steps of one fit, so that its cost stops growing
+        with the pool: the fit makes ``max(1, min(max_epochs, max_steps //
+        steps_per_pass))`` passes (``net_.max_epochs`` says how many). A pass
+        stays whole (eps_t counts passes), so a pool of more than ``max_steps``
+        steps still gets one. None: ``max_epochs`` passes.
     batch_size : int, default=64
         Labeled rows per step (B); with no unlabeled rows, at least 2
         (BatchNorm cannot train on one row).
@@ -99,7 +105,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     beta : float, default=0.05
         eps_t's annotation weight; ``alpha + beta`` is the settled threshold.
     t_max : int, default=None
-        Epoch from which eps_t = alpha + beta; None = ``max(1, max_epochs // 2)``.
+        Pass from which eps_t = alpha + beta; None = half the passes of the fit
+        (``max(1, net_.max_epochs // 2)``).
     ema_decay : float, default=0.999
         Decay of the EMA teacher, with a warm-up for short runs
         (:func:`~sklearn_boostmis.ema.effective_decay`).
@@ -304,6 +311,7 @@ default=None
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "mu": [Interval(Integral, 1, None, closed="left")],
         "lambda_u": [Interval(Real, 0, None, closed="left")],
@@ -342,6 +350,7 @@ default=None
         momentum=0.9,
         weight_decay=5e-4,
         max_epochs=200,
+        max_steps=None,
         batch_size=64,
         mu=2,
         lambda_u=1.0,
@@ -374,6 +383,7 @@ default=None
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
+        self.max_steps = max_steps
         self.batch_size = batch_size
         self.mu = mu
         self.lambda_u = lambda_u
@@ -509,17 +519,26 @@ default=None
             dataset = SemiSupervisedDataset(
                 X[labeled], encoded, X[~labeled], device, on_device, weights
             )
+            class_weight = self._class_weight(y[labeled])
+            n_passes = self._n_passes(dataset)
             if warm:
                 with torch.random.fork_rng(devices=cuda_indices(device)):
                     # building the network must not move training's random stream
-                    net = self._make_net(device, seed, self._class_weight(y[labeled]))
+                    net = self._make_net(device, seed, class_weight, n_passes)
                     net.initialize()
                 _continue_from(net, self.net_)
                 net.partial_fit(dataset, None)
             else:
-                net = self._make_net(device, seed, self._class_weight(y[labeled]))
+                net = self._make_net(device, seed, class_weight, n_passes)
                 net.fit(dataset, None)
         return net
+
+    def _n_passes(self, dataset):
+        """Passes over the unlabeled rows of a fit on ``dataset`` (``max_steps``)."""
+        if self.max_steps is None:
+            return self.max_epochs
+        per_pass = len(SemiSupervisedBatches(dataset, self.batch_size, self.mu, None))
+        return max(1, min(self.max_epochs, self.max_steps // per_pass))
 
     def _validate_input(self, X, y="no_validation", reset=True):
         """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W).
@@ -653,7 +672,7 @@ default=None
         by_class = dict(zip(present.tolist(), weights.tolist(), strict=True))
         return [float(by_class.get(c, 1.0)) for c in self.classes_.tolist()]
 
-    def _make_net(self, device, seed, class_weight=None):
+    def _make_net(self, device, seed, class_weight=None, n_passes=None):
         check_net_params(self.net_params)
         check_callbacks(self.callbacks, self.net_params)
         if not issubclass(self.optimizer, torch.optim.Optimizer):
@@ -693,7 +712,7 @@ default=None
             module,
             optimizer=self.optimizer,
             lr=self.lr,
-            max_epochs=self.max_epochs,
+            max_epochs=self.max_epochs if n_passes is None else n_passes,
             batch_size=self.batch_size,
             mu=self.mu,
             lambda_u=self.lambda_u,

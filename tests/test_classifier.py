@@ -786,3 +786,38 @@ def test_an_optimizer_without_weight_decay(iris_data):
 def test_images_given_to_a_feature_vector_model_name_both_shapes(fitted_iris):
     with pytest.raises(ValueError, match=r"shape \(2, 2\).*shape \(4,\).*n_features"):
         fitted_iris.predict(np.zeros((3, 2, 2), dtype=np.float32))
+
+
+# -- training length in steps (max_steps) --------------------------------------
+def _steps(clf):
+    return sum(len(epoch["batches"]) for epoch in clf.net_.history)
+
+
+def test_max_steps_bounds_the_steps_of_a_fit_whatever_the_pool(iris_data):
+    X, _, y_partial = iris_data
+    # iris: 135 unlabeled rows, 32 per unlabeled batch -> 5 steps per pass
+    params = dict(FAST, max_epochs=50, max_steps=12, random_state=0)
+    small = BoostMISClassifier(**params).fit(X, y_partial)
+    X_big = np.concatenate([X, X, X])  # 3x the unlabeled pool
+    y_big = np.concatenate([y_partial, np.full(2 * len(X), -1)])
+    big = BoostMISClassifier(**params).fit(X_big, y_big)
+    assert small.net_.max_epochs == len(small.history_) == 2  # 12 // 5
+    assert _steps(small) == 10
+    assert big.net_.max_epochs == 1  # a pass (435 rows: 14 steps) stays whole
+    assert _steps(big) == 14
+    unbounded = BoostMISClassifier(**dict(params, max_steps=None)).fit(X, y_partial)
+    assert unbounded.net_.max_epochs == 50
+
+
+def test_max_steps_that_does_not_bind_changes_nothing(iris_data):
+    X, _, y_partial = iris_data
+    free = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    capped = BoostMISClassifier(random_state=0, max_steps=10_000, **FAST)
+    capped.fit(X, y_partial)
+    np.testing.assert_array_equal(free.predict_proba(X), capped.predict_proba(X))
+
+
+def test_max_steps_must_be_a_positive_int(iris_data):
+    X, _, y_partial = iris_data
+    with pytest.raises(ValueError, match="max_steps"):
+        BoostMISClassifier(max_steps=0, **FAST).fit(X, y_partial)
