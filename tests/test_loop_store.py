@@ -1,6 +1,5 @@
 """AnnotationLoop's state_dir: the log, state and model, and resuming from them."""
 
-import json
 import os
 
 import numpy as np
@@ -362,20 +361,6 @@ def test_an_open_round_survives_a_shorter_run_with_a_final_fit(
         loop = _loop(second, tmp_path, n_cycles=2).fit(X, y_partial)
     assert [c.tolist() for c in second.calls] == [first.calls[1][2:].tolist()]
     _assert_same_run(loop, reference)
-
-
-def test_a_state_from_before_skips_resumes(iris_data, tmp_path):
-    X, y, y_partial = iris_data
-    _loop(RecordingOracle(y, y_partial), tmp_path, n_cycles=1).fit(X, y_partial)
-    state_file = tmp_path / "state.json"
-    state = json.loads(state_file.read_text())
-    for entry in state["history"]:
-        del entry["n_skipped"]
-    state_file.write_text(json.dumps(state))
-    more = RecordingOracle(y, y_partial)
-    more.labeled[[r[0] for r in read_annotations(tmp_path)]] = True
-    loop = _loop(more, tmp_path, n_cycles=2).fit(X, y_partial)
-    assert [h["n_skipped"] for h in loop.history_] == [0, 0]
 
 
 def test_a_resumed_fit_calls_on_cycle_end_for_the_cycles_it_runs(iris_data, tmp_path):

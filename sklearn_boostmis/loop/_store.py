@@ -191,7 +191,7 @@ class AnnotationStore:
         self._apply_log(y, progress, index, label, cycle)
         progress.next_cycle = int(state.get("next_cycle", 0))
         progress.n_annotated = int(state.get("n_annotated", 0))
-        progress.history = [{"n_skipped": 0, **h} for h in state.get("history", [])]
+        progress.history = state.get("history", [])
         pending = state.get("pending")
         progress.pending = None if pending is None else PendingRound(**pending)
         self._reconcile(progress, index, cycle)
