@@ -35,7 +35,7 @@ from .engine import (
     load_module_states,
     module_states,
 )
-from .imbalance import PriorCorrection, smoothed_prior
+from .imbalance import PriorCorrection, make_prior_correction, smoothed_prior
 from .modules import (
     MLPClassifierModule,
     eval_mode,
@@ -141,13 +141,11 @@ default=None
         ``CE(z + log pi, y)`` with the smoothed labeled prior ``pi_c = (n_c +
         1) / (n_L + C)``, and the teacher's pseudo-label probabilities are
         prior-calibrated (``"adjust"``) and, for ``"align"``, aligned to the
-        labeled prior (distribution alignment). ``predict`` is then the argmax
-        of the balanced posterior and ``predict_proba`` returns that balanced
-        posterior (the class probabilities under equal class priors);
-        multiply it by ``class_prior_ ** tau`` (``tau=1`` for the string
-        options) and normalise the rows for probabilities under the labeled
-        prior. None: the paper's method
-        (plain cross-entropy, uncorrected pseudo-labels).
+        labeled prior (distribution alignment). ``predict_proba`` returns
+        the posterior under the labeled prior, ``softmax(z + log pi)``
+        (``PriorCorrection(decision="balanced")`` gives the class-balanced
+        one, ``softmax(z)``). None: the paper's method (plain cross-entropy,
+        uncorrected pseudo-labels).
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows, as skorch's ``NeuralNetClassifier``
         ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
@@ -760,12 +758,17 @@ default=None
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+            Columns follow ``classes_``. With a ``prior_correction``, the
+            posterior its ``decision`` names (under the labeled prior, by
+            default).
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         with torch_threads(self.n_jobs):
-            return self.net_.predict_proba(X)
+            if self.prior_correction is None:
+                return self.net_.predict_proba(X)
+            logits = self.net_.forward(X, training=False)
+        return torch.softmax(self._decision_logits(logits.float()), dim=1).numpy()
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, from the logits (finite where it underflows).
@@ -783,7 +786,16 @@ default=None
         X = self._validate_input(X, reset=False)
         with torch_threads(self.n_jobs):
             logits = self.net_.forward(X, training=False)
-        return torch.log_softmax(logits.float(), dim=1).numpy()
+        return torch.log_softmax(self._decision_logits(logits.float()), dim=1).numpy()
+
+    def _decision_logits(self, logits):
+        """The teacher's logits as ``predict_proba`` reads them (``decision``)."""
+        policy = make_prior_correction(self.prior_correction)
+        return (
+            logits
+            if policy is None
+            else policy.decision_logits(logits, self.class_prior_)
+        )
 
     def predict(self, X):
         """Predicted class labels (elements of ``classes_``)."""
@@ -853,7 +865,7 @@ default=None
                         _check_split(teacher, x[:2], logits[:2])
                 else:
                     logits = teacher(x)
-                probas.append(torch.softmax(logits, dim=1))
+                probas.append(torch.softmax(self._decision_logits(logits), dim=1))
         return torch.cat(probas), torch.cat(zs) if embedding else None, X
 
     def set_params(self, **params):

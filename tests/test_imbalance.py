@@ -108,20 +108,33 @@ def test_alignment_moves_the_pseudo_label_marginal_to_the_prior():
     torch.testing.assert_close(aligned.mean(dim=0), prior, atol=0.03, rtol=0)
 
 
-def test_balanced_decision_rule_predicts_the_argmax_of_the_unadjusted_logits(
-    iris_data,
-):
+def _imbalanced_labels(y_partial):
+    """Iris with 5 labels of class 0 and 2 of each other class (prior 5:2:2)."""
+    y = y_partial.copy()
+    for c in (1, 2):
+        y[np.flatnonzero(y == c)[2:]] = -1
+    return y
+
+
+@pytest.mark.parametrize("decision", ["prior", "balanced"])
+def test_decision_rule_of_predict_proba_predict_and_queries(iris_data, decision):
     X, _, y_partial = iris_data
-    clf = BoostMISClassifier(prior_correction="adjust", random_state=0, **FAST)
-    clf.fit(X, y_partial)
-    logits = clf.net_.forward(X, training=False).numpy()
-    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(1)])
-    np.testing.assert_allclose(
-        clf.predict_proba(X), F.softmax(torch.from_numpy(logits), 1).numpy(), atol=1e-6
-    )
+    policy = PriorCorrection(pseudo_labels="adjust", decision=decision)
+    clf = BoostMISClassifier(prior_correction=policy, random_state=0, **FAST)
+    clf.fit(X, _imbalanced_labels(y_partial))
+    logits = clf.net_.forward(X, training=False)
+    log_prior = torch.from_numpy(clf.class_prior_).log()
+    expected = logits + log_prior if decision == "prior" else logits
+    proba = F.softmax(expected, 1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-6)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    np.testing.assert_allclose(clf.teacher_outputs(X)[0].numpy(), proba, atol=1e-6)
+    other = F.softmax(logits if decision == "prior" else logits + log_prior, 1)
+    assert not np.allclose(proba, other.numpy(), atol=1e-3)  # the rules differ here
 
 
-def test_logit_adjustment_raises_minority_recall_of_a_labels_only_net(digits_data):
+def test_logit_adjustment_with_the_balanced_rule_raises_minority_recall(digits_data):
     X, y, _ = digits_data
     y = (y == 9).astype(int)
     rng = np.random.RandomState(0)
@@ -130,7 +143,9 @@ def test_logit_adjustment_raises_minority_recall_of_a_labels_only_net(digits_dat
     y_partial[rng.choice(np.flatnonzero(y == 1), 3, replace=False)] = 1
     common = dict(lambda_u=0.0, random_state=0, max_epochs=15)
     plain = BoostMISClassifier(**common).fit(X, y_partial)
-    adjusted = BoostMISClassifier(prior_correction="adjust", **common).fit(X, y_partial)
+    balanced = PriorCorrection(pseudo_labels="adjust", decision="balanced")
+    adjusted = BoostMISClassifier(prior_correction=balanced, **common)
+    adjusted.fit(X, y_partial)
     recall = {
         name: np.mean(model.predict(X[y == 1]) == 1)
         for name, model in [("plain", plain), ("adjusted", adjusted)]

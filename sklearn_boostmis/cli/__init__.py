@@ -138,8 +138,8 @@ def _build_parser():
         default="none",
         help="class-prior correction for imbalanced grades: logit-adjusted "
         "losses with pseudo-labels aligned to the labeled prior ('align') or "
-        "prior-calibrated ('adjust'), and a balanced decision rule; 'none' is "
-        "the paper's method (default: %(default)s)",
+        "prior-calibrated ('adjust'); 'none' is the paper's method "
+        "(default: %(default)s)",
     )
     _add_n_jobs(common)
     common.add_argument(
