@@ -131,17 +131,19 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         macro-averaged metrics. The consistency loss stays unweighted
         (weighing the pseudo-labels too let the minority class take over:
         see the benchmarks).
-    prior_correction : {"align", "adjust"}, PriorCorrection or None, \
-default=None
+    prior_correction : {"align", "adjust", "classwise"}, PriorCorrection or \
+None, default=None
         How training accounts for the class prior of the labeled rows, for
         imbalanced data scored by macro-averaged metrics (method page,
         :ref:`method-imbalance`;
         :class:`~sklearn_boostmis.imbalance.PriorCorrection`). With
-        ``"align"`` or ``"adjust"`` both losses are logit-adjusted,
-        ``CE(z + log pi, y)`` with the smoothed labeled prior ``pi_c = (n_c +
-        1) / (n_L + C)``, and the teacher's pseudo-label probabilities are
-        prior-calibrated (``"adjust"``) and, for ``"align"``, aligned to the
-        labeled prior (distribution alignment). ``predict_proba`` returns
+        a string both losses are logit-adjusted, ``CE(z + log pi, y)`` with
+        the smoothed labeled prior ``pi_c = (n_c + 1) / (n_L + C)``, and the
+        teacher's pseudo-label probabilities are prior-calibrated
+        (``"adjust"``) and, for ``"align"`` and ``"classwise"``, aligned to
+        the labeled prior (distribution alignment); ``"classwise"`` adds
+        per-class thresholds normalised by the prior
+        (``PriorCorrection(classwise=True)``). ``predict_proba`` returns
         the posterior under the labeled prior, ``softmax(z + log pi)``
         (``PriorCorrection(decision="balanced")`` gives the class-balanced
         one, ``softmax(z)``). None: the paper's method (plain cross-entropy,
@@ -325,7 +327,11 @@ default=None
         "strong_augment": [StrOptions({"auto"}), None, callable],
         "unsup_normalizer": [StrOptions({"batch", "selected"})],
         "class_weight": [None, StrOptions({"balanced"}), dict],
-        "prior_correction": [None, StrOptions({"align", "adjust"}), PriorCorrection],
+        "prior_correction": [
+            None,
+            StrOptions({"align", "adjust", "classwise"}),
+            PriorCorrection,
+        ],
         "classes": [None, "array-like"],
         "callbacks": [None, list],
         "net_params": [None, dict],

@@ -213,6 +213,7 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
 PRIOR_CORRECTIONS = {
     "align": lambda: PriorCorrection(pseudo_labels="align"),
     "adjust": lambda: PriorCorrection(pseudo_labels="adjust"),
+    "classwise": lambda: PriorCorrection(pseudo_labels="align", classwise=True),
 }
 
 
@@ -227,13 +228,13 @@ def make_prior_correction(prior_correction):
     if isinstance(prior_correction, str):
         if prior_correction not in PRIOR_CORRECTIONS:
             raise ValueError(
-                "prior_correction must be None, 'align', 'adjust' or a "
+                "prior_correction must be None, 'align', 'adjust', 'classwise' or a "
                 f"PriorCorrection, got {prior_correction!r}"
             )
         return PRIOR_CORRECTIONS[prior_correction]()
     if not isinstance(prior_correction, PriorCorrection):
         raise TypeError(
-            "prior_correction must be None, 'align', 'adjust' or a "
+            "prior_correction must be None, 'align', 'adjust', 'classwise' or a "
             f"PriorCorrection, got {type(prior_correction).__name__}"
         )
     return clone(prior_correction)

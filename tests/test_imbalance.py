@@ -191,6 +191,8 @@ def test_make_prior_correction_shortcuts():
     assert make_prior_correction(None) is None
     assert make_prior_correction("align").pseudo_labels == "align"
     assert make_prior_correction("adjust").pseudo_labels == "adjust"
+    classwise = make_prior_correction("classwise")
+    assert (classwise.pseudo_labels, classwise.classwise) == ("align", True)
     with pytest.raises(TypeError, match="PriorCorrection"):
         make_prior_correction(object())
 

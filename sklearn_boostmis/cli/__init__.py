@@ -134,11 +134,13 @@ def _build_parser():
     )
     common.add_argument(
         "--prior-correction",
-        choices=["none", "align", "adjust"],
+        choices=["none", "align", "adjust", "classwise"],
         default="none",
         help="class-prior correction for imbalanced grades: logit-adjusted "
         "losses with pseudo-labels aligned to the labeled prior ('align') or "
-        "prior-calibrated ('adjust'); 'none' is the paper's method "
+        "prior-calibrated ('adjust'), and per-class thresholds normalised by "
+        "the prior ('classwise', which is 'align' with them); 'none' is the "
+        "paper's method "
         "(default: %(default)s)",
     )
     _add_n_jobs(common)
