@@ -401,14 +401,9 @@ def _report_md(report):
 
 def _share_table(entries, names):
     """Lines of the report's table of prediction shares beside the class prior."""
-    rows = [e for e in entries if "prediction_share" in e]  # older reports lack it
-    if not rows:
-        return []
 
     def cell(e, name):
-        prior = e.get("class_prior", {}).get(name)
-        share = f"{e['prediction_share'][name]:.3f}"
-        return share if prior is None else f"{share} / {prior:.3f}"
+        return f"{e['prediction_share'][name]:.3f} / {e['class_prior'][name]:.3f}"
 
     lines = [
         "",
@@ -419,7 +414,7 @@ def _share_table(entries, names):
         "| cycle | " + " | ".join(names) + " |",
         "|" + "---|" * (1 + len(names)),
     ]
-    for e in rows:
+    for e in entries:
         label = "final" if e.get("final") else str(e["cycle"])
         lines.append(f"| {label} | " + " | ".join(cell(e, n) for n in names) + " |")
     return lines
@@ -437,19 +432,20 @@ class _CycleReport:
         self.n_train = report["config"]["n_train"]
         self.entries = _previous_entries(out)
         self.said = 0  # the cycles before this one have their line
-        self.clock = time.perf_counter()
+        self.clock = time.perf_counter()  # the start of the cycle's line
 
     def __call__(self, loop, cycle, estimator):
         self.say_resumed(cycle)
         e = self.record(cycle, loop.history_[-1], estimator, final=False)
+        now = time.perf_counter()
         say(
             f"cycle {cycle + 1}/{self.cycles}: fit on {e['n_labeled']} labels, "
             f"+{e['n_queried']} annotated; test accuracy {e['accuracy']:.3f}, "
-            f"macro-F1 {e['macro_f1']:.3f} ({self.elapsed():.1f}s)"
+            f"macro-F1 {e['macro_f1']:.3f} ({now - self.clock:.1f}s)"
             + collapse_note(e["collapsed_classes"], self.names)
         )
         _say_if_pool_exhausted(e, self.n_train, cycle + 1, self.cycles)
-        self.said = cycle + 1
+        self.said, self.clock = cycle + 1, now
 
     def say_resumed(self, cycle):
         """The lines of the cycles before ``cycle`` that an earlier run did."""
@@ -495,12 +491,6 @@ class _CycleReport:
         self.report["complete"] = final
         write_json(os.path.join(self.out, REPORT_JSON), self.report)
         return entry
-
-    def elapsed(self):
-        """Seconds since the last cycle's line (or since the start)."""
-        now = time.perf_counter()
-        seconds, self.clock = now - self.clock, now
-        return seconds
 
 
 def _final_fit(estimator, loop, X, budget):

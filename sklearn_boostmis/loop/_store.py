@@ -102,15 +102,9 @@ class Progress:
 
 
 class AnnotationStore:
-    """The files of a loop's ``state_dir``; every method is a no-op without one.
-
-    Parameters
-    ----------
-    state_dir : str, path-like or None
-    X, y : the loop's data and initial labels, which the folder belongs to
-    classes : ndarray
-        The classes, which the log's text labels are read back as.
-    """
+    """The files of a loop's ``state_dir`` (every method is a no-op without
+    one), for the data ``X`` and initial labels ``y``, whose log labels read
+    back as ``classes``."""
 
     def __init__(self, state_dir, X, y, classes):
         self.state_dir = state_dir
@@ -166,22 +160,10 @@ class AnnotationStore:
 
     # -- resuming ----------------------------------------------------------
     def resume(self, y, n_cycles, unknown):
-        """Re-apply the log to ``y`` and say where the run stands.
-
-        Parameters
-        ----------
-        y : ndarray
-            The initial labels (a copy: the logged labels are written in).
-        n_cycles : int
-            The annotation rounds wanted now.
-        unknown : dict
-            Filled with ``{row: answer}`` for the logged answers outside the
-            classes, before the error that they raise.
-
-        Returns
-        -------
-        progress : Progress
-        """
+        """Re-apply the log to ``y`` (the loop's copy of the initial labels)
+        and return the run's ``Progress``, with ``n_cycles`` the rounds wanted
+        now. ``unknown`` is filled with ``{row: answer}`` for the logged
+        answers outside the classes, before the error that they raise."""
         progress = Progress(skipped=np.zeros(len(y), dtype=bool))
         if self.state_dir is None:
             return progress
