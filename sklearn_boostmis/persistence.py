@@ -66,7 +66,8 @@ def load_weights(estimator, path, device=None):
     estimator : BoostMISClassifier
         An estimator with the same ``module`` and ``module_params`` as the one
         that was saved, and the same ``prior_correction`` (which says how
-        ``predict_proba`` reads the saved ``class_prior_``); it is returned ready for ``predict``/``predict_proba``
+        ``predict_proba`` reads the saved ``class_prior_``); it is returned
+        ready for ``predict``/``predict_proba``
         and for queries (its ``transduction_`` and training history are not
         restored; those of an earlier fit of ``estimator`` are removed).
     path : str or path-like
