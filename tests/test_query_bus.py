@@ -298,3 +298,117 @@ def test_invalid_inputs():
         balanced_top_k(torch.ones(3), torch.tensor([0, 1]), 2, 2)
     with pytest.raises(ValueError):
         balanced_top_k(torch.tensor([0.1, float("nan")]), torch.tensor([0, 1]), 1, 2)
+
+
+# -- streamed and approximate search -----------------------------------------
+@pytest.mark.parametrize("method", ["knn_mean_cosine", "knn_degree"])
+@pytest.mark.parametrize("block", [1, 2, 5, 36])
+def test_reference_blocks_find_the_one_block_neighbours(Z, method, block, monkeypatch):
+    Zt = torch.as_tensor(Z)
+    expected = knn_density(Zt, n_neighbors=4, method=method, backend="torch")
+    monkeypatch.setattr(bus, "_REFERENCE_BLOCK", block)
+    for chunk_size in (1, 7, 100):
+        got = knn_density(
+            Zt, n_neighbors=4, method=method, chunk_size=chunk_size, backend="torch"
+        )
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3])
+def test_reference_blocks_break_ties_by_lower_index(block, monkeypatch):
+    labels = np.array([0, 1, 0, 2, 0, 1, 2, 2, 0, 3, 1])
+    Z = np.eye(4)[labels]
+    monkeypatch.setattr(bus, "_REFERENCE_BLOCK", block)
+    for method in ("knn_mean_cosine", "knn_degree"):
+        got = knn_density(
+            torch.as_tensor(Z), n_neighbors=3, method=method, backend="torch"
+        )
+        np.testing.assert_array_equal(got.numpy(), _brute(Z, 3, method))
+    ref = np.eye(4)[[3, 0, 0, 1, 2, 1]]
+    got = knn_density(torch.as_tensor(Z), n_neighbors=2, reference=ref, backend="torch")
+    np.testing.assert_array_equal(got.numpy(), _brute(Z, 2, "knn_mean_cosine", ref))
+
+
+def test_similarity_blocks_do_not_grow_with_the_pool(monkeypatch):
+    widths = []
+    topk = bus._topk_lowest_index
+
+    def recording(sims, k):
+        widths.append(sims.shape)
+        return topk(sims, k)
+
+    monkeypatch.setattr(bus, "_topk_lowest_index", recording)
+    monkeypatch.setattr(bus, "_REFERENCE_BLOCK", 8)
+    Z = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    knn_density(Z, n_neighbors=3, chunk_size=4, backend="torch")
+    assert max(rows * cols for rows, cols in widths) <= 4 * 8
+
+
+def _clusters(n, seed=0, n_clusters=8, dim=6):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim)) * 5
+    return torch.as_tensor(
+        centres[rng.integers(n_clusters, size=n)] + rng.normal(size=(n, dim)),
+        dtype=torch.float32,
+    )
+
+
+def test_approximate_search_is_deterministic_with_a_seed():
+    pytest.importorskip("faiss")
+    Z = _clusters(2000)
+    runs = [
+        knn_density(Z, backend="faiss_ivf", n_probe=2, random_state=s)
+        for s in (0, 0, 1)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    exact = knn_density(Z, backend="faiss")
+    # nearly every true neighbour is found on clustered rows
+    assert (runs[0] - exact).abs().mean() < 1e-3
+    assert (runs[0] <= exact + 1e-6).all()  # missed neighbours only lower it
+
+
+def test_approximate_search_of_every_list_is_exact():
+    pytest.importorskip("faiss")
+    Z = _clusters(1500, seed=1)
+    every = bus._ivf_lists(len(Z))
+    for reference in (None, _clusters(400, seed=2)):
+        got = knn_density(
+            Z, reference=reference, backend="faiss_ivf", n_probe=every, random_state=0
+        )
+        exact = knn_density(Z, reference=reference, backend="faiss")
+        torch.testing.assert_close(got, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_rows_with_too_few_approximate_hits_are_searched_exactly():
+    pytest.importorskip("faiss")
+    Z = _clusters(80, seed=3, n_clusters=2)  # 2 lists of about 40 rows
+    assert bus._ivf_lists(len(Z)) == 2
+    got = knn_density(Z, n_neighbors=50, backend="faiss_ivf", n_probe=1)
+    exact = knn_density(Z, n_neighbors=50, backend="faiss")
+    torch.testing.assert_close(got, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_is_exact_below_the_size_threshold_and_approximate_from_it():
+    pytest.importorskip("faiss")
+    assert bus._resolve_backend("auto", 99, "cpu", 100) == "faiss"
+    assert bus._resolve_backend("auto", 100, "cpu", 100) == "faiss_ivf"
+    assert bus._resolve_backend("auto", 10**6, "meta", 100) == "torch"
+    Z = _clusters(500)
+    small = knn_density(Z, backend="auto", approximate_from=501)
+    assert torch.equal(small, knn_density(Z, backend="faiss"))
+    large = knn_density(Z, backend="auto", approximate_from=500, random_state=0)
+    assert torch.equal(large, knn_density(Z, backend="faiss_ivf", random_state=0))
+
+
+@pytest.mark.parametrize("backend", ["faiss", "faiss_ivf"])
+def test_a_faiss_backend_without_faiss_says_how_to_install_it(Z, backend, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(ImportError, match=r"sklearn-boostmis\[faiss\]"):
+        knn_density(torch.as_tensor(Z), backend=backend)
+    assert bus._resolve_backend("auto", 10**6, "cpu", 100) == "torch"
+
+
+def test_a_faiss_backend_needs_the_cpu(Z):
+    pytest.importorskip("faiss")
+    with pytest.raises(ValueError, match="CPU"):
+        bus._resolve_backend("faiss_ivf", 10, "meta", 100)

@@ -450,3 +450,33 @@ def test_the_query_package_imports_neither_the_loop_nor_the_classifier():
                 names = [node.module] if node.module else [a.name for a in node.names]
                 imported = {name.split(".")[0] for name in names}
                 assert not imported & {"loop", "classifier"}, (path.name, imported)
+
+
+def test_the_density_backend_that_ran_is_reported(fitted_iris, pool):
+    pytest.importorskip("faiss")
+    sampler = InformativeQuerySampler(random_state=0)
+    picked = sampler(fitted_iris, pool, 10)[0]
+    assert sampler.knn_backend_ == "faiss"  # a small pool: exact
+    exact = InformativeQuerySampler(knn_backend="faiss", random_state=0)
+    np.testing.assert_array_equal(exact(fitted_iris, pool, 10)[0], picked)
+
+    approximate = InformativeQuerySampler(approximate_from=len(pool), random_state=0)
+    first = approximate.select_union(fitted_iris, pool, 10)
+    assert approximate.knn_backend_ == "faiss_ivf"
+    again = approximate.select_union(fitted_iris, pool, 10)
+    np.testing.assert_array_equal(first.indices, again.indices)
+    np.testing.assert_array_equal(first.scores, again.scores)
+
+    for params in ({"density": "settles"}, {"selectors": "aus"}):
+        sampler.set_params(**params)(fitted_iris, pool, 10)
+        assert sampler.knn_backend_ is None
+
+
+def test_a_streamed_density_picks_what_one_block_picks(fitted_iris, pool, monkeypatch):
+    sampler = InformativeQuerySampler(knn_backend="torch", random_state=0)
+    expected = sampler.select_union(fitted_iris, pool, 10)
+    monkeypatch.setattr(sklearn_boostmis.query.bus, "_REFERENCE_BLOCK", 7)
+    got = sampler.select_union(fitted_iris, pool, 10)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-6)
+    assert sampler.knn_backend_ == "torch"

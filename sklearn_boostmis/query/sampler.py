@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._threads import torch_threads
 from .aus import aus_ranking
-from .bus import bus_ranking, knn_density
+from .bus import APPROXIMATE_FROM, _resolve_backend, bus_ranking, knn_density
 from .combine import (
     attribute,
     interleave_rankings,
@@ -193,6 +193,14 @@ class InformativeQuerySampler(BaseEstimator):
         modules without ``embed``).
     beta_d : float, default=1.0
         Density exponent of BUS.
+    knn_backend : {"auto", "torch", "faiss", "faiss_ivf"}, default="auto"
+        Search engine of the BUS kNN density (see
+        :func:`~sklearn_boostmis.query.knn_density`): ``"auto"`` is exact on
+        pools below ``approximate_from`` rows and approximate (faiss
+        ``IndexIVFFlat``, seeded by ``random_state``) from there on, when
+        faiss is installed. The engine that ran is ``knn_backend_``.
+    approximate_from : int, default=50_000
+        Pool size from which ``knn_backend="auto"`` searches approximately.
     balance : bool, default=True
         Class-balanced BUS quota per predicted class.
     selectors : {"both", "aus", "bus"}, default="both"
@@ -207,8 +215,15 @@ class InformativeQuerySampler(BaseEstimator):
     batch_size : int, default=1024
         Rows per forward (and AUS backward) pass.
     random_state : int, RandomState instance or None, default=None
-        Seeds the AUS random start. An int gives identical queries on every
-        call with the same model and pool.
+        Seeds the AUS random start (and the approximate kNN index). An int
+        gives identical queries on every call with the same model and pool.
+
+    Attributes
+    ----------
+    knn_backend_ : {"torch", "faiss", "faiss_ivf"} or None
+        The kNN engine of the last query's BUS density (``"faiss_ivf"``:
+        approximate); None when it needed none (``density="settles"``, or
+        ``selectors="aus"``). Set by every query.
 
     Examples
     --------
@@ -236,6 +251,8 @@ class InformativeQuerySampler(BaseEstimator):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "density": [StrOptions({"knn_mean_cosine", "knn_degree", "settles"})],
         "beta_d": [Interval(Real, 0, None, closed="left")],
+        "knn_backend": [StrOptions({"auto", "torch", "faiss", "faiss_ivf"})],
+        "approximate_from": [Interval(Integral, 1, None, closed="left")],
         "balance": ["boolean"],
         "selectors": [StrOptions(set(_SELECTORS))],
         "candidate_threshold": [None, Interval(Real, 0, 1, closed="both")],
@@ -252,6 +269,8 @@ class InformativeQuerySampler(BaseEstimator):
         n_neighbors=10,
         density="knn_mean_cosine",
         beta_d=1.0,
+        knn_backend="auto",
+        approximate_from=APPROXIMATE_FROM,
         balance=True,
         selectors="both",
         candidate_threshold=None,
@@ -265,6 +284,8 @@ class InformativeQuerySampler(BaseEstimator):
         self.n_neighbors = n_neighbors
         self.density = density
         self.beta_d = beta_d
+        self.knn_backend = knn_backend
+        self.approximate_from = approximate_from
         self.balance = balance
         self.selectors = selectors
         self.candidate_threshold = candidate_threshold
@@ -397,6 +418,7 @@ class InformativeQuerySampler(BaseEstimator):
             candidates = low_confidence_candidates(proba, threshold, k)
             rows = X if Z is None else Z  # modules without embed(): the input
             empty = (np.empty(0, dtype=np.int64), np.zeros(len(proba)))
+            self.knn_backend_ = None
             aus, aus_scores = empty
             if self.selectors in ("both", "aus"):
                 embedded = Z is not None
@@ -431,8 +453,17 @@ class InformativeQuerySampler(BaseEstimator):
     def _bus(self, proba, rows, candidates, k):
         """BUS top-``k`` candidates (pool positions) and every row's score."""
         # the density of a candidate is taken among the whole pool
+        if self.density != "settles":
+            self.knn_backend_ = _resolve_backend(
+                self.knn_backend, len(rows), rows.device, self.approximate_from
+            )
         rho = knn_density(
-            rows.flatten(start_dim=1), n_neighbors=self.n_neighbors, method=self.density
+            rows.flatten(start_dim=1),
+            n_neighbors=self.n_neighbors,
+            method=self.density,
+            backend=self.knn_backend,
+            approximate_from=self.approximate_from,
+            random_state=self._ivf_seed(),
         )
         rank, scores = bus_ranking(
             proba[candidates],
@@ -442,6 +473,13 @@ class InformativeQuerySampler(BaseEstimator):
             balance=self.balance,
         )
         return _on_pool(candidates, rank, scores, len(proba))
+
+    def _ivf_seed(self):
+        """A seed of the approximate index (none is drawn for an exact search,
+        so that a RandomState's stream is what it was)."""
+        if self.knn_backend_ != "faiss_ivf":
+            return None
+        return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
     @staticmethod
     def _check_count(n, name, n_pool, *, at_most_pool):
