@@ -365,21 +365,14 @@ def test_an_open_round_survives_a_shorter_run_with_a_final_fit(
 
 def test_a_resumed_fit_calls_on_cycle_end_for_the_cycles_it_runs(iris_data, tmp_path):
     X, y, y_partial = iris_data
-    good = RecordingOracle(y, y_partial)
-
-    def once(idx):
-        return _refuse(idx) if good.calls else good(idx)
-
-    cycles = []
-    loop = _loop(once, tmp_path, final_fit=True)
-    loop.set_params(on_cycle_end=lambda loop, cycle, est: cycles.append(cycle))
-    with pytest.raises(RuntimeError, match="cycle 1"):
-        loop.fit(X, y_partial)
-    assert cycles == [0]
+    logged = _answer_one_cycle_then_stop(iris_data, tmp_path)  # cycle 0 done
     second = RecordingOracle(y, y_partial)
-    second.labeled = good.labeled.copy()  # asserts no row is asked twice
-    loop.set_params(oracle=second).fit(X, y_partial)
-    assert loop.start_cycle_ == 1 and cycles == [0, 1, 2]
+    second.labeled[[r[0] for r in logged]] = True  # asserts no row is asked twice
+    cycles = []
+    loop = _loop(second, tmp_path, final_fit=True).set_params(
+        on_cycle_end=lambda loop, cycle, est: cycles.append(cycle)
+    )
+    assert loop.fit(X, y_partial).start_cycle_ == 1 and cycles == [1, 2]
 
 
 @pytest.mark.parametrize("failing", [0, 2], ids=["round", "final fit"])
