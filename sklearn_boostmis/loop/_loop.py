@@ -367,7 +367,7 @@ class AnnotationLoop(BaseEstimator):
 
     def _resume(self, store, y):
         """Set the fitted attributes to where ``store`` says the run stands
-        (a fresh start without a state_dir) and return that ``Progress``."""
+        (a fresh start without a state_dir) and return that ``RunState``."""
         self.unknown_answers_ = {}  # filled from the log as it is read
         run = store.resume(y, self.n_cycles, unknown=self.unknown_answers_)
         saved = run.estimator

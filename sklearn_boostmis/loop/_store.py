@@ -78,7 +78,7 @@ class PendingRound:
 
 
 @dataclass
-class Progress:
+class RunState:
     """Where a run stands, from the log, the state and the model.
 
     ``annotated`` and ``annotation_cycles``: the rows the oracle labeled, in
@@ -161,35 +161,35 @@ class AnnotationStore:
     # -- resuming ----------------------------------------------------------
     def resume(self, y, n_cycles, unknown):
         """Re-apply the log to ``y`` (the loop's copy of the initial labels)
-        and return the run's ``Progress``, with ``n_cycles`` the rounds wanted
+        and return the run's ``RunState``, with ``n_cycles`` the rounds wanted
         now. ``unknown`` is filled with ``{row: answer}`` for the logged
         answers outside the classes, before the error that they raise."""
-        progress = Progress(skipped=np.zeros(len(y), dtype=bool))
+        run = RunState(skipped=np.zeros(len(y), dtype=bool))
         if self.state_dir is None:
-            return progress
+            return run
         os.makedirs(self.state_dir, exist_ok=True)
         state = self._read_state()
         index, label, cycle = self._read_log(unknown)
-        self._apply_log(y, progress, index, label, cycle)
-        progress.next_cycle = int(state.get("next_cycle", 0))
-        progress.n_annotated = int(state.get("n_annotated", 0))
-        progress.history = state.get("history", [])
+        self._apply_log(y, run, index, label, cycle)
+        run.next_cycle = int(state.get("next_cycle", 0))
+        run.n_annotated = int(state.get("n_annotated", 0))
+        run.history = state.get("history", [])
         pending = state.get("pending")
-        progress.pending = None if pending is None else PendingRound(**pending)
-        self._reconcile(progress, index, cycle)
-        last = progress.history[-1] if progress.history else None
+        run.pending = None if pending is None else PendingRound(**pending)
+        self._reconcile(run, index, cycle)
+        last = run.history[-1] if run.history else None
         if (
             last is not None
             and last["n_queried"] == 0
-            and last["cycle"] == progress.next_cycle - 1
+            and last["cycle"] == run.next_cycle - 1
             and last["cycle"] < n_cycles
         ):
             # The previous run ended with a final fit (no query) and more
             # cycles are wanted now: query with that fit's model.
-            progress.next_cycle = last["cycle"]
-            progress.history.pop()
-        self._read_model(progress)
-        return progress
+            run.next_cycle = last["cycle"]
+            run.history.pop()
+        self._read_model(run)
+        return run
 
     def _read_state(self):
         """state.json checked against the data; empty when there is none."""
@@ -268,9 +268,9 @@ class AnnotationStore:
         return index, label, cycle
 
     @staticmethod
-    def _apply_log(y, progress, index, label, cycle):
-        """Write the logged labels into ``y`` and the skips into ``progress``."""
-        skipped = progress.skipped
+    def _apply_log(y, run, index, label, cycle):
+        """Write the logged labels into ``y`` and the skips into ``run``."""
+        skipped = run.skipped
         for i, lab in zip(index, label, strict=True):
             if lab is None:
                 if y[i] != -1:
@@ -289,12 +289,12 @@ class AnnotationStore:
             y[i] = lab
             skipped[i] = False  # a label given after a skip (a filled-in line)
         answered = np.array([lab is not None for lab in label], dtype=bool)
-        progress.annotated = np.asarray(index, dtype=np.int64)[answered]
-        progress.annotation_cycles = np.asarray(cycle, dtype=np.int64)[answered]
+        run.annotated = np.asarray(index, dtype=np.int64)[answered]
+        run.annotation_cycles = np.asarray(cycle, dtype=np.int64)[answered]
 
-    def _reconcile(self, progress, index, cycle):
+    def _reconcile(self, run, index, cycle):
         """Bring the state up to the log where a run stopped between the two."""
-        pending = progress.pending
+        pending = run.pending
         unanswered = 0 if pending is None else pending.n_unanswered(index, cycle)
         if unanswered:
             # Killed while the round's answers were being written: the round
@@ -307,17 +307,17 @@ class AnnotationStore:
                 UserWarning,
                 stacklevel=4,
             )
-        elif cycle and max(cycle) + 1 > progress.next_cycle:
+        elif cycle and max(cycle) + 1 > run.next_cycle:
             # Stopped after the log was written, before the state was updated.
-            progress.next_cycle = max(cycle) + 1
-            progress.n_annotated = cycle.count(max(cycle))
+            run.next_cycle = max(cycle) + 1
+            run.n_annotated = cycle.count(max(cycle))
             if pending is not None and pending.cycle == max(cycle):
-                entry = pending.completed_entry(progress.skipped)
-                progress.history.append(entry)
-                progress.closed_from_log = True
-            progress.pending = None
+                entry = pending.completed_entry(run.skipped)
+                run.history.append(entry)
+                run.closed_from_log = True
+            run.pending = None
 
-    def _read_model(self, progress):
+    def _read_model(self, run):
         """The saved model, when it is that of the cycle before the next."""
         model, unreadable = None, ""
         if os.path.exists(self.path(MODEL_NAME)):
@@ -326,7 +326,7 @@ class AnnotationStore:
                     model = pickle.load(f)
             except Exception as exc:  # a damaged file: the log is the truth
                 unreadable = f" ({MODEL_NAME} is unreadable: {exc})"
-        next_cycle = progress.next_cycle
+        next_cycle = run.next_cycle
         if next_cycle > 0 and (model is None or model["cycle"] < next_cycle - 1):
             warnings.warn(
                 f"No saved model for cycle {next_cycle - 1} in {self.state_dir!r}"
@@ -336,10 +336,7 @@ class AnnotationStore:
                 stacklevel=4,
             )
         elif model is not None:
-            progress.estimator, progress.model_cycle = (
-                model["estimator"],
-                model["cycle"],
-            )
+            run.estimator, run.model_cycle = model["estimator"], model["cycle"]
 
 
 def _drop_torn_line(path):
