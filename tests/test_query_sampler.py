@@ -462,7 +462,7 @@ def test_the_density_backend_that_ran_is_reported(fitted_iris, pool):
 
     approximate = InformativeQuerySampler(approximate_from=len(pool), random_state=0)
     first = approximate.select_union(fitted_iris, pool, 10)
-    assert approximate.knn_backend_ == "faiss_ivf"
+    assert approximate.knn_backend_ == "ivf"
     again = approximate.select_union(fitted_iris, pool, 10)
     np.testing.assert_array_equal(first.indices, again.indices)
     np.testing.assert_array_equal(first.scores, again.scores)

@@ -91,7 +91,8 @@ def density_weighted_entropy(proba, density, beta=1.0):
 
 _FAISS_MISSING = (
     "backend={!r} needs faiss, which is not installed: pip install "
-    "'sklearn-boostmis[faiss]' (or faiss-cpu), or use backend='torch'."
+    "'sklearn-boostmis[faiss]' (or faiss-cpu), or use backend='torch' (exact) "
+    "or 'ivf' (approximate)."
 )
 # Reference rows per similarity block of the torch search: a block of
 # chunk_size x _REFERENCE_BLOCK similarities (256 MiB at the default chunk
@@ -120,7 +121,7 @@ def _resolve_backend(backend, n_reference, device, approximate_from):
 
     Parameters
     ----------
-    backend : {"auto", "torch", "faiss", "faiss_ivf"}
+    backend : {"auto", "torch", "faiss", "ivf"}
         As in :func:`knn_density`.
     n_reference : int
         Number of rows searched (the pool, or the reference set).
@@ -131,27 +132,27 @@ def _resolve_backend(backend, n_reference, device, approximate_from):
 
     Returns
     -------
-    backend : {"torch", "faiss", "faiss_ivf"}
-        ``"auto"`` resolved: ``"faiss_ivf"`` from ``approximate_from``
-        reference rows on, ``"faiss"`` below, both on the CPU with faiss
-        installed; ``"torch"`` otherwise.
+    backend : {"torch", "faiss", "ivf"}
+        ``"auto"`` resolved: ``"ivf"`` from ``approximate_from`` reference
+        rows on; below, ``"faiss"`` on the CPU with faiss installed, else
+        ``"torch"``.
 
     Raises
     ------
     ImportError
-        If ``backend`` names faiss and faiss is not installed.
+        If ``backend="faiss"`` and faiss is not installed.
     ValueError
-        If ``backend`` names faiss and ``device`` is not the CPU.
+        If ``backend="faiss"`` and ``device`` is not the CPU.
     """
     on_cpu = torch.device(device).type == "cpu"
     if backend == "auto":
-        if not (on_cpu and _faiss_available()):
-            return "torch"
-        return "faiss_ivf" if n_reference >= approximate_from else "faiss"
-    if backend != "torch":
+        if n_reference >= approximate_from:
+            return "ivf"
+        return "faiss" if on_cpu and _faiss_available() else "torch"
+    if backend == "faiss":
         _import_faiss(backend)
         if not on_cpu:
-            raise ValueError(f"backend={backend!r} requires Z on the CPU.")
+            raise ValueError("backend='faiss' requires Z on the CPU.")
     return backend
 
 
@@ -234,81 +235,116 @@ def _knn_torch(Q, R, k, chunk_size, exclude_self):
     return idx, val
 
 
-def _faiss_search(index, q, k, own=None):
-    """``index.search`` for ``k`` neighbours, without each query's own row
-    ``own`` (a LongTensor of positions in the index; None keeps every hit).
-    Rows with fewer than k hits (an approximate index) hold index -1."""
-    sims, idx = index.search(q, k + int(own is not None))
-    sims = torch.from_numpy(sims)
-    idx = torch.from_numpy(idx).long()
-    if own is not None:
-        own = idx == own.unsqueeze(1)
-        # Drop the row's own index if found, otherwise the last (k+1-th) hit.
-        drop = torch.where(own.any(dim=1), own.to(torch.int8).argmax(dim=1), k)
-        keep = torch.ones_like(own)
-        keep[torch.arange(q.shape[0]), drop] = False
-        sims = sims[keep].view(-1, k)
-        idx = idx[keep].view(-1, k)
-    return idx, sims
-
-
-def _as_numpy32(T):
-    return T.detach().to(torch.float32).contiguous().numpy()
+def _drop_own(idx, val, own, k):
+    """Each row's ``k`` best of ``k + 1`` neighbours without its own index
+    ``own`` (the last one when it is absent)."""
+    is_own = idx == own.unsqueeze(1)
+    drop = torch.where(is_own.any(dim=1), is_own.to(torch.int8).argmax(dim=1), k)
+    keep = torch.ones_like(is_own)
+    keep[torch.arange(len(idx), device=idx.device), drop] = False
+    return idx[keep].view(-1, k), val[keep].view(-1, k)
 
 
 def _knn_faiss(Q, R, k, exclude_self):
     """Same as :func:`_knn_torch` with a faiss ``IndexFlatIP`` (CPU only)."""
     faiss = _import_faiss("faiss")
-    r = _as_numpy32(R)
+    r = R.detach().to(torch.float32).contiguous().numpy()
+    q = Q.detach().to(torch.float32).contiguous().numpy()
     index = faiss.IndexFlatIP(r.shape[1])
     index.add(r)
-    idx, sims = _faiss_search(index, _as_numpy32(Q), k, _own_rows(Q, exclude_self))
+    sims, idx = index.search(q, k + int(exclude_self))
+    idx, sims = torch.from_numpy(idx).long(), torch.from_numpy(sims)
+    if exclude_self:
+        idx, sims = _drop_own(idx, sims, torch.arange(len(q)), k)
     return idx, sims.to(Q.dtype)
 
 
-def _own_rows(Q, exclude_self):
-    return torch.arange(len(Q)) if exclude_self else None
+def _ivf_size(n_reference, n_probe):
+    """Number of inverted lists: about ``sqrt(n_probe n)``, which balances the
+    assignment to the lists (n x lists) against the search within them
+    (n x n_probe n / lists), with at least 20 training rows per list."""
+    n_lists = round(math.sqrt(n_probe * n_reference))
+    return int(max(1, min(n_lists, n_reference // 20)))
 
 
-def _ivf_lists(n_reference):
-    """Inverted lists of the approximate index: about ``4 sqrt(n)``, with at
-    least 39 training rows per list (faiss's minimum)."""
-    return int(max(1, min(round(4 * math.sqrt(n_reference)), n_reference // 39)))
-
-
-def _knn_faiss_ivf(Q, R, k, exclude_self, n_probe, seed):
-    """Approximate :func:`_knn_faiss`: a faiss ``IndexIVFFlat`` (inner product).
-
-    The coarse quantizer is a spherical k-means, seeded with ``seed``, on a
-    subsample of the reference drawn with ``seed``; each query scans its
-    ``n_probe`` nearest lists. Rows left with fewer than ``k`` hits are
-    searched exactly.
-    """
-    faiss = _import_faiss("faiss_ivf")
-    r = _as_numpy32(R)
-    n_lists = _ivf_lists(len(r))
-    quantizer = faiss.IndexFlatIP(r.shape[1])
-    index = faiss.IndexIVFFlat(
-        quantizer, r.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT
+def _nearest_centroid(X, centroids, chunk_size):
+    return torch.cat(
+        [
+            (X[start : start + chunk_size] @ centroids.T).argmax(dim=1)
+            for start in range(0, len(X), chunk_size)
+        ]
     )
-    index.cp.seed = int(seed)
-    index.cp.spherical = True
-    index.cp.niter = 10
-    n_train = min(len(r), 64 * n_lists)
-    train = np.random.default_rng(seed).choice(len(r), n_train, replace=False)
-    index.train(r[np.sort(train)])
-    index.add(r)
-    index.nprobe = min(n_probe, n_lists)
-    own = _own_rows(Q, exclude_self)
-    idx, sims = _faiss_search(index, _as_numpy32(Q), k, own)
-    short = (idx < 0).any(dim=1).nonzero().flatten()
-    if short.numel():  # an exhaustive search of just these rows
-        flat = faiss.IndexFlatIP(r.shape[1])
-        flat.add(r)
-        idx[short], sims[short] = _faiss_search(
-            flat, _as_numpy32(Q[short]), k, None if own is None else own[short]
+
+
+def _spherical_kmeans(X, n_lists, generator, chunk_size, n_iter=6):
+    """Unit centroids of ``X`` (unit rows): Lloyd's iterations under cosine,
+    started from rows drawn with ``generator``; an empty list keeps its
+    centroid."""
+    first = torch.randperm(len(X), generator=generator)[:n_lists]
+    centroids = X[first.to(X.device)]
+    for _ in range(n_iter):
+        assigned = _nearest_centroid(X, centroids, chunk_size)
+        sums = torch.zeros_like(centroids).index_add_(0, assigned, X)
+        empty = (sums == 0).all(dim=1, keepdim=True)
+        centroids = torch.where(empty, centroids, F.normalize(sums, dim=1))
+    return centroids
+
+
+def _lists(assigned, n_lists):
+    """Row positions grouped by list (stable) and each list's bounds."""
+    order = torch.argsort(assigned, stable=True)
+    bounds = torch.searchsorted(
+        assigned[order], torch.arange(n_lists + 1, device=assigned.device)
+    )
+    return order, bounds.tolist()
+
+
+def _knn_ivf(Q, R, k, chunk_size, exclude_self, n_probe, seed):
+    """Approximate :func:`_knn_torch` on inverted lists (any device).
+
+    A spherical k-means of the reference (on a subsample; ``seed`` draws both)
+    splits it into lists; the queries of a list are searched exactly, by
+    :func:`_knn_torch`, among the rows of the ``n_probe`` lists whose
+    centroids are nearest to that list's centroid (itself included), so the
+    search is a few large matrix products instead of n small ones. A list
+    whose probed lists hold too few rows is searched among all of ``R``.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    n_lists = _ivf_size(len(R), n_probe)
+    sample = torch.randperm(len(R), generator=generator)[: 20 * n_lists]
+    centroids = _spherical_kmeans(
+        R[sample.sort().values.to(R.device)], n_lists, generator, chunk_size
+    )
+    r_assigned = _nearest_centroid(R, centroids, chunk_size)
+    q_assigned = (
+        r_assigned if exclude_self else _nearest_centroid(Q, centroids, chunk_size)
+    )
+    probes = (centroids @ centroids.T).topk(min(n_probe, n_lists), dim=1).indices
+    r_order, r_bounds = _lists(r_assigned, n_lists)
+    q_order, q_bounds = _lists(q_assigned, n_lists)
+    idx = torch.empty((len(Q), k), dtype=torch.long, device=Q.device)
+    val = torch.empty((len(Q), k), dtype=Q.dtype, device=Q.device)
+    wanted = k + int(exclude_self)
+    for c in range(n_lists):
+        rows = q_order[q_bounds[c] : q_bounds[c + 1]]
+        if not len(rows):
+            continue
+        # ascending reference positions, so that ties go to the lower one
+        searched = (
+            torch.cat(
+                [r_order[r_bounds[p] : r_bounds[p + 1]] for p in probes[c].tolist()]
+            )
+            .sort()
+            .values
         )
-    return idx, sims.to(Q.dtype)
+        if len(searched) < wanted:
+            searched = torch.arange(len(R), device=R.device)
+        got, sims = _knn_torch(Q[rows], R[searched], wanted, chunk_size, False)
+        got = searched[got]
+        if exclude_self:
+            got, sims = _drop_own(got, sims, rows, k)
+        idx[rows], val[rows] = got, sims
+    return idx, val
 
 
 def _degree(idx, k, chunk_size):
@@ -330,7 +366,7 @@ def _degree(idx, k, chunk_size):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "method": [StrOptions({"knn_mean_cosine", "knn_degree", "settles"})],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
-        "backend": [StrOptions({"auto", "torch", "faiss", "faiss_ivf"})],
+        "backend": [StrOptions({"auto", "torch", "faiss", "ivf"})],
         "approximate_from": [Interval(Integral, 1, None, closed="left")],
         "n_probe": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
@@ -346,7 +382,7 @@ def knn_density(
     reference=None,
     backend="auto",
     approximate_from=APPROXIMATE_FROM,
-    n_probe=16,
+    n_probe=8,
     random_state=None,
 ):
     """Density rho(u) of each representation among the pool (BUS).
@@ -391,38 +427,39 @@ def knn_density(
         do not pass a reference that contains the query rows themselves. Not
         supported with ``method="knn_degree"`` (the graph is defined on one
         pool).
-    backend : {"auto", "torch", "faiss", "faiss_ivf"}, default="auto"
+    backend : {"auto", "torch", "faiss", "ivf"}, default="auto"
         kNN search engine, on L2-normalised rows:
 
         - ``"torch"``: exact, chunked matmul + topk (any device); similarity
           ties go to the lower index.
-        - ``"faiss"``: exact, a faiss ``IndexFlatIP`` on float32 rows (CPU);
-          faiss's tie order is its own.
-        - ``"faiss_ivf"``: approximate, a faiss ``IndexIVFFlat`` (CPU): a
-          spherical k-means of about ``4 sqrt(n)`` lists on a subsample
-          (``random_state`` draws both), each row searched in its
-          ``n_probe`` nearest lists. Time O(n^1.5 D (4 + n_probe / 4))
-          instead of O(n^2 D); some true neighbours are missed, so densities
-          run a little low (the benchmarks measure the recall).
-        - ``"auto"``: ``"faiss_ivf"`` when the searched rows number
-          ``approximate_from`` or more, else ``"faiss"``, when faiss is
-          importable and ``Z`` is on the CPU; ``"torch"`` otherwise.
+        - ``"faiss"``: exact, a faiss ``IndexFlatIP`` on float32 rows (CPU
+          only; faiss is an optional dependency, ``pip install
+          'sklearn-boostmis[faiss]'``, and an ImportError says so when it is
+          missing); faiss's tie order is its own.
+        - ``"ivf"``: approximate inverted lists, in torch (any device): a
+          spherical k-means splits the searched rows into about
+          ``sqrt(n_probe n)`` lists (fitted on 20 rows per list drawn with
+          ``random_state``); the rows of a list are searched exactly among
+          the rows of the ``n_probe`` lists whose centroids are nearest to
+          theirs. Time O(n sqrt(n_probe n) D) instead of O(n^2 D), in large
+          matrix products; a true neighbour in a list not probed is missed,
+          so a density can only come out lower (the benchmarks measure the
+          recall).
+        - ``"auto"``: ``"ivf"`` when the searched rows number
+          ``approximate_from`` or more; below, ``"faiss"`` when faiss is
+          importable and ``Z`` is on the CPU, else ``"torch"``.
           :class:`~sklearn_boostmis.query.InformativeQuerySampler` reports
           the engine that ran as ``knn_backend_``.
-
-        faiss is an optional dependency (``pip install
-        'sklearn-boostmis[faiss]'``); naming a faiss backend without it
-        raises an ImportError.
     approximate_from : int, default=50_000
         Number of searched rows (``Z``'s, or ``reference``'s) from which
         ``backend="auto"`` searches approximately.
-    n_probe : int, default=16
-        Inverted lists scanned per row by ``"faiss_ivf"``: more is slower
-        and closer to exact.
+    n_probe : int, default=8
+        Lists searched per list by ``"ivf"``: more is slower and closer to
+        exact (all lists: exact).
     random_state : int, RandomState instance or None, default=None
-        Seeds the ``"faiss_ivf"`` index (its training subsample and
-        k-means): an int gives the same densities on every call. Unused by
-        the exact backends.
+        Seeds the ``"ivf"`` lists (their training rows and k-means start):
+        an int gives the same densities on every call. Unused by the exact
+        backends.
 
     Returns
     -------
@@ -463,9 +500,9 @@ def knn_density(
 
     k = min(n_neighbors, n_others)
     backend = _resolve_backend(backend, R.shape[0], Z.device, approximate_from)
-    if backend == "faiss_ivf":
+    if backend == "ivf":
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
-        idx, vals = _knn_faiss_ivf(Q, R, k, exclude_self, n_probe, seed)
+        idx, vals = _knn_ivf(Q, R, k, chunk_size, exclude_self, n_probe, seed)
     elif backend == "faiss":
         idx, vals = _knn_faiss(Q, R, k, exclude_self)
     else:

@@ -193,12 +193,13 @@ class InformativeQuerySampler(BaseEstimator):
         modules without ``embed``).
     beta_d : float, default=1.0
         Density exponent of BUS.
-    knn_backend : {"auto", "torch", "faiss", "faiss_ivf"}, default="auto"
+    knn_backend : {"auto", "torch", "faiss", "ivf"}, default="auto"
         Search engine of the BUS kNN density (see
         :func:`~sklearn_boostmis.query.knn_density`): ``"auto"`` is exact on
-        pools below ``approximate_from`` rows and approximate (faiss
-        ``IndexIVFFlat``, seeded by ``random_state``) from there on, when
-        faiss is installed. The engine that ran is ``knn_backend_``.
+        pools below ``approximate_from`` rows (faiss when it is installed)
+        and approximate (``"ivf"`` inverted lists, seeded by
+        ``random_state``) from there on. The engine that ran is
+        ``knn_backend_``.
     approximate_from : int, default=50_000
         Pool size from which ``knn_backend="auto"`` searches approximately.
     balance : bool, default=True
@@ -220,8 +221,8 @@ class InformativeQuerySampler(BaseEstimator):
 
     Attributes
     ----------
-    knn_backend_ : {"torch", "faiss", "faiss_ivf"} or None
-        The kNN engine of the last query's BUS density (``"faiss_ivf"``:
+    knn_backend_ : {"torch", "faiss", "ivf"} or None
+        The kNN engine of the last query's BUS density (``"ivf"``:
         approximate); None when it needed none (``density="settles"``, or
         ``selectors="aus"``). Set by every query.
 
@@ -251,7 +252,7 @@ class InformativeQuerySampler(BaseEstimator):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "density": [StrOptions({"knn_mean_cosine", "knn_degree", "settles"})],
         "beta_d": [Interval(Real, 0, None, closed="left")],
-        "knn_backend": [StrOptions({"auto", "torch", "faiss", "faiss_ivf"})],
+        "knn_backend": [StrOptions({"auto", "torch", "faiss", "ivf"})],
         "approximate_from": [Interval(Integral, 1, None, closed="left")],
         "balance": ["boolean"],
         "selectors": [StrOptions(set(_SELECTORS))],
@@ -477,7 +478,7 @@ class InformativeQuerySampler(BaseEstimator):
     def _ivf_seed(self):
         """A seed of the approximate index (none is drawn for an exact search,
         so that a RandomState's stream is what it was)."""
-        if self.knn_backend_ != "faiss_ivf":
+        if self.knn_backend_ != "ivf":
             return None
         return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
