@@ -18,12 +18,14 @@ from sklearn_boostmis import (
     PseudoLabelCollapseWarning,
     load_weights,
 )
-from sklearn_boostmis.cli import load_run_model, main
+from sklearn_boostmis.cli import MAX_STEPS, load_run_model, main
+from sklearn_boostmis.cli._common import make_estimator
 from sklearn_boostmis.datasets import (
     TWO_GRADE_NAMES,
     six_to_two,
     write_mescc_like,
 )
+from sklearn_boostmis.progress import FitProgress
 
 from .conftest import read_annotations
 
@@ -121,6 +123,8 @@ def test_run_two_writes_every_output(reference_run, data_dir, y_train):
     assert model[-1].classes_.tolist() == [0, 1]
     settings = model[-1].get_params()  # the run's, for a refit or a clone
     assert (settings["max_epochs"], settings["random_state"]) == (3, 0)
+    assert settings["max_steps"] == MAX_STEPS == report["config"]["max_steps"]
+    assert isinstance(settings["callbacks"][0], FitProgress)
     assert (settings["class_weight"], settings["device"]) == (None, "cpu")
     X_test = np.load(os.path.join(data_dir, "test-features.npy"))
     assert model.score(X_test, y_test) == pytest.approx(cycles[-1]["accuracy"])
@@ -243,6 +247,7 @@ def test_resume_refuses_other_data_and_writes_nothing(
         (["--task", "six"], "task"),
         (["--class-weight", "balanced"], "class_weight"),
         (["--prior-correction", "align"], "prior_correction"),
+        (["--max-steps", "none"], "max_steps"),
     ],
 )
 def test_resume_refuses_changed_settings(data_dir, reference_run, capsys, change, key):
@@ -301,6 +306,20 @@ def test_run_with_prior_correction_and_threads(data_dir, tmp_path, fit_params):
     assert config.pop("prior_correction") == "align"
     (out / "config.json").write_text(json.dumps(config))
     assert main([*map(str, args), *extra]) == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_max_steps_must_be_a_positive_integer_or_none(value, data_dir, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(data_dir), "--task", "two", "--max-steps", value])
+    assert "--max-steps" in capsys.readouterr().err
+
+
+def test_estimator_settings_of_run_and_query():
+    settings = dict(seed=3, max_epochs=7, class_weight="none", prior_correction="none")
+    unbounded = make_estimator({**settings, "max_steps": "none"}, "cpu")
+    assert (unbounded.max_steps, unbounded.max_epochs) == (None, 7)
+    assert make_estimator({**settings, "max_steps": 500}, "cpu").max_steps == 500
 
 
 @pytest.mark.parametrize("value", ["0", "two"])

@@ -62,6 +62,12 @@ def _int_in(low, high=None):
 
 _positive_int = _int_in(1)
 _seed = _int_in(0, 2**32 - 1)  # numpy's seeds
+MAX_STEPS = 2000  # --max-steps: 50 passes over MESCC's pool, 200 over digits'
+
+
+def _max_steps(text):
+    """``--max-steps``: a positive int, or 'none' for no bound."""
+    return "none" if text == "none" else _positive_int(text)
 
 
 def _n_jobs(text):
@@ -122,7 +128,15 @@ def _build_parser():
         "--max-epochs",
         type=_positive_int,
         default=100,
-        help="epochs per fit (default: %(default)s)",
+        help="passes over the unlabeled rows per fit, at most (default: %(default)s)",
+    )
+    common.add_argument(
+        "--max-steps",
+        type=_max_steps,
+        default=MAX_STEPS,
+        help="bound on each fit's optimiser steps, so that a fit's time stops "
+        "growing with the pool (whole passes, at least one); 'none': "
+        "--max-epochs passes (default: %(default)s)",
     )
     common.add_argument(
         "--class-weight",

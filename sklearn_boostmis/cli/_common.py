@@ -47,6 +47,25 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def make_estimator(settings, device, n_jobs=None):
+    """The classifier of ``run`` and ``query`` from their settings (``seed``,
+    ``max_epochs``, ``max_steps``, ``class_weight``, ``prior_correction``),
+    printing the progress of long fits."""
+    from .. import BoostMISClassifier
+    from ..progress import FitProgress
+
+    return BoostMISClassifier(
+        max_epochs=settings["max_epochs"],
+        max_steps=option_value(settings["max_steps"]),
+        random_state=settings["seed"],
+        device=device,
+        class_weight=option_value(settings["class_weight"]),
+        prior_correction=option_value(settings["prior_correction"]),
+        callbacks=[FitProgress(prefix="  training", sink=say)],
+        n_jobs=n_jobs,
+    )
+
+
 def option_value(text):
     """The estimator's value of a choice such as ``--class-weight`` or
     ``--prior-correction`` (or a run's config): ``"none"`` is None, other

@@ -13,7 +13,7 @@ from ._common import (
     check_writable,
     collapse_note,
     collapse_warnings_summarised,
-    option_value,
+    make_estimator,
     say,
     standardize,
 )
@@ -148,7 +148,7 @@ def _score_text(score):
 
 
 def cmd_query(args):
-    from .. import BoostMISClassifier, InformativeQuerySampler
+    from .. import InformativeQuerySampler
 
     if os.path.isfile(args.data_dir):
         raise ValueError(f"DATA_DIR {args.data_dir} is a file, not a folder")
@@ -170,14 +170,7 @@ def cmd_query(args):
         raise ValueError(f"{args.labels}: every train row is labeled; nothing to query")
     say(f"training on {len(indices)} labels and {pool.size} unlabeled rows ...")
     with collapse_warnings_summarised():
-        clf = BoostMISClassifier(
-            max_epochs=args.max_epochs,
-            random_state=args.seed,
-            device=args.device,
-            class_weight=option_value(args.class_weight),
-            prior_correction=option_value(args.prior_correction),
-            n_jobs=args.n_jobs,
-        ).fit(X, y)
+        clf = make_estimator(vars(args), args.device, args.n_jobs).fit(X, y)
     if clf.collapsed_classes_:
         say(
             "warning"

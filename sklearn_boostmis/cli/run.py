@@ -23,7 +23,7 @@ from ._common import (
     collapse_note,
     collapse_warnings_summarised,
     fit_scaler,
-    option_value,
+    make_estimator,
     say,
     standardize,
     write_json,
@@ -47,6 +47,7 @@ _RESUME_KEYS = (
     "initial_labels",
     "budget",
     "max_epochs",
+    "max_steps",
     "class_weight",
     "prior_correction",
     "n_train",
@@ -55,22 +56,16 @@ _RESUME_KEYS = (
     "eval_data",
 )
 # runs from before an option existed trained with what it now calls "none"
-_RESUME_DEFAULTS = {"class_weight": "none", "prior_correction": "none"}
+_RESUME_DEFAULTS = {
+    "class_weight": "none",
+    "prior_correction": "none",
+    "max_steps": "none",
+}
 
 
 def _run_estimator(config, device, n_jobs=None):
     """The classifier of a run with ``config`` (its settings, one for all fits)."""
-    from .. import BoostMISClassifier
-
-    setting = {**_RESUME_DEFAULTS, **config}
-    return BoostMISClassifier(
-        max_epochs=config["max_epochs"],
-        random_state=config["seed"],
-        device=device,
-        class_weight=option_value(setting["class_weight"]),
-        prior_correction=option_value(setting["prior_correction"]),
-        n_jobs=n_jobs,
-    )
+    return make_estimator({**_RESUME_DEFAULTS, **config}, device, n_jobs)
 
 
 def _save_scaler_atomic(scaler, path):
@@ -348,7 +343,8 @@ def _report_md(report):
         f"{cfg['n_train']} train rows, "
         f"{cfg['n_features']} features). Initial labels: {cfg['initial_labels']} "
         f"(stratified, seed {cfg['seed']}); budget K = {cfg['budget']} per selector "
-        f"and cycle; {cycles}; max_epochs = {cfg['max_epochs']}; "
+        f"and cycle; {cycles}; max_epochs = {cfg['max_epochs']}, max_steps = "
+        f"{cfg.get('max_steps', 'none')}; "
         "features standardised with train statistics; simulated oracle "
         "(train targets).",
         "",
@@ -528,6 +524,7 @@ def cmd_run(args):
         "initial_labels": args.initial_labels,
         "seed": args.seed,
         "max_epochs": args.max_epochs,
+        "max_steps": args.max_steps,
         "device": args.device,
         "class_weight": args.class_weight,
         "prior_correction": args.prior_correction,
