@@ -217,10 +217,11 @@ def evaluate(method, model, X, y_partial, X_test, y_test):
     ``"<method> (post-hoc g)"`` (``g = 0``: the balanced rule).
     """
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PseudoLabelCollapseWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
+        # last, so first: it is a UserWarning, which the line above ignores
+        warnings.simplefilter("always", PseudoLabelCollapseWarning)
         model.fit(X, y_partial)
     collapsed = any(issubclass(w.category, PseudoLabelCollapseWarning) for w in caught)
     out = {method: scores(y_test, model.predict(X_test), collapsed)}
