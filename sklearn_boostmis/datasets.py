@@ -174,7 +174,7 @@ def _load_targets(file):
     return y
 
 
-def _grade_names(task):
+def grade_names(task):
     """Class names of ``task`` (``"six"`` or ``"two"``), in label order."""
     return list(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
 
@@ -185,7 +185,7 @@ def _describe(task, synthetic, counts):
         "features: class-dependent Gaussian clusters through a ReLU)."
         if synthetic
         else "MESCC feature release (ResNet-50 features of MRI slices).",
-        f"Task: {task}-grading; classes " + ", ".join(_grade_names(task)) + ".",
+        f"Task: {task}-grading; classes " + ", ".join(grade_names(task)) + ".",
     ]
     for split, n in counts.items():
         lines.append(f"{split}: {n} samples")
@@ -280,7 +280,7 @@ def load_mescc(path, task="two"):
             data[f"y_{split}"] = six_to_two(data[f"y_{split}"])
     return Bunch(
         **data,
-        target_names=_grade_names(task),
+        target_names=grade_names(task),
         task=task,
         DESCR=_describe(task, False, counts),
     )
@@ -349,7 +349,7 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
         counts[split] = y.size
     return Bunch(
         **data,
-        target_names=_grade_names(task),
+        target_names=grade_names(task),
         task=task,
         DESCR=_describe(task, True, counts),
     )

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .._io import atomic_write
-from ..datasets import _grade_names, load_features, split_paths
+from ..datasets import grade_names, load_features, split_paths
 from ..modules import resolve_device
 from ._common import (
     check_writable,
@@ -160,7 +160,7 @@ def cmd_query(args):
         )
     check_writable(args.out, folder=False)
     resolve_device(args.device)
-    names = _grade_names(args.task)
+    names = grade_names(args.task)
     (X,) = standardize(load_features(split_paths(args.data_dir, "train")[0]))
     indices, labels = _read_labels(args.labels, X.shape[0], names)
     y = np.full(X.shape[0], -1, dtype=np.int64)
