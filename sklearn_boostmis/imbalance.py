@@ -1,30 +1,14 @@
 """Class-prior corrections for imbalanced data (the ``prior_correction`` parameter).
 
 On imbalanced data the pseudo-labels of FixMatch-style training drift onto the
-majority class: every accepted majority pseudo-label makes the model more
-confident in the majority class, which accepts more of them. A
-:class:`PriorCorrection` acts at the three places where the class prior enters
-a training step (method page, :ref:`method-imbalance`):
-
-- the supervised loss is logit-adjusted (Menon et al., ICLR 2021),
-  ``CE(z + tau log pi, y)``, so that the network's logits ``z`` model the
-  class-balanced posterior and the prior lives in the fixed ``tau log pi``;
-- the teacher's pseudo-label probabilities are corrected for the prior,
-  either by distribution alignment (ReMixMatch; the ``use_DA`` switch of the
-  BoostMIS authors' code) to the labeled prior or by logit adjustment alone;
-- the consistency loss is logit-adjusted like the supervised one.
-
-``predict_proba`` is then ``softmax(z + tau log pi)``, the posterior under the
-labeled prior (``decision="prior"``), or ``softmax(z)``, the class-balanced
-posterior (``decision="balanced"``): a balanced decision rule targets
-macro-averaged recall, and over-predicts the rare classes for macro-F1.
+majority class. A :class:`PriorCorrection` adds the smoothed labeled prior
+(:func:`smoothed_prior`) where it enters a training step: logit-adjusted
+losses, prior-corrected pseudo-labels and, optionally, per-class thresholds;
+it also sets the decision rule of ``predict_proba``. The method page states
+each with its equation (:ref:`method-imbalance`).
 
 In data-parallel training each process keeps its own ``p_hat_`` from its
 share of the unlabeled batches (the weights stay identical through DDP).
-
-The prior is ``pi_c = (n_c + 1) / (n_L + C)`` over every class the model knows
-(add-one smoothing: a declared class without labels does not get ``log 0``),
-recomputed at every ``fit``.
 """
 
 from numbers import Real
