@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._tensor_state import TensorStateMixin
+from ._utils import TensorStateMixin
 
 
 class _FeatureAugmentation(TensorStateMixin, BaseEstimator):

@@ -25,8 +25,8 @@ from ._labels import (
     labeled_rows,
     labeled_sample_weight,
 )
-from ._seeding import cuda_indices, torch_seeded
 from ._threads import torch_threads
+from ._utils import cuda_indices, torch_seeded
 from .data import SemiSupervisedBatches, SemiSupervisedDataset, fits_on_device
 from .diagnostics import warn_on_collapse
 from .engine import (
@@ -968,6 +968,13 @@ def _unchanged_on_error(estimator):
             delattr(estimator, name)
         vars(estimator).update(previous)
         raise
+
+
+def initialized_net(estimator, device):
+    """A new initialized engine for ``estimator``, whose fitted attributes are
+    set, on ``device``; its weights are to be replaced (``load_weights``)."""
+    with torch_seeded(0):
+        return estimator._make_net(device, seed=0).initialize()
 
 
 def fitted_attributes(estimator):

@@ -21,8 +21,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._seeding import torch_seeded
-from ._utils import is_int
+from ._utils import is_int, torch_seeded
 from .modules import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

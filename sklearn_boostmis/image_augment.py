@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval
 
-from ._tensor_state import TensorStateMixin
+from ._utils import TensorStateMixin
 
 #: The operations of :class:`StrongImageAugment`, in the order of their ids.
 STRONG_OPS = (

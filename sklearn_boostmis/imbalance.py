@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._tensor_state import TensorStateMixin
+from ._utils import TensorStateMixin
 
 
 def smoothed_prior(encoded_labels, n_classes):

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._tensor_state import TensorStateMixin
+from ._utils import TensorStateMixin
 
 
 class PseudoLabelMemory(TensorStateMixin):

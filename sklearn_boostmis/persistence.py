@@ -14,9 +14,8 @@ import json
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._io import atomic_write
-from ._seeding import torch_seeded
-from .classifier import BoostMISClassifier, fitted_attributes
+from ._utils import atomic_write
+from .classifier import BoostMISClassifier, fitted_attributes, initialized_net
 from .engine import load_module_states, module_states
 from .modules import resolve_device
 
@@ -146,9 +145,7 @@ def load_weights(estimator, path, device=None):
 
 
 def _rebuild_net(estimator, tensors, device, path):
-    device = resolve_device(device or estimator.device)
-    with torch_seeded(0):  # the initial weights are replaced below
-        net = estimator._make_net(device, seed=0).initialize()
+    net = initialized_net(estimator, resolve_device(device or estimator.device))
     states = {}
     for prefix in ("module", "ema_module"):
         start = prefix + "."  # "ema_module.x" does not start with "module."

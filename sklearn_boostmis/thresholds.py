@@ -20,7 +20,7 @@ happens in a training step.
 import torch
 from sklearn.base import BaseEstimator, clone
 
-from ._tensor_state import TensorStateMixin
+from ._utils import TensorStateMixin
 
 
 class BaseThreshold(TensorStateMixin, BaseEstimator):

@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from sklearn_boostmis._seeding import torch_seeded
+from sklearn_boostmis._utils import torch_seeded
 
 
 def test_seeded_block_restores_the_global_stream():

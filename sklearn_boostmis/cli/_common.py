@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._io import atomic_write
+from .._utils import atomic_write
 
 CURVE_PNG = "learning_curve.png"
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .._io import atomic_write
+from .._utils import atomic_write
 from ..datasets import grade_names, load_features, split_paths
 from ..modules import resolve_device
 from ._common import (

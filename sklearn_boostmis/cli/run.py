@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 
-from .._io import atomic_write
+from .._utils import atomic_write
 from ..datasets import load_mescc
 from ..loop import update_digest
 from ..persistence import save_weights

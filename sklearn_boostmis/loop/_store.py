@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._io import atomic_write
+from .._utils import atomic_write
 from ..query import attribute
 from ._answers import label_key, unknown_answers_error
 
