@@ -31,8 +31,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Bottleneck(nn.Module):
     """torchvision's ResNet-50 bottleneck block (stride on the 3x3 conv)."""
 
-    expansion = 4
-
     def __init__(self, inplanes, planes, stride=1):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)

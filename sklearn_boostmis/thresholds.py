@@ -128,17 +128,9 @@ class AdaptiveThreshold(BaseThreshold):
 
     with :math:`Count_t = \#\{u \in U : \max_c p(c|A_w(u)) \ge \alpha+\beta\}`.
     The method page states it (:ref:`method-adaptive-threshold`) with the
-    choices T1-T7 where the paper is silent (:ref:`method-threshold-choices`).
-
-    ``Count_t`` is kept as one boolean flag per unlabeled row on the device, set
-    and unset every time the row is seen (T1), so ``Count_t = conf.sum()`` costs
-    O(batch) per step. ``t`` advances once per pass over U (T2) and
-    ``Count_{t-1}`` is the value at the end of the previous pass; the ratio is 1
-    when ``Count_{t-1} = 0`` and always clipped to [0, 1] (T3). Within a step the
-    threshold is computed from the state *before* the batch is recorded.
-    T6 (``>=``, for the mask and for Count) is the rule of
-    :meth:`~sklearn_boostmis.thresholds.BaseThreshold.__call__`; T7 (the L_u
-    normaliser) that of :func:`sklearn_boostmis.losses.masked_consistency_loss`.
+    choices T1-T7 where the paper is silent (:ref:`method-threshold-choices`):
+    ``Count_t`` is the sum of one flag per unlabeled row, set and unset each
+    time the row is seen, and ``t`` advances once per pass over U.
 
     Parameters
     ----------
