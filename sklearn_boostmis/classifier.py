@@ -190,22 +190,17 @@ None, default=None
         arrays take less than half of its free memory. The result does not
         depend on this choice.
     accelerator : None or accelerate.Accelerator, default=None
-        Train through Hugging Face ``accelerate`` (skorch's
-        :class:`~skorch.hf.AccelerateMixin`): device placement, mixed
-        precision (``Accelerator(mixed_precision="bf16")``) and gradient
-        accumulation. The engine is then an
-        :class:`~sklearn_boostmis.engine.AcceleratedBoostMISNet`; ``device``
-        and ``precision`` are then left to the accelerator. An Accelerator is
-        not picklable in general (skorch: "models accelerated this way cannot
-        be pickled"; a single-process CPU one happens to be), so do not rely
-        on pickling an estimator that holds one: export a fitted model with
+        Train through Hugging Face ``accelerate``, on an
+        :class:`~sklearn_boostmis.engine.AcceleratedBoostMISNet` engine:
+        device placement, mixed precision
+        (``Accelerator(mixed_precision="bf16")``) and gradient accumulation;
+        ``device`` and ``precision`` are then left to the accelerator. An
+        Accelerator is not picklable in general: export a fitted model with
         :func:`~sklearn_boostmis.save_weights` and rebuild it with
-        :func:`~sklearn_boostmis.load_weights` on an estimator
-        without an accelerator. Under ``accelerate launch`` (or ``torchrun``)
-        with several processes, each process trains on its own share of every
-        step (``batch_size`` is per process, as in DDP) and the per-row state
-        (confident rows, pseudo-label memory) is merged at the end of each
-        epoch, so every process ends with the same model.
+        :func:`~sklearn_boostmis.load_weights` on an estimator without one.
+        Under ``accelerate launch`` (or ``torchrun``) each process trains on
+        its share of every step (``batch_size`` is per process) and every
+        process ends with the same model (:ref:`user-guide-gpu`).
     warm_start : bool, default=False
         Continue from the previous fit's weights and EMA teacher (each
         annotation cycle): the network is rebuilt from the current parameters
