@@ -32,24 +32,12 @@ def _final_step(estimator):
 
 
 def _warm_started(template, estimator, n_annotated, budget):
-    """``estimator`` set to refit warm-started after an annotation round.
-
-    Parameters
-    ----------
-    template : BoostMISClassifier or Pipeline ending in one
-        The loop's unfitted estimator, whose classifier parameters the refit
-        takes (a loop resumed with a changed estimator trains with the new
-        settings from the fitted weights). Its adaptive threshold policy is
-        rebuilt with the round's N_A and K (the fitted estimator's own is
-        already a policy object after the first round, with an older N_A).
-    estimator : BoostMISClassifier or Pipeline ending in one
-        The fitted estimator to refit; in a Pipeline the earlier steps refit
-        as they are.
-    n_annotated : int
-        N_A, the size of the last round's AUS + BUS union.
-    budget : int
-        K, each selector's quota.
-    """
+    """The fitted ``estimator`` set to refit warm-started after a round (in a
+    Pipeline the earlier steps refit as they are), with the classifier
+    parameters of the loop's unfitted ``template`` (a resumed loop trains with
+    changed settings) and an adaptive threshold built anew with the round's
+    N_A = ``n_annotated`` and K = ``budget`` (the fitted estimator's is a policy
+    object with the previous N_A)."""
     settings = clone(_final_step(template)).get_params(deep=False)  # fresh copies
     threshold = settings["threshold"]
     if not (isinstance(threshold, str) and threshold == "fixed"):  # kept as given
