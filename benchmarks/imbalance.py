@@ -161,9 +161,9 @@ def methods(seed, max_steps=None):
     ssl = ssl_methods(seed)
     net = dict(random_state=seed, max_steps=max_steps)
     return {
-        "labels only": BoostMISClassifier(lambda_u=0.0, **net),
+        "labels only": BoostMISClassifier(lambda_u=0.0, prior_correction=None, **net),
         "labels only, balanced": BoostMISClassifier(
-            lambda_u=0.0, class_weight="balanced", **net
+            lambda_u=0.0, class_weight="balanced", prior_correction=None, **net
         ),
         "labels only, logit-adjusted": BoostMISClassifier(
             lambda_u=0.0, prior_correction="adjust", **net
@@ -173,7 +173,7 @@ def methods(seed, max_steps=None):
         ),
         "SelfTraining(MLP)": ssl["SelfTraining(MLP)"],
         "LabelSpreading": ssl["LabelSpreading"],
-        "FixMatch": BoostMISClassifier(threshold="fixed", **net),
+        "FixMatch": BoostMISClassifier(threshold="fixed", prior_correction=None, **net),
         "BoostMIS (paper)": BoostMISClassifier(prior_correction=None, **net),
         "BoostMIS align": BoostMISClassifier(prior_correction="align", **net),
         "BoostMIS adjust": BoostMISClassifier(prior_correction="adjust", **net),

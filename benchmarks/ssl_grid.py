@@ -74,7 +74,10 @@ def balanced_methods(seed):
     """The imbalance remedy: ``class_weight="balanced"`` on the supervised loss."""
     return {
         "labels only, class_weight=balanced": BoostMISClassifier(
-            lambda_u=0.0, class_weight="balanced", random_state=seed
+            lambda_u=0.0,
+            class_weight="balanced",
+            prior_correction=None,
+            random_state=seed,
         ),
         "BoostMIS, class_weight=balanced": BoostMISClassifier(
             class_weight="balanced", random_state=seed

@@ -68,13 +68,15 @@ DATASETS = [("digits", 50), ("breast_cancer", 20)]
 
 def methods(seed):
     return {
-        "labels only (same net)": BoostMISClassifier(lambda_u=0.0, random_state=seed),
+        "labels only (same net)": BoostMISClassifier(
+            lambda_u=0.0, prior_correction=None, random_state=seed
+        ),
         "SelfTraining(MLP)": SelfTrainingClassifier(
             MLPClassifier((256,), max_iter=500, random_state=seed)
         ),
         "LabelSpreading": LabelSpreading(kernel="knn", n_neighbors=7),
         "FixMatch (fixed 0.95)": BoostMISClassifier(
-            threshold="fixed", random_state=seed
+            threshold="fixed", prior_correction=None, random_state=seed
         ),
         "BoostMIS (defaults)": BoostMISClassifier(random_state=seed),
     }
@@ -91,7 +93,10 @@ def ablations(seed):
             module_params={"batch_norm": False}, random_state=seed
         ),
         "labels only, no BatchNorm": BoostMISClassifier(
-            lambda_u=0.0, module_params={"batch_norm": False}, random_state=seed
+            lambda_u=0.0,
+            prior_correction=None,
+            module_params={"batch_norm": False},
+            random_state=seed,
         ),
         "MLPClassifier, labels only": LabeledRowsOnly(
             MLPClassifier((256,), max_iter=500, random_state=seed)

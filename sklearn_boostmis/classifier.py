@@ -131,8 +131,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         macro-averaged metrics. The consistency loss stays unweighted
         (weighing the pseudo-labels too let the minority class take over:
         see the benchmarks).
-    prior_correction : {"align", "adjust", "classwise"}, PriorCorrection or \
-None, default=None
+    prior_correction : {"classwise", "align", "adjust"}, PriorCorrection or \
+None, default="classwise"
         How training accounts for the class prior of the labeled rows, for
         imbalanced data scored by macro-averaged metrics (method page,
         :ref:`method-imbalance`;
@@ -147,7 +147,9 @@ None, default=None
         the posterior under the labeled prior, ``softmax(z + log pi)``
         (``PriorCorrection(decision="balanced")`` gives the class-balanced
         one, ``softmax(z)``). None: the paper's method (plain cross-entropy,
-        uncorrected pseudo-labels).
+        uncorrected pseudo-labels), which on imbalanced data tends to collapse
+        onto the majority class; the default is the correction that did not
+        collapse in the benchmarks (method page, :ref:`method-imbalance`).
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows, as skorch's ``NeuralNetClassifier``
         ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
@@ -362,7 +364,7 @@ None, default=None
         strong_augment="auto",
         unsup_normalizer="batch",
         class_weight=None,
-        prior_correction=None,
+        prior_correction="classwise",
         classes=None,
         callbacks=None,
         net_params=None,

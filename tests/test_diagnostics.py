@@ -70,7 +70,8 @@ def _imbalanced(seed):
 def test_fit_warns_when_the_minority_class_collapses():
     X, y, y_partial = _imbalanced(0)
     with pytest.warns(PseudoLabelCollapseWarning, match="class 1 ") as record:
-        clf = BoostMISClassifier(max_epochs=10, random_state=0).fit(X, y_partial)
+        clf = BoostMISClassifier(max_epochs=10, prior_correction=None, random_state=0)
+        clf.fit(X, y_partial)
     assert record[0].filename == __file__  # points at the caller of fit
     assert clf.collapsed_classes_ == [1]
     # the warning is about a real failure: the minority is barely predicted
@@ -86,10 +87,24 @@ def test_fit_warns_when_every_pseudo_label_is_one_class(iris_data):
     for c, n in ((0, 40), (1, 1), (2, 1)):
         y_partial[np.flatnonzero(y == c)[:n]] = c
     with pytest.warns(PseudoLabelCollapseWarning) as record:
-        clf = BoostMISClassifier(random_state=0).fit(X, y_partial)
+        clf = BoostMISClassifier(prior_correction=None, random_state=0)
+        clf.fit(X, y_partial)
     assert [str(w.message)[:8] for w in record] == ["class 1 ", "class 2 "]
     assert clf.collapsed_classes_ == [1, 2]
     assert (clf.predict(X) == 0).all()  # a real failure (labels only: 0.65 acc)
+
+
+def test_the_default_prior_correction_does_not_collapse_there():
+    X, y, y_partial = _imbalanced(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PseudoLabelCollapseWarning)
+        clf = BoostMISClassifier(max_epochs=10, random_state=0).fit(X, y_partial)
+    assert clf.collapsed_classes_ == []
+    paper = BoostMISClassifier(max_epochs=10, prior_correction=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PseudoLabelCollapseWarning)
+        paper.fit(X, y_partial)
+    assert (clf.predict(X) == 1).sum() > (paper.predict(X) == 1).sum()
 
 
 @pytest.mark.parametrize(

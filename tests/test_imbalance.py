@@ -156,7 +156,9 @@ def test_logit_adjustment_with_the_balanced_rule_raises_minority_recall(digits_d
 def test_none_and_a_correction_without_effect_train_identically(iris_data):
     X, _, y_partial = iris_data
     off = PriorCorrection(tau=0.0, pseudo_labels=None)
-    paper = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    paper = BoostMISClassifier(prior_correction=None, random_state=0, **FAST).fit(
+        X, y_partial
+    )
     neutral = BoostMISClassifier(prior_correction=off, random_state=0, **FAST)
     neutral.fit(X, y_partial)
     np.testing.assert_array_equal(paper.predict_proba(X), neutral.predict_proba(X))

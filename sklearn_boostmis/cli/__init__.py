@@ -148,8 +148,8 @@ def _build_parser():
     )
     common.add_argument(
         "--prior-correction",
-        choices=["none", "align", "adjust", "classwise"],
-        default="none",
+        choices=["classwise", "align", "adjust", "none"],
+        default="classwise",
         help="class-prior correction for imbalanced grades: logit-adjusted "
         "losses with pseudo-labels aligned to the labeled prior ('align') or "
         "prior-calibrated ('adjust'), and per-class thresholds normalised by "

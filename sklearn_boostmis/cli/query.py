@@ -176,7 +176,7 @@ def cmd_query(args):
             "warning"
             + collapse_note(clf.collapsed_classes_, names)
             + " (the model hardly predicts it on the unlabeled rows; label more rows "
-            "of it, or try --prior-correction align or --class-weight balanced)"
+            "of it; --class-weight balanced may help too)"
         )
     sampler = InformativeQuerySampler(random_state=args.seed)
     k = min(args.budget, pool.size)
