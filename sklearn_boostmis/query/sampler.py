@@ -25,6 +25,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._threads import torch_threads
+from ._dask import is_dask_array, teacher_outputs_by_partition
 from .aus import aus_ranking
 from .bus import APPROXIMATE_FROM, _resolve_backend, bus_ranking, knn_density
 from .combine import (
@@ -169,6 +170,12 @@ class InformativeQuerySampler(BaseEstimator):
     Balanced Uncertainty Selector (class-balanced density-weighted entropy).
     Only the "unselected" rows (max p below the threshold) are candidates,
     unless fewer than needed remain.
+
+    A pool that does not fit one machine can be a dask array chunked along
+    rows (the ``dask`` extra): the workers run the teacher on their
+    partitions and only the class probabilities and representations come
+    back to be ranked, so the selection is that of the same pool in memory.
+    The teacher needs ``embed``/``head`` then.
 
     De-duplicate the pool before querying (e.g. keep the rows given by
     ``np.unique(X_pool, axis=0, return_index=True)[1]``): copies of a row count
@@ -412,7 +419,12 @@ class InformativeQuerySampler(BaseEstimator):
     def _rank(self, clf, X, k):
         """:meth:`rankings` of the unwrapped classifier, with ``k <= len(X)``."""
         with torch_threads(getattr(clf, "n_jobs", None)):
-            proba, Z, X = clf.teacher_outputs(X, batch_size=self.batch_size)
+            if is_dask_array(X):  # scored partition by partition on dask
+                proba, Z = teacher_outputs_by_partition(
+                    clf, X, batch_size=self.batch_size
+                )
+            else:
+                proba, Z, X = clf.teacher_outputs(X, batch_size=self.batch_size)
             threshold = self.candidate_threshold
             if threshold is None:
                 threshold = clf.settled_threshold_
