@@ -1,4 +1,4 @@
-"""Active learning with BoostMIS queries: learning curves and query cost.
+"""Active learning with BoostMIS queries: learning curves.
 
 1. Learning curves. Per data set and seed, ``few_label_split`` (standardised,
    30% held out) with a class-balanced start: digits 20 labels (2 per class),
@@ -17,26 +17,17 @@
    seeds, and the BoostMIS query's AULC minus each other strategy's, paired
    over the seeds (mean +- standard error; a tie unless more than two standard
    errors from 0). One PNG per data set: mean macro-F1 curve with a +- std band.
-2. Query cost of ``InformativeQuerySampler(random_state=0)(clf, X_pool,
-   n_instances=100)`` on random float32 pools (1e3, 1e4, 1e5 rows x 512 and 2048
-   features); classifier fitted once per feature size (2,000 random rows, 200
-   labeled, 10 classes, ``max_epochs=1``: every pool row is a low-confidence
-   candidate). One forked child per pool: wall time of the call; peak extra RSS
-   = max(VmRSS sampled every 5 ms, VmHWM reset via /proc/self/clear_refs) minus
-   VmRSS just before the call (the pool is excluded). Pools over ``--limit`` s
-   are stopped and reported so.
+The query's time and memory at scale are measured by ``query_cost.py``.
 
 Usage: ``python benchmarks/active_learning.py [--seeds 10] [--n-jobs 2] [--quick]
-[--write] [--out-dir benchmarks/]``; ``--quick``: 3 seeds, 2 cycles, pools up to
-1e4 rows; ``--n-jobs`` seeds of the learning curves run in parallel.
+[--write] [--out-dir benchmarks/]``; ``--quick``: 3 seeds, 2 cycles; ``--n-jobs``
+seeds of the learning curves run in parallel.
 """
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -174,81 +165,6 @@ def plot(name, labels, curves, path):
     plt.close(fig)
 
 
-# -- query cost --------------------------------------------------------------
-def _status(key):
-    with open("/proc/self/status") as f:
-        line = next((ln for ln in f if ln.startswith(key + ":")), f"{key}: 0 kB")
-    return int(line.split()[1]) * 1024
-
-
-def _measure(clf, n, d, queue):
-    X = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
-    sampler = InformativeQuerySampler(random_state=0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        hwm = True
-    except OSError:
-        hwm = False
-    base, peak, stop = _status("VmRSS"), [0], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], _status("VmRSS"))
-            time.sleep(0.005)
-
-    (thread := threading.Thread(target=sample, daemon=True)).start()
-    start = time.perf_counter()
-    idx, _ = sampler(clf, X, n_instances=100)
-    seconds = time.perf_counter() - start
-    stop.set()
-    thread.join()
-    top = max(peak[0], _status("VmHWM") if hwm else 0)
-    queue.put((seconds, (top - base) / 2**20, len(np.unique(idx))))
-
-
-def scale_table(pools, dims, limit):
-    ctx = mp.get_context("fork")
-    rows = []
-    for d in dims:
-        prev = None
-        rng = np.random.default_rng(d)
-        X = rng.standard_normal((2000, d), dtype=np.float32)
-        y = np.full(2000, -1)
-        y[:200] = np.arange(200) % 10
-        clf = BoostMISClassifier(max_epochs=1, random_state=0).fit(X, y)
-        sampler = InformativeQuerySampler(random_state=0)
-        sampler(clf, X[:300], n_instances=100)  # warm-up: imports, first calls
-        for n in pools:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_measure, args=(clf, n, d, queue))
-            proc.start()
-            proc.join(limit)
-            data_mib = n * d * 4 / 2**20
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-                rows.append([f"{n:,}", d, f"{data_mib:.0f}", f"> {limit} (stopped)",
-                             "-", "-", "-", "-"])
-            elif proc.exitcode != 0 or queue.empty():
-                rows.append([f"{n:,}", d, f"{data_mib:.0f}",
-                             f"failed (exit {proc.exitcode})", "-", "-", "-", "-"])
-            else:
-                sec, mib, uniq = queue.get()
-                assert uniq == 100
-                slope = "-" if prev is None else (
-                    f"{(mib - prev[1]) / (n - prev[0]) * 1000:.2f}")
-                rows.append([f"{n:,}", d, f"{data_mib:.0f}", f"{sec:.2f}",
-                             f"{mib:.0f}", f"{mib / n * 1000:.2f}", slope,
-                             f"{mib / data_mib:.2f}"])
-                prev = (n, mib)
-            log(f"scale n={n} d={d}: {rows[-1][3]} s, {rows[-1][4]} MiB")
-    header = ["pool rows", "features", "pool data MiB", "query s", "peak extra MiB",
-              "MiB per 1k rows", "slope MiB per 1k rows (vs smaller pool)",
-              "extra / pool data"]
-    return common.markdown_table(header, rows)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=None,
@@ -256,20 +172,17 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=2,
                         help="seeds run in parallel (learning curves)")
     parser.add_argument("--quick", action="store_true",
-                        help="3 seeds, 2 cycles, pools up to 1e4 rows")
+                        help="3 seeds, 2 cycles")
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     parser.add_argument("--out-dir", default=None,
                         help="folder of the PNGs (default: benchmarks/ with --write, "
                         "else a temporary folder, so a trial run leaves the "
                         "committed figures alone)")
-    parser.add_argument("--limit", type=int, default=300,
-                        help="seconds allowed per pool in the query-cost table")
     args = parser.parse_args()
     default_out = Path(__file__).parent if args.write else tempfile.mkdtemp()
     (out := Path(args.out_dir or default_out)).mkdir(parents=True, exist_ok=True)
     seeds = args.seeds or (3 if args.quick else 10)
     cycles = 2 if args.quick else 5
-    pools = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     t0, parts, rev = time.perf_counter(), [], common.git_revision()
     for name in DATASETS:
         labels, curves, qtime = learning_curves(name, seeds, cycles, args.n_jobs)
@@ -279,27 +192,16 @@ def main():
         link = os.path.relpath(png, common.RESULTS.parent)
         parts.append(f"{title}\n\n{t1}\n\n{t2}\n\n![{name}]({link})\n\n{verdict}")
         print(parts[-1] + "\n", flush=True)
-    t_curves = time.perf_counter() - t0
-    print(scale := scale_table(pools, [512, 2048], args.limit), flush=True)
     total = time.perf_counter() - t0
     threads = (f"torch threads {torch.get_num_threads()}; git {rev} "
                f"at start (the package is edited concurrently)")
     cmd = "python benchmarks/active_learning.py " + " ".join(sys.argv[1:])
-    scale_note = (
-        "Random float32 pools; classifier fitted with `max_epochs=1`, so all rows "
-        "are low-confidence candidates and AUS scores the whole pool; BUS kNN "
-        "density on the 256-d embedding (faiss). One forked process per pool; peak "
-        "extra RSS over the RSS just before the call (pool already resident); the "
-        "slope column (extra MiB per 1k more rows) separates linear growth from "
-        f"the fixed overhead; limit {args.limit} s per pool."
-    )
     body = "\n\n".join([
-        "## Active learning: BoostMIS query vs baselines, and query cost",
+        "## Active learning: BoostMIS query vs baselines",
         f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}`  \n"
         f"Machine: {common.machine_info()}; {threads}; load average at end "
         f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}  \n"
-        f"Runtime: learning curves {t_curves / 60:.1f} min, "
-        f"total {total / 60:.1f} min",
+        f"Runtime: {total / 60:.1f} min",
         f"Mean +- std over {seeds} seeds ({args.n_jobs} at a time: query s/cycle "
         "is timed while another seed may run). Each cycle fits a fresh "
         "`BoostMISClassifier` (defaults but `max_epochs`, `random_state=seed`) on "
@@ -307,9 +209,7 @@ def main():
         "cycle; AULC = trapezoid area under the held-out score vs labels / label "
         "range. The start fit is shared. See the module docstring.",
         *parts,
-        "### Query cost: `InformativeQuerySampler()(clf, X_pool, n_instances=100)`",
-        scale_note,
-        scale,
+        "The query's cost at scale: section `query_cost` (`query_cost.py`).",
     ])
     if args.write:
         common.write_section("active_learning", body)

@@ -12,13 +12,15 @@ cancer with 5 model seeds per split; again on splits 100-109, not used to
 choose the defaults), ``ssl_levers.py`` (one setting changed
 from the defaults at a time), ``ssl_grid.py``
 (SYNTHETIC MESCC-like two/six grades, more budgets), ``active_learning.py``
-(closed-loop learning curves, query cost), ``ablations.py`` (threshold,
+(closed-loop learning curves), ``ablations.py`` (threshold,
 selectors, density, symmetric AUS), ``cost.py`` (semi-supervised overhead,
-growth with n, kNN backends), ``throughput.py`` (``fit`` vs a bare PyTorch
-loop), ``images.py`` (only if the file exists), ``threads.py`` (fit time
-with torch's default threads and with ``n_jobs=None``), ``imbalance.py``
-(imbalanced cells, every method, macro-averaged metrics; about 70 CPU-minutes
-per seed for the full cells, not part of the estimate below),
+growth with n, kNN backends), ``query_cost.py`` (query time, peak memory and
+neighbour recall up to 1e6 rows; about 10 min and 16 GiB free memory for the
+1e6-row cell, not part of the estimate below), ``throughput.py`` (``fit`` vs a
+bare PyTorch loop), ``images.py`` (only if the file exists), ``threads.py``
+(fit time with torch's default threads and with ``n_jobs=None``),
+``imbalance.py`` (imbalanced cells, every method, macro-averaged metrics; about
+70 CPU-minutes per seed for the full cells, not part of the estimate below),
 ``cycle_time.py`` (one ``boostmis run`` cycle at MESCC size, today's defaults
 against the settings before steps and the prior correction), ``gpu_check.py``
 (only when CUDA is available).
@@ -89,9 +91,16 @@ SCRIPTS = [
         [],
     ),
     ("ssl_grid.py", "ssl_grid", "Semi-supervised grid (MESCC-like SYNTHETIC)", [], []),
-    ("active_learning.py", "active_learning", "Active learning and query cost", [], []),
+    ("active_learning.py", "active_learning", "Active learning", [], []),
     ("ablations.py", "ablations", "Ablations", [], []),
     ("cost.py", "cost", "Cost: overhead, growth with n, kNN backends", [], []),
+    (
+        "query_cost.py",
+        "query_cost",
+        "Query cost at scale (to 1e6 rows x 2048)",
+        [],
+        ["--sizes", "10000", "100000"],
+    ),
     (
         "throughput.py",
         "throughput",
