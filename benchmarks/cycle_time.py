@@ -56,9 +56,10 @@ def run_once(data, task, setting, out):
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     total = time.perf_counter() - start
-    cycle, final = CYCLE.search(done.stdout), FINAL.search(done.stdout)
+    lines = done.stderr  # the command's progress lines
+    cycle, final = CYCLE.search(lines), FINAL.search(lines)
     if cycle is None or final is None:
-        raise RuntimeError(f"unexpected output of {command}:\n{done.stdout}")
+        raise RuntimeError(f"unexpected output of {command}:\n{lines}")
     return {
         "cycle_s": float(cycle.group(2)),
         "cycle_f1": float(cycle.group(1)),
