@@ -388,12 +388,12 @@ def test_lists_with_too_few_rows_to_search_are_searched_exactly():
 
 def test_auto_is_exact_below_the_size_threshold_and_approximate_from_it():
     faiss = bus._faiss_available()
-    assert bus._resolve_backend("auto", 99, "cpu", 100) == (
+    assert bus.resolve_knn_backend("auto", 99, "cpu", 100) == (
         "faiss" if faiss else "torch"
     )
-    assert bus._resolve_backend("auto", 99, "meta", 100) == "torch"
-    assert bus._resolve_backend("auto", 100, "cpu", 100) == "ivf"
-    assert bus._resolve_backend("auto", 100, "meta", 100) == "ivf"
+    assert bus.resolve_knn_backend("auto", 99, "meta", 100) == "torch"
+    assert bus.resolve_knn_backend("auto", 100, "cpu", 100) == "ivf"
+    assert bus.resolve_knn_backend("auto", 100, "meta", 100) == "ivf"
     Z = _clusters(500)
     small = knn_density(Z, backend="auto", approximate_from=501)
     assert torch.equal(small, knn_density(Z, backend="faiss" if faiss else "torch"))
@@ -405,7 +405,7 @@ def test_faiss_without_faiss_says_how_to_install_it(Z, monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r"sklearn-boostmis\[faiss\]"):
         knn_density(torch.as_tensor(Z), backend="faiss")
-    assert bus._resolve_backend("auto", 10, "cpu", 100) == "torch"
+    assert bus.resolve_knn_backend("auto", 10, "cpu", 100) == "torch"
     # the approximate search needs no faiss
     assert knn_density(torch.as_tensor(Z), backend="ivf").shape == (len(Z),)
 
@@ -413,4 +413,4 @@ def test_faiss_without_faiss_says_how_to_install_it(Z, monkeypatch):
 def test_faiss_needs_the_cpu():
     pytest.importorskip("faiss")
     with pytest.raises(ValueError, match="CPU"):
-        bus._resolve_backend("faiss", 10, "meta", 100)
+        bus.resolve_knn_backend("faiss", 10, "meta", 100)

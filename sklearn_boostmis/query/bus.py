@@ -116,7 +116,7 @@ def _import_faiss(backend):
     return faiss
 
 
-def _resolve_backend(backend, n_reference, device, approximate_from):
+def resolve_knn_backend(backend, n_reference, device, approximate_from):
     """The kNN engine that :func:`knn_density` runs for these arguments.
 
     Parameters
@@ -499,7 +499,7 @@ def knn_density(
         return sims / n_others
 
     k = min(n_neighbors, n_others)
-    backend = _resolve_backend(backend, R.shape[0], Z.device, approximate_from)
+    backend = resolve_knn_backend(backend, R.shape[0], Z.device, approximate_from)
     if backend == "ivf":
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         idx, vals = _knn_ivf(Q, R, k, chunk_size, exclude_self, n_probe, seed)

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._threads import torch_threads
 from ._dask import is_dask_array, teacher_outputs_by_partition
 from .aus import aus_ranking
-from .bus import APPROXIMATE_FROM, _resolve_backend, bus_ranking, knn_density
+from .bus import APPROXIMATE_FROM, bus_ranking, knn_density, resolve_knn_backend
 from .combine import (
     attribute,
     interleave_rankings,
@@ -467,7 +467,7 @@ class InformativeQuerySampler(BaseEstimator):
         """BUS top-``k`` candidates (pool positions) and every row's score."""
         # the density of a candidate is taken among the whole pool
         if self.density != "settles":
-            self.knn_backend_ = _resolve_backend(
+            self.knn_backend_ = resolve_knn_backend(
                 self.knn_backend, len(rows), rows.device, self.approximate_from
             )
         rho = knn_density(
