@@ -50,6 +50,16 @@ def _loop(oracle, state_dir=None, n_cycles=2, final_fit=False):
     )
 
 
+def test_refit_is_the_final_fit(iris_data):
+    X, y, y_partial = iris_data
+    final = _loop(lambda idx: y[idx], final_fit=True).fit(X, y_partial)
+    loop = _loop(lambda idx: y[idx]).fit(X, y_partial)
+    assert loop.refit(X) is loop.estimator_
+    np.testing.assert_allclose(
+        loop.estimator_.predict_proba(X), final.estimator_.predict_proba(X)
+    )
+
+
 def test_two_cycles_with_final_fit(iris_data, tmp_path):
     X, y, y_partial = iris_data
     oracle = RecordingOracle(y, y_partial)

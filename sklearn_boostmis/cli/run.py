@@ -9,13 +9,11 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.base import clone
 
 from .._utils import atomic_write
 from ..datasets import load_mescc
 from ..loop import update_digest
 from ..persistence import save_weights
-from ..thresholds import make_threshold
 from ._common import (
     CURVE_PNG,
     check_writable,
@@ -489,22 +487,6 @@ class _CycleReport:
         return entry
 
 
-def _final_fit(estimator, loop, X, budget):
-    """The last cycle's model fitted again on every answer, warm-started as
-    AnnotationLoop's final fit is: its eps_t knows the last round's N_A and K."""
-    settings = clone(estimator).get_params(deep=False)  # this run's device, n_jobs
-    settings["warm_start"] = True
-    settings["threshold"] = make_threshold(
-        estimator.threshold,
-        estimator.alpha,
-        estimator.beta,
-        estimator.t_max,
-        n_annotated=loop.n_annotated_,
-        quota=budget,
-    )
-    return loop.estimator_.set_params(**settings).fit(X, loop.y_)
-
-
 def cmd_run(args):
     from .. import AnnotationLoop, InformativeQuerySampler
     from ..modules import resolve_device
@@ -571,7 +553,7 @@ def cmd_run(args):
     cycles.say_resumed(n_cycles)
     start = time.perf_counter()
     with collapse_warnings_summarised():
-        est = _final_fit(estimator, loop, X_train, args.budget)
+        est = loop.refit(X_train)  # warm-started as the loop's final fit
     eps = est.threshold_history_
     val = classification_metrics(data.y_val, est.predict(X_val), names)
     fit = {

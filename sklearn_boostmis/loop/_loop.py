@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted
 
 from .._labels import check_partial_labels, label_array, labeled_mask, labeled_rows
 from ..classifier import BoostMISClassifier
@@ -317,6 +318,28 @@ class AnnotationLoop(BaseEstimator):
         if est is not None:
             self.estimator_ = est
         return self
+
+    def refit(self, X):
+        """Fit ``estimator_`` once more on ``y_``, warm-started as the final
+        fit of ``final_fit=True`` is, for a loop fitted with ``final_fit=False``.
+
+        Nothing is written to ``state_dir`` and ``history_`` is unchanged.
+
+        Parameters
+        ----------
+        X : array-like
+            The ``X`` the loop was fitted on.
+
+        Returns
+        -------
+        estimator_ : BoostMISClassifier or Pipeline
+            Fitted in place.
+        """
+        check_is_fitted(self, "estimator_")
+        est = _warm_started(
+            self.estimator, self.estimator_, self.n_annotated_, self.budget
+        )
+        return est.fit(X, self.y_)
 
     def _check_setup(self, X, X_val, y_val):
         """What can fail before the first fit fails there; returns the labeled
