@@ -103,37 +103,14 @@ def labeled_sample_weight(y, sample_weight, mask):
 
 
 def check_partial_labels(y, classes=None, *, stacklevel=2):
-    """The labeled rows and the classes of partially labeled ``y``.
+    """The labeled mask and the sorted classes of partially labeled ``y``.
 
-    Parameters
-    ----------
-    y : ndarray of shape (n_samples,)
-        Labels, -1 for an unlabeled row (see :func:`label_array` for lists).
-    classes : array-like of shape (n_classes,), default=None
-        Declared classes (see :func:`declared_classes`), which may hold
-        classes that no row is labeled with yet. None: the labels found.
-    stacklevel : int, default=2
-        Of the warning about the string ``'-1'``, as in ``warnings.warn``
-        called here.
-
-    Returns
-    -------
-    labeled : ndarray of shape (n_samples,), dtype=bool
-    classes : ndarray of shape (n_classes,)
-        Sorted.
-
-    Raises
-    ------
-    ValueError
-        If ``y`` has a string dtype (which cannot hold the integer -1) or
-        missing labels, no labeled row, labels that are not classes (e.g.
-        continuous values), fewer than two labeled classes, or if
-        ``classes`` is invalid.
-
-    Warns
-    -----
-    UserWarning
-        If ``y`` holds the string ``'-1'``, which is a class, not a mark.
+    ``y`` holds -1 for an unlabeled row; ``classes`` (None: the labels found)
+    may declare classes that no row is labeled with yet. Raises a
+    ``ValueError`` for a string dtype (which cannot hold the integer -1),
+    missing labels, no labeled row, labels that are not classes, fewer than
+    two labeled classes or invalid ``classes``; warns (at ``stacklevel``, as
+    ``warnings.warn`` called here) when ``y`` holds the string ``'-1'``.
     """
     check_no_missing_labels(y)
     y = np.asarray(y)
@@ -158,32 +135,12 @@ def check_partial_labels(y, classes=None, *, stacklevel=2):
         )
     if classes is None:
         return labeled, found
-    return labeled, declared_classes(classes, y.dtype, found)
+    return labeled, _declared_classes(classes, y.dtype, found)
 
 
-def declared_classes(classes, y_dtype, labeled_classes):
-    """The sorted array of the ``classes`` parameter, checked against the labels.
-
-    Parameters
-    ----------
-    classes : array-like of shape (n_classes,)
-        The declared classes.
-    y_dtype : numpy.dtype
-        dtype of ``y`` (object labels give an object array).
-    labeled_classes : ndarray
-        The distinct labels of the labeled rows, which must all be declared.
-
-    Returns
-    -------
-    classes : ndarray of shape (n_classes,)
-
-    Raises
-    ------
-    ValueError
-        If ``classes`` is not 1-D, holds duplicates, -1, missing values,
-        labels that do not sort together or fewer than two labels, or misses a
-        label of ``labeled_classes``.
-    """
+def _declared_classes(classes, y_dtype, labeled_classes):
+    """The sorted ``classes`` parameter, checked; it must hold every one of
+    ``labeled_classes`` (object labels, ``y_dtype``, give an object array)."""
     declared = np.asarray(classes, dtype=object if y_dtype.kind == "O" else None)
     if declared.ndim != 1:
         raise ValueError(
