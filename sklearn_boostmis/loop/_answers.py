@@ -42,16 +42,10 @@ def ask(oracle, positions, cycle, row_labels=None, *, resumable=False):
 
 
 def _in_asked_order(answers, positions, row_labels, cycle):
-    """The oracle's answers in the order of ``positions``.
-
-    A pandas object says by its index which row each answer is for. A default
-    index (0, 1, ..., n-1) means the order asked; an index holding the asked
-    positions, or X's index labels of those rows, is matched in any order; any
-    other index is refused rather than applied by position. When the asked
-    rows are themselves 0..n-1 (or X's index labels of them are), a default
-    index is both readings at once: if they give different labels, the
-    answers are refused rather than guessed.
-    """
+    """The oracle's answers in the order of ``positions``: a pandas object is
+    matched by its index as AnnotationLoop's ``oracle`` parameter says; an
+    index that matches nothing, or a default index that is also the asked
+    rows in another order and reads differently, is refused, not guessed."""
     if not hasattr(answers, "reindex"):  # not pandas: in the order asked
         return answers
     keys = [label_key(k) for k in answers.index]

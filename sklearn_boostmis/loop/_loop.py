@@ -1,9 +1,4 @@
-"""The annotation cycle: fit, select the AUS + BUS union, ask, record.
-
-Implements the closed loop (method page, :ref:`method-closed-loop` and
-:ref:`method-combining`); the storage behind it (``_store``) keeps every oracle
-answer (a human's work) so that none is lost or asked twice.
-"""
+"""The annotation cycle: fit, select the AUS + BUS union, ask, record."""
 
 import os
 import pickle
@@ -33,12 +28,9 @@ def _final_step(estimator):
 
 
 def _warm_started(template, estimator, n_annotated, budget):
-    """The fitted ``estimator`` set to refit warm-started after a round (in a
-    Pipeline the earlier steps refit as they are), with the classifier
-    parameters of the loop's unfitted ``template`` (a resumed loop trains with
-    changed settings) and an adaptive threshold built anew with the round's
-    N_A = ``n_annotated`` and K = ``budget`` (the fitted estimator's is a policy
-    object with the previous N_A)."""
+    """The fitted ``estimator`` set to refit warm-started, with the classifier
+    parameters of the unfitted ``template`` (a resume may change them) and its
+    adaptive threshold built anew with N_A = ``n_annotated`` and K = ``budget``."""
     settings = clone(_final_step(template)).get_params(deep=False)  # fresh copies
     threshold = settings["threshold"]
     if not (isinstance(threshold, str) and threshold == "fixed"):  # kept as given
@@ -70,17 +62,6 @@ def _sample_shape(X):
     reads it."""
     shape = tuple(np.shape(X)[1:])
     return (1, *shape) if len(shape) == 2 else shape
-
-
-def _validation_rows(X, X_val, y_val):
-    """The labeled rows of the validation set, checked before the first fit."""
-    X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
-    if _sample_shape(X_true) != _sample_shape(X):
-        raise ValueError(
-            f"X_val rows have shape {np.shape(X_true)[1:]}, "
-            f"but X rows have shape {np.shape(X)[1:]}"
-        )
-    return X_true, y_true
 
 
 class AnnotationLoop(BaseEstimator):
@@ -265,14 +246,12 @@ class AnnotationLoop(BaseEstimator):
             Before the first fit, if a parameter of the loop or of its sampler
             is invalid (a ValueError and a TypeError).
         ValueError
-            If the oracle returns a label outside the known classes (those
-            of the labeled rows, or the classifier's ``classes``; every answer
-            of the round is recorded first, and a resume uses them once the
-            class is declared), or the wrong number of labels (nothing is
-            recorded for that cycle), or the log holds an answer outside the
-            classes; before
-            the first fit, if ``X_val`` and ``y_val`` differ in length, their rows
-            differ in shape from those of ``X``, or no row of ``y_val`` is labeled.
+            If the oracle returns a label outside the known classes (the
+            round's answers are recorded first, see ``oracle``) or the wrong
+            number of labels (nothing is recorded), or the log holds an answer
+            outside the classes; before the first fit, if ``X_val`` and
+            ``y_val`` differ in length, their rows differ in shape from those
+            of ``X``, or no row of ``y_val`` is labeled.
         RuntimeError
             If the oracle raises (the original exception is chained).
         """
@@ -365,7 +344,15 @@ class AnnotationLoop(BaseEstimator):
                     "(e.g. a module-level function instead of a lambda in a "
                     "FunctionTransformer) or state_dir=None"
                 ) from None
-        return None if X_val is None else _validation_rows(X, X_val, y_val)
+        if X_val is None:
+            return None
+        X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
+        if _sample_shape(X_true) != _sample_shape(X):
+            raise ValueError(
+                f"X_val rows have shape {np.shape(X_true)[1:]}, "
+                f"but X rows have shape {np.shape(X)[1:]}"
+            )
+        return X_true, y_true
 
     def _initial_labels(self, X, y):
         """A checked copy of ``y`` and the classes (declared ones included)."""

@@ -1,10 +1,5 @@
-"""Crash-safe storage of an annotation loop: the answer log, the state, the
-model, and the reconciliation of the three on a resume.
-
-``annotations.csv`` is the source of truth: each round's answers are appended
-and fsync'd before anything else happens. ``state.json`` and ``model.pkl`` are
-replaced atomically; a resume trusts the log where they lag behind it.
-"""
+"""Crash-safe storage of an annotation loop (the ``state_dir`` files): a
+resume trusts the answer log where the state and the model lag behind it."""
 
 import csv
 import hashlib
@@ -67,14 +62,6 @@ class PendingRound:
             "n_skipped": int(skipped[self.indices].sum()),
             "picks": {k: int((selector == k).sum()) for k in ("aus", "bus", "both")},
         }
-
-    def n_unanswered(self, index, cycle):
-        """How many of the round's rows the log lacks, if it holds some
-        (``index``, ``cycle``: the log's columns)."""
-        if self.cycle not in cycle:
-            return 0
-        logged = {i for i, c in zip(index, cycle, strict=True) if c == self.cycle}
-        return len(set(self.indices) - logged)
 
 
 @dataclass
@@ -295,7 +282,12 @@ class AnnotationStore:
     def _reconcile(self, run, index, cycle):
         """Bring the state up to the log where a run stopped between the two."""
         pending = run.pending
-        unanswered = 0 if pending is None else pending.n_unanswered(index, cycle)
+        unanswered = 0
+        if pending is not None and pending.cycle in cycle:  # the log holds some
+            logged = {
+                i for i, c in zip(index, cycle, strict=True) if c == pending.cycle
+            }
+            unanswered = len(set(pending.indices) - logged)
         if unanswered:
             # Killed while the round's answers were being written: the round
             # stays open and its rows without an answer are asked again.
