@@ -1,9 +1,4 @@
-"""Combining the AUS and BUS rankings.
-
-Implements the candidate pool, the union and the interleave of the two
-rankings (method page, :ref:`method-combining`), and names the selector that
-picked each row.
-"""
+"""Combining the AUS and BUS rankings (method page, :ref:`method-combining`)."""
 
 from numbers import Integral
 
@@ -109,11 +104,9 @@ def union_candidates(rank_a, rank_b, k):
 def interleave_rankings(rank_a, rank_b, n):
     """Deterministic interleave of two rankings, de-duplicated, cut at ``n``.
 
-    Implements the interleave (method page, :ref:`method-combining`): a
-    caller asking for exactly ``n`` samples (modAL's ``n_instances``) gets the
-    interleave ``a0, b0, a1, b1, ...`` of the AUS and BUS rankings with
-    repeats dropped, cut at ``n``. When one ranking is exhausted, the rest of
-    the other follows.
+    Implements the interleave (method page, :ref:`method-combining`) for a
+    caller asking for exactly ``n`` rows (modAL's ``n_instances``):
+    ``a0, b0, a1, b1, ...``; once one ranking is exhausted, the other follows.
 
     Parameters
     ----------
@@ -148,19 +141,9 @@ def interleave_rankings(rank_a, rank_b, n):
 
 
 def attribute(from_aus, from_bus):
-    """Name the selector that picked each row.
-
-    Parameters
-    ----------
-    from_aus, from_bus : array-like of bool, shape (n_rows,)
-        Whether AUS (resp. BUS) picked each row, as in
-        :class:`~sklearn_boostmis.query.QueryUnion`.
-
-    Returns
-    -------
-    selector : ndarray of str, shape (n_rows,)
-        ``"aus"``, ``"bus"``, ``"both"``, or ``"none"`` for a row neither
-        selector picked (e.g. a random query).
+    """The selector that picked each row: ``"aus"``, ``"bus"``, ``"both"`` or
+    ``"none"`` (e.g. a random query), from the bool arrays ``from_aus`` and
+    ``from_bus`` of :class:`~sklearn_boostmis.query.QueryUnion`.
 
     Examples
     --------
