@@ -229,12 +229,8 @@ def _finished_report(out, cycles, n_train):
     Finished: ``report.json`` says the run is complete, ``model.safetensors``
     and ``scaler.npz`` are there, and the run did ``cycles`` cycles (or fewer,
     because every train row got labeled). None otherwise: the run resumes (a
-    larger ``cycles`` adds cycles, missing weights are fitted again).
-
-    Raises
-    ------
-    ValueError
-        If the finished run holds more cycles than ``cycles``.
+    larger ``cycles`` adds cycles, missing weights are fitted again). A
+    finished run of more cycles than ``cycles`` is a ``ValueError``.
     """
     report = _previous_report(out)
     weights = [os.path.join(out, name) for name in (WEIGHTS_NAME, SCALER_NAME)]

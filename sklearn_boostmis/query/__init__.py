@@ -1,11 +1,5 @@
-"""Query utilities of BoostMIS active annotation (AUS and BUS).
-
-The method page states the selectors (:ref:`method-aus`, :ref:`method-bus`)
-and how they combine (:ref:`method-combining`): ``aus`` holds the
-Adversarial Unstability Selector, ``bus`` the Balanced Uncertainty Selector,
-``combine`` the candidate pool, the merge of their rankings and which selector
-picked a row, and ``sampler`` the query strategy built from them.
-"""
+"""Query utilities of BoostMIS active annotation: the selectors (``aus``,
+``bus``), their combination (``combine``) and the strategy (``sampler``)."""
 
 from .aus import adversarial_instability, aus_ranking
 from .bus import (

@@ -302,11 +302,8 @@ class InformativeQuerySampler(BaseEstimator):
 
     # -- public API --------------------------------------------------------
     def rankings(self, classifier, X_pool, quota):
-        """Each selector's ranking of ``X_pool`` and its scores.
-
-        :meth:`__call__` interleaves the two rankings and :meth:`select_union`
-        unites them; a caller that orders or reports them otherwise starts
-        from here.
+        """Each selector's ranking of ``X_pool`` and its scores, for a caller
+        that combines them otherwise than :meth:`__call__` and :meth:`select_union`.
 
         Parameters
         ----------
