@@ -52,9 +52,10 @@ def _loop(oracle, state_dir=None, n_cycles=2, final_fit=False):
 
 def test_refit_is_the_final_fit(iris_data):
     X, y, y_partial = iris_data
-    final = _loop(lambda idx: y[idx], final_fit=True).fit(X, y_partial)
-    loop = _loop(lambda idx: y[idx]).fit(X, y_partial)
-    assert loop.refit(X) is loop.estimator_
+    final = _loop(lambda idx: y[idx], final_fit=True).fit(X, y_partial, X, y)
+    loop = _loop(lambda idx: y[idx]).fit(X, y_partial, X, y)
+    assert loop.refit(X, X, y) is loop.estimator_
+    assert loop.history_ == final.history_
     np.testing.assert_allclose(
         loop.estimator_.predict_proba(X), final.estimator_.predict_proba(X)
     )

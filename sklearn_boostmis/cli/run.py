@@ -549,21 +549,10 @@ def cmd_run(args):
     cycles.say_resumed(n_cycles)
     start = time.perf_counter()
     with collapse_warnings_summarised():
-        est = loop.refit(X_train)  # warm-started as the loop's final fit
-    eps = est.threshold_history_
-    val = classification_metrics(data.y_val, est.predict(X_val), names)
-    fit = {
-        "n_labeled": int((loop.y_ != -1).sum()),
-        "n_queried": 0,
-        "picks": None,
-        "threshold": float(eps[-1]) if len(eps) else None,
-        "val_accuracy": val["accuracy"],
-        "val_f1_macro": val["macro_f1"],
-        "collapsed_classes": list(est.collapsed_classes_),
-    }
+        est = loop.refit(X_train, X_val, data.y_val)  # the loop's final fit
     save_weights(est, os.path.join(out, WEIGHTS_NAME))  # atomic
     _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
-    final = cycles.record(n_cycles, fit, est, final=True)
+    final = cycles.record(n_cycles, loop.history_[-1], est, final=True)
     write_json(config_path, config)
     atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
     _write_curve(report, data.y_test, os.path.join(out, CURVE_PNG))

@@ -64,6 +64,19 @@ def _sample_shape(X):
     return (1, *shape) if len(shape) == 2 else shape
 
 
+def _validation_rows(X, X_val, y_val):
+    """The labeled rows of the validation set (None without one), checked."""
+    if X_val is None:
+        return None
+    X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
+    if _sample_shape(X_true) != _sample_shape(X):
+        raise ValueError(
+            f"X_val rows have shape {np.shape(X_true)[1:]}, "
+            f"but X rows have shape {np.shape(X)[1:]}"
+        )
+    return X_true, y_true
+
+
 class AnnotationLoop(BaseEstimator):
     """BoostMIS active annotation loop around a BoostMISClassifier.
 
@@ -298,16 +311,17 @@ class AnnotationLoop(BaseEstimator):
             self.estimator_ = est
         return self
 
-    def refit(self, X):
-        """Fit ``estimator_`` once more on ``y_``, warm-started as the final
-        fit of ``final_fit=True`` is, for a loop fitted with ``final_fit=False``.
+    def refit(self, X, X_val=None, y_val=None):
+        """Fit ``estimator_`` once more on ``y_``, as the final fit of
+        ``final_fit=True`` does, for a loop fitted with ``final_fit=False``.
 
-        Nothing is written to ``state_dir`` and ``history_`` is unchanged.
+        The classifier is warm-started and the fit's entry is appended to
+        ``history_``; nothing is written to ``state_dir``.
 
         Parameters
         ----------
-        X : array-like
-            The ``X`` the loop was fitted on.
+        X, X_val, y_val : array-like
+            As given to :meth:`fit`.
 
         Returns
         -------
@@ -315,10 +329,12 @@ class AnnotationLoop(BaseEstimator):
             Fitted in place.
         """
         check_is_fitted(self, "estimator_")
+        validation = _validation_rows(X, X_val, y_val)
         est = _warm_started(
             self.estimator, self.estimator_, self.n_annotated_, self.budget
-        )
-        return est.fit(X, self.y_)
+        ).fit(X, self.y_)
+        self.history_.append(self._entry(est, self.y_, len(self.history_), validation))
+        return est
 
     def _check_setup(self, X, X_val, y_val):
         """What can fail before the first fit fails there; returns the labeled
@@ -344,15 +360,7 @@ class AnnotationLoop(BaseEstimator):
                     "(e.g. a module-level function instead of a lambda in a "
                     "FunctionTransformer) or state_dir=None"
                 ) from None
-        if X_val is None:
-            return None
-        X_true, y_true, _ = labeled_rows(X_val, y_val, name="y_val")
-        if _sample_shape(X_true) != _sample_shape(X):
-            raise ValueError(
-                f"X_val rows have shape {np.shape(X_true)[1:]}, "
-                f"but X rows have shape {np.shape(X)[1:]}"
-            )
-        return X_true, y_true
+        return _validation_rows(X, X_val, y_val)
 
     def _initial_labels(self, X, y):
         """A checked copy of ``y`` and the classes (declared ones included)."""
