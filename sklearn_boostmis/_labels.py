@@ -8,13 +8,10 @@ from sklearn.utils.validation import check_consistent_length
 
 
 def label_array(y):
-    """``y``, or for a list of strings with other values an object array.
-
-    numpy turns ``["cat", -1, "dog"]`` into strings, where the integer -1 (an
-    unlabeled row) becomes the class ``"-1"``; an object array keeps it, as
-    ``np.array(..., dtype=object)`` would. Anything with a dtype (arrays,
-    pandas objects), and a list of strings only, is returned as it is.
-    """
+    """``y``, or an object array for a list mixing strings with other values
+    (numpy would turn ``["cat", -1]`` into strings, the integer -1 of an
+    unlabeled row into the class ``"-1"``). Anything with a dtype (arrays,
+    pandas objects), and a list of strings only, is returned as it is."""
     if y is None or hasattr(y, "dtype"):
         return y
     if np.asarray(y).dtype.kind in "US":

@@ -66,15 +66,12 @@ class PendingRound:
 
 @dataclass
 class RunState:
-    """Where a run stands, from the log, the state and the model.
-
-    ``annotated`` and ``annotation_cycles``: the rows the oracle labeled, in
-    log order; ``skipped``: the mask of the rows answered with None;
-    ``estimator``: the saved model of cycle ``model_cycle`` (None without a
-    usable one); ``closed_from_log``: the round of cycle ``next_cycle - 1``
-    was closed from the log, its state never written (the run stopped
-    between the two).
-    """
+    """Where a run stands, from the log, the state and the model: the rows the
+    oracle labeled (``annotated``, in log order, and their
+    ``annotation_cycles``), the mask of those answered with None (``skipped``),
+    the saved model of ``model_cycle`` (``estimator``, None without a usable
+    one), and whether the round of cycle ``next_cycle - 1`` was closed from
+    the log, the run having stopped before its state (``closed_from_log``)."""
 
     next_cycle: int = 0
     n_annotated: int = 0
