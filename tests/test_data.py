@@ -84,8 +84,12 @@ def _shard_epochs(dataset, num_shards, batch_size=4, mu=2, epochs=2):
     out = []
     for shard in range(num_shards):
         batches = SemiSupervisedBatches(
-            dataset, batch_size, mu, torch.Generator().manual_seed(3),
-            num_shards=num_shards, shard_index=shard,
+            dataset,
+            batch_size,
+            mu,
+            torch.Generator().manual_seed(3),
+            num_shards=num_shards,
+            shard_index=shard,
         )
         out.append([[(b[0][:, 0], b[3]) for b in batches] for _ in range(epochs)])
     return out

@@ -71,12 +71,18 @@ def test_only_8_bit_integer_images_have_a_known_range(small):
 
 @pytest.mark.parametrize(
     "params, name",
-    [({"batch_size": -1}, "batch_size"), ({"batch_size": 0}, "batch_size"),
-     ({"image_size": 0}, "image_size"), ({"image_size": (32, 0)}, "image_size"),
-     ({"image_size": (32,)}, "image_size"), ({"image_size": "big"}, "image_size"),
-     ({"image_size": True}, "image_size"),
-     ({"weights": 3}, "weights"), ({"device": 0}, "device"),
-     ({"random_state": "x"}, "random_state")],
+    [
+        ({"batch_size": -1}, "batch_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"image_size": 0}, "image_size"),
+        ({"image_size": (32, 0)}, "image_size"),
+        ({"image_size": (32,)}, "image_size"),
+        ({"image_size": "big"}, "image_size"),
+        ({"image_size": True}, "image_size"),
+        ({"weights": 3}, "weights"),
+        ({"device": 0}, "device"),
+        ({"random_state": "x"}, "random_state"),
+    ],
 )
 def test_invalid_parameters_are_refused_before_any_work(params, name):
     with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):

@@ -247,13 +247,20 @@ def test_unfitted_and_wrong_shape():
 
 @pytest.mark.parametrize(
     "cls, params",
-    [(WeakImageAugment, {"translate": -0.5}), (WeakImageAugment, {"translate": 1.5}),
-     (WeakImageAugment, {"flip_p": 2}), (WeakImageAugment, {"flip": "yes"}),
-     (StrongImageAugment, {"fill": "x"}), (StrongImageAugment, {"fill": 2.0}),
-     (StrongImageAugment, {"magnitude": -1}), (StrongImageAugment, {"magnitude": 0}),
-     (StrongImageAugment, {"n_ops": -1}), (StrongImageAugment, {"n_ops": 1.5}),
-     (StrongImageAugment, {"cutout": 1.5}),
-     (StrongImageAugment, {"flip_and_crop": "no"})],
+    [
+        (WeakImageAugment, {"translate": -0.5}),
+        (WeakImageAugment, {"translate": 1.5}),
+        (WeakImageAugment, {"flip_p": 2}),
+        (WeakImageAugment, {"flip": "yes"}),
+        (StrongImageAugment, {"fill": "x"}),
+        (StrongImageAugment, {"fill": 2.0}),
+        (StrongImageAugment, {"magnitude": -1}),
+        (StrongImageAugment, {"magnitude": 0}),
+        (StrongImageAugment, {"n_ops": -1}),
+        (StrongImageAugment, {"n_ops": 1.5}),
+        (StrongImageAugment, {"cutout": 1.5}),
+        (StrongImageAugment, {"flip_and_crop": "no"}),
+    ],
 )
 def test_invalid_parameters_are_refused_in_fit(cls, params):
     augment = cls(**params)  # construction stores, fit validates

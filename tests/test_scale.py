@@ -215,9 +215,7 @@ def test_accelerator_mixed_precision_and_checks(iris_data, accelerator):
 
     X, y, y_partial = iris_data
     with pytest.raises(ValueError, match="precision must be None"):
-        BoostMISClassifier(accelerator=accelerator, precision="bf16").fit(
-            X, y_partial
-        )
+        BoostMISClassifier(accelerator=accelerator, precision="bf16").fit(X, y_partial)
     AcceleratorState._reset_state(True)
     bf16 = Accelerator(cpu=True, mixed_precision="bf16")
     clf = BoostMISClassifier(accelerator=bf16, random_state=0, **TINY)
@@ -258,8 +256,17 @@ def test_two_process_accelerate_shards_the_batches(tmp_path):
         assert not set(rows0) & set(rows1)
         assert sorted([*rows0, *rows1]) == list(range(n_unlabeled))
     # DDP kept the students equal; the merged per-row state gives equal results
-    for key in ("student", "teacher", "buffers", "teacher_proba", "proba",
-                "transduction", "labeled_iter", "thresholds", "query"):
+    for key in (
+        "student",
+        "teacher",
+        "buffers",
+        "teacher_proba",
+        "proba",
+        "transduction",
+        "labeled_iter",
+        "thresholds",
+        "query",
+    ):
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
     assert (ranks[0]["transduction"] != -1).sum() > 9  # pseudo-labels were merged
     # each process trained on its own shard: different per-process losses
