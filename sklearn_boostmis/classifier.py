@@ -53,20 +53,21 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
     consistency loss, on the unlabeled rows (``y == -1``) whose weak-view
     pseudo-label passes the paper's adaptive threshold eps_t. Prediction uses
     the exponential moving average (EMA) of the weights. Training runs on a
-    :class:`skorch.NeuralNetClassifier` engine kept as ``net_``.
+    :class:`skorch.NeuralNetClassifier` engine kept as ``net_``. The method
+    page states the equations and the authors' settings (:ref:`method-training`).
 
     Parameters
     ----------
     module : None, torch.nn.Module class or instance, default=None
-        The network. None builds :class:`~sklearn_boostmis.modules.MLPClassifierModule`
-        for 2-D ``X`` and, for images ``(N, H, W)`` or ``(N, C, H, W)``,
-        :class:`~sklearn_boostmis.cnn.SmallCNN` (sides up to 64 pixels) or
-        :class:`~sklearn_boostmis.cnn.ResNetStyleCNN`. A class is instantiated with
-        ``module_params`` plus ``n_features`` and ``n_classes`` (for images
-        also ``n_channels`` and ``image_size``) when its ``__init__`` accepts
-        them, also through ``**kwargs`` to a parent class. An instance is
-        copied, never trained in place. Its ``forward`` must return
-        logits; expose ``embed``/``head`` for representation-space queries.
+        The network; its ``forward`` returns logits, and ``embed``/``head``
+        enable representation-space queries (:ref:`method-module-protocol`).
+        None: :class:`~sklearn_boostmis.modules.MLPClassifierModule` for 2-D
+        ``X``, :func:`~sklearn_boostmis.cnn.make_image_module` for images
+        ``(N, H, W)`` or ``(N, C, H, W)``. A class is instantiated with
+        ``module_params`` plus those of ``n_features``, ``n_classes``,
+        ``n_channels`` and ``image_size`` (images) that its ``__init__``, or
+        a parent's through ``**kwargs``, accepts. An instance is copied,
+        never trained in place.
     module_params : dict, default=None
         Keyword arguments for the module class (e.g. ``{"hidden_units": (512,)}``).
     optimizer : torch optimizer class, default=torch.optim.SGD
@@ -82,11 +83,9 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Passes over the unlabeled rows (one step = a labeled batch of
         ``batch_size`` and an unlabeled batch of ``mu * batch_size``).
     max_steps : int or None, default=None
-        Bound on the optimiser steps of one fit, so that its cost stops growing
-        with the pool: the fit makes ``max(1, min(max_epochs, max_steps //
-        steps_per_pass))`` passes (``net_.max_epochs`` says how many). A pass
-        stays whole (eps_t counts passes), so a pool of more than ``max_steps``
-        steps still gets one. None: ``max_epochs`` passes.
+        Bound on the optimiser steps of a fit, in whole passes: ``max(1,
+        min(max_epochs, max_steps // steps_per_pass))`` passes (as
+        ``net_.max_epochs`` says). None: ``max_epochs`` passes.
     batch_size : int, default=64
         Labeled rows per step (B); with no unlabeled rows, at least 2
         (BatchNorm cannot train on one row).
@@ -111,122 +110,81 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Decay of the EMA teacher, with a warm-up for short runs
         (:func:`~sklearn_boostmis.ema.effective_decay`).
     weak_augment, strong_augment : "auto", None or callable, default="auto"
-        ``"auto"``: :class:`~sklearn_boostmis.augment.GaussianFeatureNoise` (weak)
-        and :class:`~sklearn_boostmis.augment.FeatureDropoutNoise` (strong)
-        for feature vectors; for images
-        :class:`~sklearn_boostmis.image_augment.WeakImageAugment` (flip and
-        translate; pass ``WeakImageAugment(flip=False)`` when a mirrored image
-        changes its class, as with digits) and
-        :class:`~sklearn_boostmis.image_augment.StrongImageAugment`.
-        None: no augmentation; a callable maps a batch tensor to a batch tensor.
+        A callable maps a batch tensor to a batch tensor; None: no
+        augmentation. ``"auto"``: the views of :ref:`method-augmentations`, for
+        feature vectors or images (pass ``WeakImageAugment(flip=False)`` when
+        a mirrored image changes its class, as with digits).
     unsup_normalizer : {"batch", "selected"}, default="batch"
         Divide L_u by the unlabeled batch size (FixMatch) or the selected count.
     class_weight : None, "balanced" or dict, default=None
         Class weights of the supervised loss, as in scikit-learn's
-        classifiers: ``"balanced"`` weighs each class by
-        ``n_labeled / (n_classes * n_labeled_in_class)`` (computed from the
-        labeled rows only; ``n_classes`` counts the classes that have labeled
-        rows, and a declared class without any weighs 1); a dict maps labels
-        to weights (missing labels weigh 1). For imbalanced data scored by
-        macro-averaged metrics. The consistency loss stays unweighted
-        (weighing the pseudo-labels too let the minority class take over:
-        see the benchmarks).
+        classifiers, computed from the labeled rows (a declared class without
+        any weighs 1, as do labels a dict leaves out). The consistency loss
+        stays unweighted; see the user guide, section "Imbalanced classes".
     prior_correction : {"classwise", "align", "adjust"}, PriorCorrection or \
 None, default="classwise"
-        How training accounts for the class prior of the labeled rows, for
-        imbalanced data scored by macro-averaged metrics (method page,
-        :ref:`method-imbalance`;
-        :class:`~sklearn_boostmis.imbalance.PriorCorrection`). With
-        a string both losses are logit-adjusted, ``CE(z + log pi, y)`` with
-        the smoothed labeled prior ``pi_c = (n_c + 1) / (n_L + C)``, and the
-        teacher's pseudo-label probabilities are prior-calibrated
-        (``"adjust"``) and, for ``"align"`` and ``"classwise"``, aligned to
-        the labeled prior (distribution alignment); ``"classwise"`` adds
-        per-class thresholds normalised by the prior
-        (``PriorCorrection(classwise=True)``). ``predict_proba`` returns
-        the posterior under the labeled prior, ``softmax(z + log pi)``
-        (``PriorCorrection(decision="balanced")`` gives the class-balanced
-        one, ``softmax(z)``). None: the paper's method (plain cross-entropy,
-        uncorrected pseudo-labels), which on imbalanced data tends to collapse
-        onto the majority class; the default is the correction that did not
-        collapse in the benchmarks (method page, :ref:`method-imbalance`).
+        How training and ``predict_proba`` account for the smoothed class
+        prior of the labeled rows (:ref:`method-imbalance`;
+        :class:`~sklearn_boostmis.imbalance.PriorCorrection`): a string gives
+        logit-adjusted losses and prior-calibrated pseudo-labels, aligned to
+        the prior for ``"align"`` and ``"classwise"``, which adds per-class
+        thresholds. None: the paper's method, which on imbalanced data tends
+        to collapse onto the majority class.
     classes : array-like of shape (n_classes,), default=None
-        Every class the model knows, as skorch's ``NeuralNetClassifier``
-        ``classes`` and scikit-learn's ``partial_fit(classes=...)``: None takes
-        the classes of the labeled rows. Give it when a class has no labeled
-        row yet, such as a rare grade that annotation may bring in: the
-        network gets an output for it (and ``predict_proba`` a column), so
-        that a ``warm_start`` fit, such as an :class:`~sklearn_boostmis.AnnotationLoop`
-        cycle, can take its first labels. Labeled rows must hold classes from
-        it, at least two of them; -1 is not a class. ``classes_`` holds its
-        sorted values.
+        Every class the model knows (as ``partial_fit(classes=...)``); None
+        takes the classes of the labeled rows. Declare a class that has no
+        labeled row yet so that the network gets an output for it and a
+        ``warm_start`` fit (an :class:`~sklearn_boostmis.AnnotationLoop`
+        cycle) can take its first labels. Labeled rows must hold at least two
+        of its classes; -1 is not a class.
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``).
         There is no validation split: scoring callbacks and callbacks that
-        monitor ``valid_*`` records are refused. Checkpoints need
-        ``f_ema_module`` for the EMA teacher, which predicts; the user guide
-        (:ref:`user-guide-callbacks`) gives this and the other cases to know
-        (``load_best``, ``LRScheduler``, ``ProgressBar``).
+        monitor ``valid_*`` records are refused; checkpoints need
+        ``f_ema_module`` (user guide, :ref:`user-guide-callbacks`).
     net_params : dict, default=None
         Any other skorch parameter (e.g. ``{"iterator_valid__batch_size": 256}``).
         A setting that an estimator parameter already makes (``lr``,
-        ``max_epochs``, ``module__*``, ...) is refused with the parameter to use,
-        and so is one that training never reads (``criterion``,
-        ``train_split``, ``iterator_train__*``).
+        ``module__*``, ...) or that training never reads (``criterion``,
+        ``train_split``, ``iterator_train__*``) is refused.
     device : str or torch.device, default="auto"
         ``"auto"`` = CUDA when available, else CPU. Ignored when
         ``accelerator`` is given (its device is used).
     precision : {None, "32", "bf16", "fp16"}, default=None
-        Mixed precision: the forward passes of training and prediction run
-        under :func:`torch.autocast` with bfloat16 or float16; weights, the
-        EMA teacher, the losses and the thresholds stay in float32. None and
-        ``"32"`` train in float32. ``"bf16"`` works on CPUs and on GPUs that
-        support bfloat16 (Ampere and later); ``"fp16"`` needs a CUDA device
-        and adds a :class:`torch.amp.GradScaler`. With ``accelerator``, leave
-        it None and set ``mixed_precision`` on the Accelerator instead.
+        Mixed precision of the forward passes (:func:`torch.autocast`);
+        weights, EMA teacher, losses and thresholds stay float32. None and
+        ``"32"``: float32. ``"fp16"`` needs a CUDA device and adds a
+        gradient scaler. With ``accelerator``, leave it None
+        (:ref:`user-guide-gpu`).
     data_on_device : "auto" or bool, default="auto"
-        Where the training arrays are kept. True moves them to the device once
-        (fastest); False keeps them in host memory and copies each batch to
-        the device (through pinned memory on a GPU), for arrays larger than
-        the GPU memory. ``"auto"``: True on the CPU, and on a GPU when the
-        arrays take less than half of its free memory. The result does not
-        depend on this choice.
+        True moves the training arrays to the device once; False copies each
+        batch from host memory, for arrays larger than the GPU memory.
+        ``"auto"``: True on the CPU, and on a GPU when the arrays take less
+        than half of its free memory. The result does not depend on it.
     accelerator : None or accelerate.Accelerator, default=None
-        Train through Hugging Face ``accelerate``, on an
-        :class:`~sklearn_boostmis.engine.AcceleratedBoostMISNet` engine:
-        device placement, mixed precision
-        (``Accelerator(mixed_precision="bf16")``) and gradient accumulation;
-        ``device`` and ``precision`` are then left to the accelerator. An
-        Accelerator is not picklable in general: export a fitted model with
-        :func:`~sklearn_boostmis.save_weights` and rebuild it with
-        :func:`~sklearn_boostmis.load_weights` on an estimator without one.
-        Under ``accelerate launch`` (or ``torchrun``) each process trains on
-        its share of every step (``batch_size`` is per process) and every
-        process ends with the same model (:ref:`user-guide-gpu`).
+        Train through Hugging Face ``accelerate``
+        (:class:`~sklearn_boostmis.engine.AcceleratedBoostMISNet`), which then
+        handles ``device`` and ``precision``. Not picklable in general: export
+        with :func:`~sklearn_boostmis.save_weights`. Under ``accelerate
+        launch`` ``batch_size`` is per process (:ref:`user-guide-gpu`).
     warm_start : bool, default=False
-        Continue from the previous fit's weights and EMA teacher (each
-        annotation cycle): the network is rebuilt from the current parameters
-        (so a new ``max_epochs``, ``lr``, ``lambda_u``, ... applies), the
-        optimizer state, LR schedule and callbacks start afresh, and the
-        training history continues. A ``module`` or ``module_params`` whose
-        network the previous weights do not fit raises a ``ValueError``.
+        Continue from the previous fit's weights, EMA teacher and history
+        (each annotation cycle), with the current parameters; the optimizer,
+        LR schedule and callbacks start afresh. A ``module`` or
+        ``module_params`` whose network those weights do not fit raises a
+        ``ValueError``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, data order, augmentations and dropout:
         the same value gives identical results on the CPU, also for fits in
-        threads of one process (joblib's threading backend), which then train
-        one at a time: torch's random stream is process-wide. So a callback
-        must not wait for a fit (or :func:`~sklearn_boostmis.load_weights`)
-        running in another thread, which would wait for this fit in turn.
+        threads of one process, which then train one at a time (torch's
+        random stream is process-wide), so a callback must not wait for a fit
+        or :func:`~sklearn_boostmis.load_weights` in another thread.
     n_jobs : int, default=None
         CPU threads torch uses during ``fit``, ``predict`` and queries, with
-        scikit-learn's convention: None means 1 (unless in a
-        :func:`joblib.parallel_config` context), -1 all cores. The count is set
-        for the call and the caller's restored afterwards. One thread is the
-        default because torch's own default (one per core) trains the small
-        networks this estimator builds many times slower as soon as another
-        job shares the cores, also inside ``GridSearchCV(n_jobs=...)``
-        (``benchmarks/threads.py``); give more for large image networks on an
-        otherwise idle machine. Does not affect GPU computation.
+        joblib's convention: None means 1 (unless in a
+        :func:`joblib.parallel_config` context), -1 all cores; the caller's
+        count is restored afterwards. torch's default, one per core, trains
+        small networks many times slower when other jobs share the cores.
     verbose : int, default=0
         Print skorch's per-epoch log when > 0.
 
@@ -246,19 +204,16 @@ None, default="classwise"
         The fitted skorch engine; ``net_.module_`` is the student network and
         ``net_.ema_module_`` the EMA teacher used for prediction.
     history_ : skorch.History
-        skorch's per-epoch and per-batch records, plus per batch ``sup_loss``,
-        ``unsup_loss``, ``mask_ratio`` and ``threshold`` (written at the end of
-        each epoch, so that a training step never waits for the device) and per
-        epoch their means weighted by batch size (the columns ``verbose=1``
-        prints).
+        skorch's records, plus per batch ``sup_loss``, ``unsup_loss``,
+        ``mask_ratio`` and ``threshold`` (written at each epoch's end) and per
+        epoch their means weighted by batch size (what ``verbose=1`` prints).
     transduction_ : ndarray of shape (n_samples,)
         The given labels, and for unlabeled rows the last pseudo-label if its
         last visit passed the threshold, else -1.
     collapsed_classes_ : list
         Labels named by a :class:`~sklearn_boostmis.PseudoLabelCollapseWarning`
-        in the last ``fit`` (empty when it did not warn): the warning is also
-        kept here, where a warning emitted in a parallel worker (e.g.
-        ``GridSearchCV(n_jobs=...)``) would not be seen.
+        in the last ``fit`` (empty when it did not warn), also for a fit in a
+        parallel worker whose warnings are not seen.
     labeled_iter_ : ndarray of shape (n_samples,)
         0 for given labels, the epoch (1-based) since which an unlabeled row's
         pseudo-label has passed the threshold, -1 otherwise.
@@ -423,11 +378,10 @@ None, default="classwise"
             object dtype so that -1 can stand beside them (a list such as
             ``["cat", -1, "dog"]`` is read as one).
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the labeled rows in the supervised loss
-            (each step's loss is the weighted mean over its labeled rows, with
-            ``class_weight`` multiplied in); the weights of unlabeled rows are
-            not used. None weighs every row 1. The class prior of
-            ``prior_correction`` counts rows, not weights.
+            Non-negative weights of the labeled rows in the supervised loss (a
+            weighted mean per step, ``class_weight`` multiplied in); those of
+            unlabeled rows are not used. None weighs every row 1. The class
+            prior of ``prior_correction`` counts rows, not weights.
 
         Returns
         -------
@@ -437,10 +391,8 @@ None, default="classwise"
         -----
         PseudoLabelCollapseWarning
             When a labeled class got less than a tenth of its labeled share
-            among the accepted pseudo-labels and among the predictions on the
-            unlabeled rows (see
-            :func:`~sklearn_boostmis.diagnostics.warn_on_collapse`): the fit
-            has probably collapsed onto the other classes.
+            among the accepted pseudo-labels and the predictions on the
+            unlabeled rows (:func:`~sklearn_boostmis.diagnostics.warn_on_collapse`).
 
         Raises
         ------
@@ -509,8 +461,7 @@ None, default="classwise"
         return weights
 
     def _train(self, X, y, labeled, encoded, warm, weights=None):
-        """Build the network (continuing the previous one when ``warm``), train
-        it and return it."""
+        """Build the network (continuing the previous one when ``warm``), train it."""
         device = self._resolve_device()
         on_device = self.data_on_device
         if on_device == "auto":
@@ -542,11 +493,7 @@ None, default="classwise"
         return max(1, min(self.max_epochs, self.max_steps // per_pass))
 
     def _validate_input(self, X, y="no_validation", reset=True):
-        """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W).
-
-        ``n_features_in_`` is the size of the second axis (features, or image
-        channels); ``input_shape_`` is the whole shape of one sample.
-        """
+        """Validate like scikit-learn; images (N, H, W) become (N, 1, H, W)."""
         if not hasattr(X, "shape"):  # a list: converted once, for ndim and shape
             X = np.asarray(X)
         ndim = X.ndim
@@ -649,11 +596,8 @@ None, default="classwise"
         return self.module, params
 
     def _class_weight(self, y_labeled):
-        """Per-class weights of the supervised loss, in ``classes_`` order.
-
-        A class without labeled rows (declared in ``classes``) is never a
-        target, so its weight does not matter: it gets 1.
-        """
+        """Per-class weights of the supervised loss, in ``classes_`` order (1 for a
+        class without labeled rows, which is never a target)."""
         if self.class_weight is None:
             return None
         if isinstance(self.class_weight, dict):
@@ -765,13 +709,12 @@ None, default="classwise"
             posterior its ``decision`` names (under the labeled prior, by
             default).
         """
+        if self.prior_correction is not None:
+            return torch.softmax(self._decision_logits_of(X), dim=1).numpy()
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         with torch_threads(self.n_jobs):
-            if self.prior_correction is None:
-                return self.net_.predict_proba(X)
-            logits = self.net_.forward(X, training=False)
-        return torch.softmax(self._decision_logits(logits.float()), dim=1).numpy()
+            return self.net_.predict_proba(X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, from the logits (finite where it underflows).
@@ -785,11 +728,15 @@ None, default="classwise"
         log_proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
+        return torch.log_softmax(self._decision_logits_of(X), dim=1).numpy()
+
+    def _decision_logits_of(self, X):
+        """The teacher's float32 logits of ``X``, through :meth:`_decision_logits`."""
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         with torch_threads(self.n_jobs):
             logits = self.net_.forward(X, training=False)
-        return torch.log_softmax(self._decision_logits(logits.float()), dim=1).numpy()
+        return self._decision_logits(logits.float())
 
     def _decision_logits(self, logits):
         """The teacher's logits as ``predict_proba`` reads them (``decision``)."""
@@ -937,8 +884,7 @@ def _continue_from(net, previous):
 
 def _init_parameters(module_class):
     """Names that ``module_class(...)`` accepts as keywords, following
-    ``**kwargs`` up the class hierarchy (a subclass that forwards
-    ``*args, **kwargs`` accepts what its parent does)."""
+    ``**kwargs`` up the class hierarchy."""
     names = set()
     for klass in inspect.getmro(module_class):
         if klass is object or "__init__" not in vars(klass):
