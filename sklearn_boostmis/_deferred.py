@@ -1,15 +1,10 @@
 """Per-batch losses that reach the host once per epoch, not once per step.
 
-skorch's training loop records ``step["loss"].item()`` after every batch, and
-on a GPU ``.item()`` waits for the device to finish. The engine hands skorch a
-:class:`DeferredLoss` instead: its ``item()`` returns a :class:`PendingFloat`
-that only reads the device when something uses it as a number. The engine
-replaces the pending values in the history with floats at epoch end, in one
-transfer with the other per-batch records. Until then a callback that reads a
-batch's ``train_loss`` gets a :class:`PendingFloat`: it works as a number
-(arithmetic, comparisons, ``math``/``numpy`` functions, formatting); call
-``float()`` for ``json``, ``torch.tensor`` or ``isinstance(..., float)``. The
-CPU behaves the same way, so that a callback written there works on a GPU.
+skorch records ``step["loss"].item()`` after every batch, which on a GPU waits
+for the device. The engine hands skorch a :class:`DeferredLoss`, whose ``item()``
+is a :class:`PendingFloat` read when first used as a number, and replaces those
+in the history with floats at epoch end; the CPU behaves the same way (user
+guide, :ref:`user-guide-callbacks`).
 """
 
 import numpy as np

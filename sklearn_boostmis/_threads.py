@@ -1,10 +1,8 @@
 """How many CPU threads torch uses while the estimator computes.
 
-PyTorch starts one intra-op thread per core. On a machine where other jobs
-share the cores (or inside ``GridSearchCV(n_jobs=...)``) those threads wait on
-each other and a small model trains many times slower than on one thread
-(``benchmarks/threads.py``). The estimators set the count for the duration of
-a call and restore the caller's afterwards, as threadpoolctl does for BLAS.
+torch's default, one intra-op thread per core, trains a small model many times
+slower when other jobs share the cores (``benchmarks/threads.py``); the
+estimators set the count for a call and restore the caller's afterwards.
 """
 
 import contextlib

@@ -571,23 +571,19 @@ None, default="classwise"
     def _make_module(self):
         n_features, n_classes = self.n_features_in_, len(self.classes_)
         params = dict(self.module_params or {})
+        sizes = {"n_features": n_features, "n_classes": n_classes}
         if self.module is None and len(self.input_shape_) == 3:
             from .cnn import make_image_module
 
             module, defaults = make_image_module(self.input_shape_, n_classes)
             return module, {**defaults, **params}
         if self.module is None:
-            return MLPClassifierModule, {
-                "n_features": n_features,
-                "n_classes": n_classes,
-                **params,
-            }
+            return MLPClassifierModule, {**sizes, **params}
         if isinstance(self.module, torch.nn.Module):
             if params:
                 raise ValueError("module_params only apply when module is a class")
             return copy.deepcopy(self.module), {}
         accepted = _init_parameters(self.module)
-        sizes = {"n_features": n_features, "n_classes": n_classes}
         if len(self.input_shape_) == 3:  # images: as the built-in CNNs take them
             sizes.update(n_channels=n_features, image_size=self.input_shape_[1:])
         for name, value in sizes.items():

@@ -18,23 +18,15 @@ def make_teacher(module):
 
 
 def effective_decay(decay, n_updates):
-    """EMA decay with a warm-up: ``min(decay, (1 + n) / (10 + n))``.
-
-    With the paper's decay 0.999 the average spans about 1,000 steps; a fit on a
-    few thousand rows makes only a few thousand steps, so without the warm-up
-    the teacher would still be dominated by the random initial weights. The
-    warm-up (as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)``)
-    reaches ``decay`` after about 9,000 updates and leaves long runs unchanged.
+    """EMA decay with a warm-up: ``min(decay, (1 + n) / (10 + n))``, so that
+    short fits are not dominated by the initial weights (:ref:`method-departures`).
     """
     return min(float(decay), (1.0 + n_updates) / (10.0 + n_updates))
 
 
 def ema_pairs(teacher, student):
-    """Aligned teacher/student parameter and buffer lists.
-
-    Build them once per fit and pass them to :func:`ema_update`: walking the
-    module tree on every step costs more than the update itself for small nets.
-    """
+    """Aligned teacher/student parameter and buffer lists for :func:`ema_update`,
+    built once per fit (walking the module tree costs more than the update)."""
     t_params, s_params = list(teacher.parameters()), list(student.parameters())
     t_buffers, s_buffers = list(teacher.buffers()), list(student.buffers())
     if len(t_params) != len(s_params) or len(t_buffers) != len(s_buffers):

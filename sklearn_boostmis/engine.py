@@ -229,16 +229,9 @@ class BoostMISNet(NeuralNetClassifier):
         return tensor
 
     def _merge_shards(self):
-        """Give every process the per-row state of the rows the others visited.
-
-        In a data-parallel epoch each unlabeled row is visited by exactly one
-        process (:class:`~sklearn_boostmis.data.SemiSupervisedBatches`), so a
-        sum over processes of the rows each one visited is the merged state.
-        Objects list their per-row tensors in ``row_state_attributes``.
-        Floating-point buffers (BatchNorm running statistics) of the student
-        and the teacher are averaged: each process updated them on its own
-        shard, and DDP only keeps the parameters equal.
-        """
+        """Merge the per-row state (``row_state_attributes``) over the processes,
+        each of which visited its own rows, and average the floating-point
+        buffers (BatchNorm statistics), which DDP does not keep equal."""
         visited = self._visited_rows
         for owner in (self.threshold_, self.memory_):
             for name in getattr(owner, "row_state_attributes", ()):
@@ -253,14 +246,9 @@ class BoostMISNet(NeuralNetClassifier):
                     buffer.copy_(self._reduce_sum(buffer) / num_shards)
 
     def _new_generators(self, device):
-        """Seed ``generator_`` (augmentations) and ``order_generator_`` (batches).
-
-        One process uses one generator for both. Data-parallel processes must
-        draw identical batch permutations, but their augmentations consume
-        random numbers per row of their own shards: the order then gets its own
-        generator, seeded alike on every process, and each process seeds its
-        augmentations with ``seed + process index``.
-        """
+        """Seed ``generator_`` (augmentations) and ``order_generator_`` (batches):
+        one generator, unless data-parallel processes, which draw the same batch
+        order, augment their own shards (``seed + process index``)."""
         num_shards, shard_index = self._shards()
         seed = int(self.seed)
         self.order_generator_ = torch.Generator(device=device).manual_seed(seed)
@@ -283,11 +271,9 @@ class BoostMISNet(NeuralNetClassifier):
         self.grad_scaler_ = None
         if dtype == torch.float16 and getattr(self, "accelerator", None) is None:
             self.grad_scaler_ = _grad_scaler(device.type)
-        params = (self.weak_augment, self.strong_augment)
-        needs_default = any(isinstance(p, str) for p in params)
-        weak, strong = (
-            default_augmentations(X.X_labeled.ndim) if needs_default else (None, None)
-        )
+        weak = strong = None
+        if any(isinstance(p, str) for p in (self.weak_augment, self.strong_augment)):
+            weak, strong = default_augmentations(X.X_labeled.ndim)
         self.weak_ = make_augmentation(self.weak_augment, weak)
         self.strong_ = make_augmentation(self.strong_augment, strong)
         to_fit = [a for a in (self.weak_, self.strong_) if hasattr(a, "fit")]
@@ -309,12 +295,11 @@ class BoostMISNet(NeuralNetClassifier):
             self.class_weight_ = torch.as_tensor(
                 self.class_weight, dtype=torch.float32, device=device
             )
-        sharded = self._shards()[0] > 1
-        self._visited_rows = (
-            torch.zeros(X.n_unlabeled, dtype=torch.bool, device=device)
-            if sharded
-            else None
-        )
+        self._visited_rows = None
+        if self._shards()[0] > 1:
+            self._visited_rows = torch.zeros(
+                X.n_unlabeled, dtype=torch.bool, device=device
+            )
         self.threshold_history_ = []
         self._ema_pairs = ema_pairs(self.ema_module_, self.module_)
         self._step_records = []
@@ -392,14 +377,9 @@ class BoostMISNet(NeuralNetClassifier):
             loss.backward()
 
     def train_step(self, batch, **fit_params):
-        """skorch's step, with a gradient scaler when ``precision="fp16"``.
-
-        Gradients are unscaled before ``on_grad_computed`` (so that clipping
-        callbacks see true gradients) and the scaler skips steps whose
-        gradients overflowed. The returned ``"loss"`` is detached and reaches
-        the host at epoch end (``sklearn_boostmis._deferred``): skorch's
-        loop calls ``.item()`` on it after every batch, which would otherwise
-        wait for the device at every step.
+        """skorch's step, with a gradient scaler when ``precision="fp16"``
+        (gradients unscaled before ``on_grad_computed``). The returned
+        ``"loss"`` reaches the host at epoch end (``sklearn_boostmis._deferred``).
         """
         scaler = getattr(self, "grad_scaler_", None)
         if scaler is None:
@@ -410,10 +390,8 @@ class BoostMISNet(NeuralNetClassifier):
         return step
 
     def _scaled_train_step(self, scaler, batch, **fit_params):
-        # skorch's train_step with unscale_ between backward and
-        # on_grad_computed. Its _step_optimizer hook cannot hold the scaler:
-        # skorch notifies on_grad_computed inside the optimizer closure, before
-        # a hook could unscale, and GradScaler.step does not accept closures.
+        # skorch's train_step with unscale_ before on_grad_computed, which skorch
+        # notifies inside the optimizer closure (GradScaler.step takes none).
         accumulator = self.get_train_step_accumulator()
         self._zero_grad_optimizer()
         accumulator.store_step(self.train_step_single(batch, **fit_params))
@@ -520,19 +498,12 @@ class AcceleratedBoostMISNet(AccelerateMixin, BoostMISNet):
     """:class:`BoostMISNet` with skorch's :class:`~skorch.hf.AccelerateMixin`.
 
     Pass ``accelerator=accelerate.Accelerator(...)`` and ``device=None``: the
-    accelerator places the student, criterion and optimizer, wraps the
-    backward pass (mixed precision, gradient accumulation, DDP) and the
-    evaluation batches. The EMA teacher is never prepared for training: it
-    stays frozen and is only moved to the accelerator's device.
-
-    Under ``accelerate launch`` (or ``torchrun``) with several processes, the
-    training batches are sharded: each process takes its share of every step
-    (:class:`~sklearn_boostmis.data.SemiSupervisedBatches`, ``batch_size`` is
-    per process), DDP averages the gradients, and at the end of each epoch the
-    per-row state (the adaptive threshold's confident rows, the pseudo-label
-    memory) is summed over the processes, so all of them hold the same eps_t,
-    ``transduction_`` and EMA teacher. Not picklable while it holds the
-    accelerator; export with :func:`~sklearn_boostmis.save_weights`.
+    accelerator places the student, criterion and optimizer and wraps the
+    backward pass and the evaluation batches; the frozen EMA teacher is only
+    moved to its device. Under several processes each takes its share of
+    every step and all end with the same state (user guide,
+    :ref:`user-guide-gpu`). Not picklable while it holds the accelerator;
+    export with :func:`~sklearn_boostmis.save_weights`.
     """
 
     def _initialize_accelerator(self):

@@ -1,14 +1,9 @@
 """Class-prior corrections for imbalanced data (the ``prior_correction`` parameter).
 
-On imbalanced data the pseudo-labels of FixMatch-style training drift onto the
-majority class. A :class:`PriorCorrection` adds the smoothed labeled prior
-(:func:`smoothed_prior`) where it enters a training step: logit-adjusted
-losses, prior-corrected pseudo-labels and, optionally, per-class thresholds;
-it also sets the decision rule of ``predict_proba``. The method page states
-each with its equation (:ref:`method-imbalance`).
-
-In data-parallel training each process keeps its own ``p_hat_`` from its
-share of the unlabeled batches (the weights stay identical through DDP).
+A :class:`PriorCorrection` adds the smoothed labeled prior (:func:`smoothed_prior`)
+where it enters a training step and sets the decision rule of ``predict_proba``;
+the method page states each part with its equation (:ref:`method-imbalance`). In
+data-parallel training each process keeps its own ``p_hat_``.
 """
 
 from numbers import Real
@@ -57,30 +52,23 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         cross-entropy (and the usual decision rule).
     pseudo_labels : {"align", "adjust"} or None, default="align"
         How the teacher's weak-view probabilities are corrected before the
-        threshold and the hard pseudo-label are taken. Both start from the
-        prior-calibrated teacher ``q = softmax(z + tau log pi)``.
-        ``"align"``: distribution alignment to the labeled prior,
-        ``normalise(q * pi / p_hat)``, with ``p_hat`` an exponential moving
-        average of the mean ``q`` over the unlabeled batches. ``"adjust"``:
-        ``q`` itself. None: the network's plain ``softmax(z)``.
+        threshold and the pseudo-label are taken: ``"adjust"``, the
+        prior-calibrated ``q = softmax(z + tau log pi)``; ``"align"``, ``q``
+        aligned to the labeled prior, ``normalise(q * pi / p_hat)`` (``p_hat``
+        a moving average of the mean ``q``); None, the plain ``softmax(z)``.
     momentum : float, default=0.99
-        Weight of the previous ``p_hat`` in its moving average, per step
-        (image papers use 0.999, too slow for fits of a few hundred steps).
+        Weight of the previous ``p_hat`` in its moving average, per step.
     classwise : bool, default=False
-        Per-class thresholds (FlexMatch's rule, normalised by the prior): the
-        threshold of class ``c`` is ``eps_t * max(floor, b_c / (2 - b_c))``
-        with ``b_c = (s_c / pi_c) / max_k (s_k / pi_k)`` and ``s`` a moving
-        average (``momentum``) of the share of each class among the
-        pseudo-labels that passed. A class under-represented among them,
-        relative to its prior, gets a lower threshold.
+        Per-class thresholds, FlexMatch's rule normalised by the prior
+        (``eps_t * max(floor, b_c / (2 - b_c))``, :ref:`method-imbalance`): a
+        class under-represented among the pseudo-labels that passed, relative
+        to its prior, gets a lower threshold.
     floor : float, default=0.5
         Lowest fraction of eps_t a class threshold may fall to (``classwise``).
     decision : {"prior", "balanced"}, default="prior"
         What ``predict_proba`` returns, and so ``predict`` and the queries:
         ``"prior"``, the posterior under the labeled prior, ``softmax(z + tau
-        log pi)``; ``"balanced"``, the class-balanced posterior ``softmax(z)``
-        (the argmax of ``z``, a decision rule for balanced accuracy and
-        macro-recall). See the benchmarks for how each scores.
+        log pi)``; ``"balanced"``, the class-balanced posterior ``softmax(z)``.
 
     Attributes
     ----------
@@ -171,11 +159,8 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         return logits + self.adjustment_
 
     def pseudo_label_proba(self, logits_weak):
-        """Corrected probabilities of a batch of the teacher's weak-view logits.
-
-        Updates ``p_hat_`` (``"align"``). The threshold and the hard
-        pseudo-labels are taken from what it returns.
-        """
+        """Corrected probabilities of a batch of the teacher's weak-view logits
+        (updates ``p_hat_`` with ``"align"``)."""
         logits_weak = logits_weak.float()
         if self.pseudo_labels is None:
             return F.softmax(logits_weak, dim=1)

@@ -34,10 +34,8 @@ def masked_consistency_loss(logits_strong, pseudo_labels, mask, normalizer="batc
     mask : torch.BoolTensor of shape (n,)
         Which pseudo-labels passed the threshold.
     normalizer : {"batch", "selected"}, default="batch"
-        Divide by the unlabeled batch size (FixMatch, T7) or by the number of
-        selected rows (at least 1). The batch size is the step's number of
-        unlabeled rows: mu B, except on the last step of a pass over U, which
-        takes the rows left (at least 2) and is a mean over them.
+        Divide by the unlabeled batch size (FixMatch, T7: the step's number of
+        unlabeled rows) or by the number of selected rows (at least 1).
     """
     per_row = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
     total = (per_row * mask).sum()

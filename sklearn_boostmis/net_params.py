@@ -18,31 +18,20 @@ from skorch.callbacks.scoring import ScoringBase
 # net's extra modules only when given a file for them).
 TEACHER_FILE = "ema_module.pt"
 
-# skorch settings made from estimator parameters.
+# skorch settings made from estimator parameters: the parameter of each.
 _NET_PARAMS_OWNED = {
-    "module": "module",
-    "optimizer": "optimizer",
+    **{
+        name: name
+        for name in (
+            "module optimizer lr max_epochs batch_size mu lambda_u threshold "
+            "ema_decay weak_augment strong_augment unsup_normalizer class_weight "
+            "classes callbacks precision verbose device accelerator"
+        ).split()
+    },
     "optimizer__weight_decay": "weight_decay",
     "optimizer__momentum": "momentum",
-    "lr": "lr",
     "optimizer__lr": "lr",
-    "max_epochs": "max_epochs",
-    "batch_size": "batch_size",
-    "mu": "mu",
-    "lambda_u": "lambda_u",
-    "threshold": "threshold",
-    "ema_decay": "ema_decay",
-    "weak_augment": "weak_augment",
-    "strong_augment": "strong_augment",
-    "unsup_normalizer": "unsup_normalizer",
-    "class_weight": "class_weight",
-    "classes": "classes",
-    "callbacks": "callbacks",
-    "precision": "precision",
     "seed": "random_state",
-    "verbose": "verbose",
-    "device": "device",
-    "accelerator": "accelerator",
 }
 
 # skorch settings that training never reads, with what to do instead.

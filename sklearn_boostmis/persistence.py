@@ -1,10 +1,8 @@
 """Weights-only persistence through safetensors (no pickle, no code execution).
 
-A pickle of a fitted :class:`BoostMISClassifier` restores everything, but
-unpickling runs code from the file. :func:`save_weights` writes the student and
-EMA-teacher weights plus the few facts needed to rebuild the network (classes,
-number of features, sample shape) to a ``.safetensors`` file; :func:`load_weights`
-rebuilds a prediction-ready estimator from it and an estimator with the same
+:func:`save_weights` writes the student and EMA-teacher weights and the facts
+needed to rebuild the network (classes, sample shape, ...); :func:`load_weights`
+rebuilds a prediction-ready estimator from them and an estimator with the same
 parameters.
 """
 
@@ -63,12 +61,11 @@ def load_weights(estimator, path, device=None):
     Parameters
     ----------
     estimator : BoostMISClassifier
-        An estimator with the same ``module`` and ``module_params`` as the one
-        that was saved, and the same ``prior_correction`` (which says how
-        ``predict_proba`` reads the saved ``class_prior_``); it is returned
-        ready for ``predict``/``predict_proba``
-        and for queries (its ``transduction_`` and training history are not
-        restored; those of an earlier fit of ``estimator`` are removed).
+        An estimator with the same ``module``, ``module_params`` and
+        ``prior_correction`` as the one saved; it is returned ready for
+        ``predict``, ``predict_proba`` and queries (its ``transduction_`` and
+        training history are not restored; those of an earlier fit of
+        ``estimator`` are removed).
     path : str or path-like
         A file written by :func:`save_weights`.
     device : str, default=None

@@ -1,20 +1,11 @@
 """Pseudo-label threshold policies (method page, :ref:`method-adaptive-threshold`).
 
-A policy is a small swappable object. The engine calls, in this order,
-
-- ``start(n_unlabeled, n_passes, device)`` once per ``fit``;
-- ``__call__(proba_weak, idx)`` on every training step, with the weak-view class
-  probabilities of a batch of unlabeled rows and their positions in the
-  unlabeled set; it returns ``(mask, pseudo_labels)`` and updates its state;
-- ``end_pass()`` after each pass over the unlabeled set.
-
-``FixedThreshold`` is FixMatch; ``AdaptiveThreshold`` is the paper's eps_t. A
-policy of one's own subclasses :class:`BaseThreshold`, which provides
-``__call__``, ``end_pass`` and the pass count and last eps that the engine
-records, and implements ``current_threshold()`` (and ``observe``/``start`` when
-it keeps state).
-All state lives in tensors on the model's device: no host synchronisation
-happens in a training step.
+The engine calls a policy's ``start(n_unlabeled, n_passes, device)`` once per
+``fit``, ``__call__(proba_weak, idx) -> (mask, pseudo_labels)`` on every training
+step and ``end_pass()`` after each pass over the unlabeled set. ``FixedThreshold``
+is FixMatch; ``AdaptiveThreshold`` is the paper's eps_t; a policy of one's own
+subclasses :class:`BaseThreshold`. All state lives in tensors on the model's
+device: no host synchronisation happens in a training step.
 """
 
 import torch
@@ -28,12 +19,10 @@ class BaseThreshold(TensorStateMixin, BaseEstimator):
 
     Subclasses implement :meth:`current_threshold` (the current eps as a 0-d tensor;
     a number is converted) and may override :meth:`start`, :meth:`observe` and
-    :meth:`end_pass`. As for any scikit-learn estimator (the estimator clones
-    the policy), ``__init__`` stores each argument under its own name and does
-    nothing else.
-    A policy with per-unlabeled-row tensors names them in
-    ``row_state_attributes``, so that data-parallel training can merge them
-    across processes once per pass.
+    :meth:`end_pass`. The estimator clones the policy, so ``__init__`` stores
+    each argument under its own name and does nothing else. Per-unlabeled-row
+    tensors are named in ``row_state_attributes`` (merged across data-parallel
+    processes once per pass).
     """
 
     def start(self, n_unlabeled, n_passes, device="cpu"):
@@ -55,8 +44,7 @@ class BaseThreshold(TensorStateMixin, BaseEstimator):
         self.pass_ += 1
 
     def settled_threshold(self):
-        """The threshold the policy ends at (a float): the current one, unless
-        a subclass knows where it settles."""
+        """The threshold the policy ends at (a float): by default the current one."""
         return float(self.current_threshold())
 
     def __call__(self, proba_weak, idx):
@@ -128,9 +116,7 @@ class AdaptiveThreshold(BaseThreshold):
 
     with :math:`Count_t = \#\{u \in U : \max_c p(c|A_w(u)) \ge \alpha+\beta\}`.
     The method page states it (:ref:`method-adaptive-threshold`) with the
-    choices T1-T7 where the paper is silent (:ref:`method-threshold-choices`):
-    ``Count_t`` is the sum of one flag per unlabeled row, set and unset each
-    time the row is seen, and ``t`` advances once per pass over U.
+    choices T1-T7 where the paper is silent (:ref:`method-threshold-choices`).
 
     Parameters
     ----------
