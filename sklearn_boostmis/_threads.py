@@ -12,11 +12,8 @@ from joblib import effective_n_jobs
 
 
 def n_threads(n_jobs):
-    """Threads for ``n_jobs``, with joblib's convention.
-
-    None means 1 (or the ``n_jobs`` of an enclosing
-    :func:`joblib.parallel_config`), -1 all cores, -2 all but one, and so on.
-    """
+    """Threads for ``n_jobs``, with joblib's convention: None means 1 (or the
+    ``n_jobs`` of an enclosing :func:`joblib.parallel_config`), -1 all cores."""
     return max(1, int(effective_n_jobs(n_jobs)))
 
 

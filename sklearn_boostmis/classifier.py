@@ -132,11 +132,10 @@ None, default="classwise"
         to collapse onto the majority class.
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows (as ``partial_fit(classes=...)``); None
-        takes the classes of the labeled rows. Declare a class that has no
-        labeled row yet so that the network gets an output for it and a
-        ``warm_start`` fit (an :class:`~sklearn_boostmis.AnnotationLoop`
-        cycle) can take its first labels. Labeled rows must hold at least two
-        of its classes; -1 is not a class.
+        takes the classes of the labeled rows. Declare a class without labeled
+        rows yet so that the network gets an output for it and a ``warm_start``
+        fit (an :class:`~sklearn_boostmis.AnnotationLoop` cycle) can take its
+        first labels. Labeled rows must hold two of them or more; -1 is not one.
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch engine (e.g. ``EarlyStopping(monitor="train_loss")``).
         There is no validation split: scoring callbacks and callbacks that
@@ -153,9 +152,8 @@ None, default="classwise"
     precision : {None, "32", "bf16", "fp16"}, default=None
         Mixed precision of the forward passes (:func:`torch.autocast`);
         weights, EMA teacher, losses and thresholds stay float32. None and
-        ``"32"``: float32. ``"fp16"`` needs a CUDA device and adds a
-        gradient scaler. With ``accelerator``, leave it None
-        (:ref:`user-guide-gpu`).
+        ``"32"``: float32; ``"fp16"`` needs a CUDA device and adds a gradient
+        scaler; with ``accelerator``, leave it None.
     data_on_device : "auto" or bool, default="auto"
         True moves the training arrays to the device once; False copies each
         batch from host memory, for arrays larger than the GPU memory.
@@ -174,11 +172,10 @@ None, default="classwise"
         ``module_params`` whose network those weights do not fit raises a
         ``ValueError``.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, data order, augmentations and dropout:
-        the same value gives identical results on the CPU, also for fits in
-        threads of one process, which then train one at a time (torch's
-        random stream is process-wide), so a callback must not wait for a fit
-        or :func:`~sklearn_boostmis.load_weights` in another thread.
+        Seeds initialisation, data order, augmentations and dropout: the same
+        value gives identical results on the CPU, also in threads of one
+        process, which then fit one at a time (torch's random stream is
+        process-wide; a callback must not wait for another thread's fit).
     n_jobs : int, default=None
         CPU threads torch uses during ``fit``, ``predict`` and queries, with
         joblib's convention: None means 1 (unless in a
@@ -432,17 +429,15 @@ None, default="classwise"
             self.n_iter_ = len(self.threshold_history_)
             self.settled_threshold_ = float(net.threshold_.settled_threshold())
             pseudo = self._set_transduction(y, labeled)
-            self.collapsed_classes_ = (
-                warn_on_collapse(
+            self.collapsed_classes_ = []
+            if self.lambda_u > 0:
+                self.collapsed_classes_ = warn_on_collapse(
                     self.classes_,
                     encoded,
                     pseudo,
                     lambda: self.net_.predict_proba(X[~labeled]).argmax(axis=1),
                     stacklevel=4,  # past fit's _fit_context wrapper, at the caller
                 )
-                if self.lambda_u > 0
-                else []
-            )
             return self
 
     @staticmethod
@@ -517,8 +512,7 @@ None, default="classwise"
             )
         image_model = not reset and len(self.input_shape_) == 3
         if image_model:
-            # name the shapes before validate_data speaks of "features"
-            # (channels) or of "dim <= 2"
+            # name the shapes before validate_data speaks of features or "dim <= 2"
             self._check_sample_shape(X.shape[1:])
         # C order: torch views (and some augmentations) assume row-major rows;
         # images given as np.moveaxis(X, -1, 1) are not
@@ -785,8 +779,7 @@ None, default="classwise"
             Class probabilities (columns follow ``classes_``).
         embedding : torch.Tensor of shape (n_samples, ...) or None
             ``teacher_.embed(X)`` as the module returns it, when it has the
-            ``embed``/``head`` split of the module protocol (method page,
-            :ref:`method-module-protocol`); None otherwise.
+            ``embed``/``head`` split (:ref:`method-module-protocol`), else None.
         X : torch.Tensor
             The validated ``X`` on the teacher's device (images as
             ``(n_samples, channels, height, width)``).

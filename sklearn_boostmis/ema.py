@@ -37,10 +37,8 @@ def ema_pairs(teacher, student):
 @torch.no_grad()
 def ema_update(teacher, student, decay, pairs=None):
     """``teacher <- decay * teacher + (1 - decay) * student`` for parameters;
-    buffers (BatchNorm statistics) are copied.
-
-    ``pairs`` is the result of :func:`ema_pairs` (computed here when None).
-    """
+    buffers (BatchNorm statistics) are copied. ``pairs``: from :func:`ema_pairs`
+    (computed here when None)."""
     t_params, s_params, t_buffers, s_buffers = pairs or ema_pairs(teacher, student)
     if t_params:
         torch._foreach_lerp_(t_params, s_params, 1.0 - decay)

@@ -1,15 +1,10 @@
 """The skorch training engine of :class:`BoostMISClassifier`.
 
 :class:`BoostMISNet` is a :class:`skorch.NeuralNetClassifier` that overrides only
-documented seams: ``initialize_module`` (adds the EMA teacher ``ema_module_``),
-``initialize_optimizer`` (no weight decay on biases and normalisation layers),
-``get_iterator`` (labeled + unlabeled batches), ``train_step_single`` (the
-losses), ``evaluation_step`` (predict with the teacher), the net's own
-``on_*`` hooks, ``_default_callbacks`` and ``train_step`` (the loss read is
-deferred to the epoch's end; fp16 adds a gradient scaler). It only ever sees
-encoded labels 0..C-1 and never -1.
-
-:class:`AcceleratedBoostMISNet` adds skorch's
+documented seams (``initialize_module``, ``initialize_optimizer``,
+``get_iterator``, ``train_step``, ``train_step_single``, ``evaluation_step``,
+``_default_callbacks`` and its own ``on_*`` hooks) and only ever sees encoded
+labels 0..C-1, never -1. :class:`AcceleratedBoostMISNet` adds skorch's
 :class:`~skorch.hf.AccelerateMixin` (Hugging Face ``accelerate``).
 """
 
@@ -70,9 +65,8 @@ def _move_tensor_state(obj, device, _depth=0):
 class CosineLR(Callback):
     """Per-step cosine decay ``lr0 * cos(7 pi k / (16 K))``, the authors' schedule.
 
-    ``K`` is the number of steps of the current ``fit``; the schedule restarts
-    at every ``fit`` (each annotation cycle). See the method page,
-    :ref:`method-training`.
+    ``K`` is the number of steps of the current ``fit``, at each of which the
+    schedule restarts (:ref:`method-training`).
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -109,8 +103,7 @@ class BoostMISNet(NeuralNetClassifier):
         Weight of the unsupervised loss.
     threshold : threshold policy, default=None
         A :class:`~sklearn_boostmis.thresholds.BaseThreshold` object, used as
-        given (as a module instance is; ``fit`` restarts it); None =
-        AdaptiveThreshold().
+        given (``fit`` restarts it); None = ``AdaptiveThreshold()``.
     ema_decay : float, default=0.999
     weak_augment, strong_augment : callable or "auto", default="auto"
     unsup_normalizer : {"batch", "selected"}, default="batch"
@@ -214,9 +207,8 @@ class BoostMISNet(NeuralNetClassifier):
             )
         iterator = super().get_iterator(dataset, training=training)
         if isinstance(iterator, DataLoader) and iterator.generator is None:
-            # A DataLoader draws a seed for its workers on every pass: from its
-            # own generator, not torch's process-wide one, so that predicting
-            # never shifts the stream of a seeded fit in another thread.
+            # the worker seed a DataLoader draws each pass comes from its own
+            # generator: predicting never shifts another thread's seeded fit
             iterator.generator = torch.Generator()
         return iterator
 

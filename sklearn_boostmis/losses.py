@@ -9,11 +9,9 @@ import torch.nn.functional as F
 def supervised_loss(logits, targets, weight=None, sample_weight=None):
     """L_s: mean cross-entropy over the labeled batch.
 
-    ``weight`` (one float per class, or None) gives a class-weighted mean,
-    ``sum_i w[y_i] CE_i / sum_i w[y_i]``, as :func:`torch.nn.functional.cross_entropy`.
-    ``sample_weight`` (one float per row, or None) multiplies each row's weight
-    in that mean: ``sum_i s_i w[y_i] CE_i / sum_i s_i w[y_i]`` (0 when every
-    row of the batch weighs 0).
+    With ``weight`` (one float per class) and ``sample_weight`` (one per row),
+    each None or a tensor, ``sum_i s_i w[y_i] CE_i / sum_i s_i w[y_i]`` (0 when
+    every row of the batch weighs 0).
     """
     if sample_weight is None:
         return F.cross_entropy(logits, targets, weight=weight)
