@@ -1,11 +1,5 @@
-"""Scoring a dask pool partition by partition.
-
-A pool that does not fit one machine is passed as a dask array, chunked along
-rows: the workers run the teacher on their partitions and only the per-row
-outputs (class probabilities and representations, ``n x 256`` floats for the
-default MLP) come back to the client, which ranks them with the code that
-ranks a pool in memory, so the selection is the same.
-"""
+"""Scoring a dask pool partition by partition (user guide,
+:ref:`user-guide-dask`): only the teacher's outputs come back to be ranked."""
 
 import torch
 

@@ -74,12 +74,9 @@ def adversarial_instability(
 ):
     """Virtual adversarial instability of each sample (AUS score).
 
-    Implements the AUS equations (method page, :ref:`method-aus`): with
-    ``z = f(u)`` and ``p = softmax(h(z))``, draw
-    ``d ~ U[-0.5, 0.5]`` per feature and L2-normalise it per sample; repeat
-    ``n_power`` times ``g = grad_d KL(p || softmax(h(z + xi d)))``,
-    ``d = g / ||g||``; then ``r_adv = eps d`` and
-    ``score(u) = KL(p || softmax(h(z + r_adv)))``.
+    Implements the AUS equations (method page, :ref:`method-aus`):
+    ``score(u) = KL(p || softmax(h(z + r_adv)))``, ``r_adv`` found by
+    ``n_power`` power iterations from a random start.
 
     Parameters
     ----------
@@ -125,12 +122,9 @@ def adversarial_instability(
 
     Notes
     -----
-    Gradients are taken with :func:`torch.autograd.grad` with respect to
-    ``d`` only, so the ``.grad`` of the module's parameters is never touched.
-    Every submodule is put in eval mode (BatchNorm uses running statistics,
-    dropout is off) and its previous mode is restored afterwards, even on
-    error. A zero gradient leaves ``d = 0`` (a tiny constant guards the
-    division), giving a score of 0.
+    The ``.grad`` of the module's parameters is never touched. Every submodule
+    runs in eval mode, its previous mode restored afterwards, even on error.
+    A zero gradient leaves ``d = 0``, giving a score of 0.
     """
     parameter = next(module.parameters(), None)
     X = torch.as_tensor(X)

@@ -53,8 +53,7 @@ def entropy(proba):
 def density_weighted_entropy(proba, density, beta=1.0):
     """Density-aware entropy ``s(u) = H(u) * rho(u) ** beta``.
 
-    Implements BUS's ``s(u) = H(u) * rho(u)^beta_d`` (method page,
-    :ref:`method-bus`) with ``beta_d = 1`` by default.
+    Implements BUS's score (method page, :ref:`method-bus`).
 
     Parameters
     ----------
@@ -73,12 +72,9 @@ def density_weighted_entropy(proba, density, beta=1.0):
 
     Notes
     -----
-    Negative densities are clipped to 0 first. Cosine similarity (hence the
-    kNN mean cosine density) can be negative; a negative ``rho`` would flip
-    the sign of ``s`` (ranking an uncertain isolated point *below* a certain
-    one) and is undefined under a fractional power. A sample with no
-    positively similar neighbours is an outlier, and a score of 0 states
-    exactly that.
+    Negative densities (cosine similarities can be negative) are clipped to 0
+    first: a sample with no positively similar neighbours is an outlier and
+    scores 0 (method page, :ref:`method-combining`, Q3).
     """
     H = entropy(proba)
     density = torch.as_tensor(density, device=H.device, dtype=H.dtype)
@@ -94,9 +90,8 @@ _FAISS_MISSING = (
     "'sklearn-boostmis[faiss]' (or faiss-cpu), or use backend='torch' (exact) "
     "or 'ivf' (approximate)."
 )
-# Reference rows per similarity block of the torch search: a block of
-# chunk_size x _REFERENCE_BLOCK similarities (256 MiB at the default chunk
-# size) bounds the search's memory whatever the size of the pool.
+# Reference rows per similarity block of the torch search, which bounds its
+# memory whatever the pool (256 MiB at the default chunk size).
 _REFERENCE_BLOCK = 16384
 
 
@@ -200,12 +195,8 @@ def _merge_knn(a, b, k):
 
 
 def _knn_torch(Q, R, k, chunk_size, exclude_self):
-    """k nearest rows of ``R`` (inner product) for every row of ``Q``, chunked.
-
-    Queries go ``chunk_size`` rows at a time and the reference
-    ``_REFERENCE_BLOCK`` rows at a time, the best k kept across blocks, so no
-    block of similarities exceeds ``chunk_size x _REFERENCE_BLOCK``.
-    """
+    """k nearest rows of ``R`` (inner product) for every row of ``Q``, in
+    blocks of ``chunk_size x _REFERENCE_BLOCK`` similarities at most."""
     n_q, n_r = Q.shape[0], R.shape[0]
     idx = torch.empty((n_q, k), dtype=torch.long, device=Q.device)
     val = torch.empty((n_q, k), dtype=Q.dtype, device=Q.device)
@@ -236,8 +227,7 @@ def _knn_torch(Q, R, k, chunk_size, exclude_self):
 
 
 def _drop_own(idx, val, own, k):
-    """Each row's ``k`` best of ``k + 1`` neighbours without its own index
-    ``own`` (the last one when it is absent)."""
+    """Drop ``own`` (else the last) from each row's ``k + 1`` neighbours."""
     is_own = idx == own.unsqueeze(1)
     drop = torch.where(is_own.any(dim=1), is_own.to(torch.int8).argmax(dim=1), k)
     keep = torch.ones_like(is_own)
@@ -260,9 +250,8 @@ def _knn_faiss(Q, R, k, exclude_self):
 
 
 def _ivf_size(n_reference, n_probe):
-    """Number of inverted lists: about ``sqrt(n_probe n)``, which balances the
-    assignment to the lists (n x lists) against the search within them
-    (n x n_probe n / lists), with at least 20 training rows per list."""
+    """Number of inverted lists: about ``sqrt(n_probe n)`` (balancing n x lists
+    against n x n_probe n / lists), with at least 20 training rows per list."""
     n_lists = round(math.sqrt(n_probe * n_reference))
     return int(max(1, min(n_lists, n_reference // 20)))
 
@@ -300,15 +289,9 @@ def _lists(assigned, n_lists):
 
 
 def _knn_ivf(Q, R, k, chunk_size, exclude_self, n_probe, seed):
-    """Approximate :func:`_knn_torch` on inverted lists (any device).
-
-    A spherical k-means of the reference (on a subsample; ``seed`` draws both)
-    splits it into lists; the queries of a list are searched exactly, by
-    :func:`_knn_torch`, among the rows of the ``n_probe`` lists whose
-    centroids are nearest to that list's centroid (itself included), so the
-    search is a few large matrix products instead of n small ones. A list
-    whose probed lists hold too few rows is searched among all of ``R``.
-    """
+    """Approximate :func:`_knn_torch` on inverted lists (``backend="ivf"`` of
+    :func:`knn_density`); a list whose probed lists hold too few rows is
+    searched among all of ``R``."""
     generator = torch.Generator().manual_seed(int(seed))
     n_lists = _ivf_size(len(R), n_probe)
     sample = torch.randperm(len(R), generator=generator)[: 20 * n_lists]
@@ -330,13 +313,8 @@ def _knn_ivf(Q, R, k, chunk_size, exclude_self, n_probe, seed):
         if not len(rows):
             continue
         # ascending reference positions, so that ties go to the lower one
-        searched = (
-            torch.cat(
-                [r_order[r_bounds[p] : r_bounds[p + 1]] for p in probes[c].tolist()]
-            )
-            .sort()
-            .values
-        )
+        probed = [r_order[r_bounds[p] : r_bounds[p + 1]] for p in probes[c].tolist()]
+        searched = torch.cat(probed).sort().values
         if len(searched) < wanted:
             searched = torch.arange(len(R), device=R.device)
         got, sims = _knn_torch(Q[rows], R[searched], wanted, chunk_size, False)
@@ -387,11 +365,8 @@ def knn_density(
 ):
     """Density rho(u) of each representation among the pool (BUS).
 
-    Implements the density of BUS (method page, :ref:`method-bus`):
-    rho(u) = mean cosine similarity of z(u) to its k nearest other
-    representations (k = 10), or one of the two listed options (kNN degree
-    in the symmetrised kNN graph; mean similarity to the whole pool,
-    Settles & Craven).
+    Implements the density of BUS (method page, :ref:`method-bus`), by
+    default the mean cosine similarity to the k nearest other rows.
 
     Parameters
     ----------
@@ -406,10 +381,8 @@ def knn_density(
           nearest *other* rows (the row itself is excluded; exact duplicates
           of it count as neighbours).
         - ``"knn_degree"``: degree of the row in the symmetrised kNN graph,
-          ``|{j != i : j in kNN(i) or i in kNN(j)}|``, divided by k. The
-          value is therefore >= 1 (its own k out-neighbours), and grows with
-          the number of rows that pick it as a neighbour (hubs of dense
-          regions); it is at most ``(n - 1) / k``.
+          ``|{j != i : j in kNN(i) or i in kNN(j)}|``, divided by k: from 1
+          up to ``(n - 1) / k`` for the hubs of dense regions.
         - ``"settles"``: mean cosine similarity to all other rows,
           ``(sum_j z_j . z_i - z_i . z_i) / (n - 1)`` on normalised rows, in
           O(n D) time and memory; ``n_neighbors``, ``chunk_size`` and
@@ -422,34 +395,24 @@ def knn_density(
             optional
         If given, neighbours (or the whole-pool mean) are taken among the rows
         of ``reference`` instead of ``Z``, e.g. a random subsample of a very
-        large pool (method page, :ref:`method-cost`). Reference rows are
-        treated as distinct from the query rows: no self-exclusion is done, so
-        do not pass a reference that contains the query rows themselves. Not
-        supported with ``method="knn_degree"`` (the graph is defined on one
-        pool).
+        large pool (method page, :ref:`method-cost`). No self-exclusion is
+        done: do not pass a reference that contains the query rows. Not
+        supported with ``method="knn_degree"``.
     backend : {"auto", "torch", "faiss", "ivf"}, default="auto"
         kNN search engine, on L2-normalised rows:
 
         - ``"torch"``: exact, chunked matmul + topk (any device); similarity
           ties go to the lower index.
         - ``"faiss"``: exact, a faiss ``IndexFlatIP`` on float32 rows (CPU
-          only; faiss is an optional dependency, ``pip install
-          'sklearn-boostmis[faiss]'``, and an ImportError says so when it is
-          missing); faiss's tie order is its own.
-        - ``"ivf"``: approximate inverted lists, in torch (any device): a
-          spherical k-means splits the searched rows into about
-          ``sqrt(n_probe n)`` lists (fitted on 20 rows per list drawn with
-          ``random_state``); the rows of a list are searched exactly among
-          the rows of the ``n_probe`` lists whose centroids are nearest to
-          theirs. Time O(n sqrt(n_probe n) D) instead of O(n^2 D), in large
-          matrix products; a true neighbour in a list not probed is missed,
-          so a density can only come out lower (the benchmarks measure the
-          recall).
+          only; ``pip install 'sklearn-boostmis[faiss]'``); faiss's tie order
+          is its own.
+        - ``"ivf"``: approximate inverted lists of a spherical k-means, in
+          torch (any device), described on the method page
+          (:ref:`method-bus`); time O(n sqrt(n_probe n) D) instead of
+          O(n^2 D). A density can only come out lower than the exact one.
         - ``"auto"``: ``"ivf"`` when the searched rows number
           ``approximate_from`` or more; below, ``"faiss"`` when faiss is
           importable and ``Z`` is on the CPU, else ``"torch"``.
-          :class:`~sklearn_boostmis.query.InformativeQuerySampler` reports
-          the engine that ran as ``knn_backend_``.
     approximate_from : int, default=50_000
         Number of searched rows (``Z``'s, or ``reference``'s) from which
         ``backend="auto"`` searches approximately.
@@ -522,11 +485,9 @@ def knn_density(
 def balanced_top_k(scores, predicted_class, k, n_classes):
     """Pick ``k`` candidates with an equal quota per predicted class.
 
-    Implements the balance of BUS (method page, :ref:`method-bus`): split
-    candidates by predicted class; each class gets ``floor(k / C)`` picks by
-    highest score; the unused quota of small classes, plus the remainder
-    ``k - C * floor(k / C)``, goes to the best remaining candidates overall by
-    score.
+    Implements the balance of BUS (method page, :ref:`method-bus`): each
+    class gets ``floor(k / C)`` picks; the rest goes to the best remaining
+    candidates overall by score.
 
     Parameters
     ----------
@@ -542,12 +503,10 @@ def balanced_top_k(scores, predicted_class, k, n_classes):
     Returns
     -------
     positions : torch.LongTensor of shape (min(k, n_samples),)
-        Unique positions into ``scores``, in selection order: first the quota
-        picks in rounds (round ``r`` holds the ``r``-th best candidate of
-        every class that still has quota, by decreasing score), then the
-        redistributed picks by decreasing score. Any prefix of the result is
-        therefore close to class-balanced. Equal scores are broken by lower
-        position.
+        Unique positions into ``scores``, in selection order: the quota picks
+        in rounds (round ``r``: the ``r``-th best of every class with quota
+        left, by decreasing score), then the others by decreasing score, so
+        any prefix is close to class-balanced. Ties go to the lower position.
     """
     scores = torch.as_tensor(scores)
     predicted_class = torch.as_tensor(predicted_class, device=scores.device)

@@ -1,13 +1,7 @@
-"""The BoostMIS query strategy: AUS + BUS over the EMA teacher.
-
-Implements AUS, BUS and their combination (method page, :ref:`method-aus`,
-:ref:`method-bus` and :ref:`method-combining`). The public
-functions of :mod:`~sklearn_boostmis.query` do the work (scikit-activeml
-style); the sampler class is a thin, parameterised layer that modAL and
-:class:`~sklearn_boostmis.AnnotationLoop` call. It reads only the public
-members of the classifier: ``teacher_outputs``, ``teacher_`` and
-``settled_threshold_``.
-"""
+"""The BoostMIS query strategy: AUS + BUS over the EMA teacher (method page,
+:ref:`method-combining`), a thin layer over the functions of
+:mod:`~sklearn_boostmis.query` for modAL and
+:class:`~sklearn_boostmis.AnnotationLoop`."""
 
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -44,12 +38,9 @@ def unwrap_classifier(classifier, X):
     """Find the fitted classifier to query and the input it expects.
 
     Unwraps, repeatedly, until an object with a ``teacher_outputs`` method: a
-    scikit-learn :class:`~sklearn.pipeline.Pipeline` (``X`` is transformed by
-    all steps but the last, the last step is used), a fitted hyper-parameter
-    search such as :class:`~sklearn.model_selection.GridSearchCV` (its
-    ``best_estimator_``), a fitted meta-estimator (its ``estimator_``, e.g. a
-    fitted :class:`~sklearn_boostmis.AnnotationLoop`) and a modAL learner
-    (its fitted ``.estimator``).
+    Pipeline's last step (``X`` transformed by the others), a search's
+    ``best_estimator_``, a meta-estimator's ``estimator_`` or a modAL
+    learner's ``.estimator``.
 
     Parameters
     ----------
@@ -163,24 +154,11 @@ class QueryUnion(NamedTuple):
 class InformativeQuerySampler(BaseEstimator):
     """BoostMIS informative query strategy (AUS + BUS), modAL compatible.
 
-    Scores a pool of unlabeled rows with the EMA teacher of a fitted
-    :class:`~sklearn_boostmis.BoostMISClassifier` (eval mode, no gradient
-    left in the model) and ranks them with the Adversarial Unstability
-    Selector (virtual adversarial KL in representation space) and the
-    Balanced Uncertainty Selector (class-balanced density-weighted entropy).
-    Only the "unselected" rows (max p below the threshold) are candidates,
-    unless fewer than needed remain.
-
-    A pool that does not fit one machine can be a dask array chunked along
-    rows (the ``dask`` extra): the workers run the teacher on their
-    partitions and only the class probabilities and representations come
-    back to be ranked, so the selection is that of the same pool in memory.
-    The teacher needs ``embed``/``head`` then.
-
-    De-duplicate the pool before querying (e.g. keep the rows given by
-    ``np.unique(X_pool, axis=0, return_index=True)[1]``): copies of a row count
-    as each other's neighbours in the BUS density, so several of them can be
-    picked and a human asked to label the same content more than once.
+    Ranks the "unselected" rows of a pool (max p below the threshold, or all
+    rows when fewer remain) by the EMA teacher of a fitted
+    :class:`~sklearn_boostmis.BoostMISClassifier` with AUS and BUS. The user
+    guide, :ref:`user-guide-query`, explains its use (de-duplicate the pool
+    first) and :ref:`user-guide-dask` a pool given as a dask array.
 
     Parameters
     ----------
@@ -201,12 +179,9 @@ class InformativeQuerySampler(BaseEstimator):
     beta_d : float, default=1.0
         Density exponent of BUS.
     knn_backend : {"auto", "torch", "faiss", "ivf"}, default="auto"
-        Search engine of the BUS kNN density (see
-        :func:`~sklearn_boostmis.query.knn_density`): ``"auto"`` is exact on
-        pools below ``approximate_from`` rows (faiss when it is installed)
-        and approximate (``"ivf"`` inverted lists, seeded by
-        ``random_state``) from there on. The engine that ran is
-        ``knn_backend_``.
+        Search engine of the BUS kNN density, as ``backend`` of
+        :func:`~sklearn_boostmis.query.knn_density` (``"ivf"`` seeded by
+        ``random_state``). The engine that ran is ``knn_backend_``.
     approximate_from : int, default=50_000
         Pool size from which ``knn_backend="auto"`` searches approximately.
     balance : bool, default=True
@@ -216,9 +191,8 @@ class InformativeQuerySampler(BaseEstimator):
         run AUS or BUS alone (ablations).
     candidate_threshold : float or None, default=None
         Rows with ``max p < candidate_threshold`` are candidates. None uses
-        the threshold the classifier's pseudo-labels settled at, its
-        ``settled_threshold_`` (``alpha + beta`` for the adaptive threshold,
-        a ``FixedThreshold``'s value; kept by
+        the classifier's ``settled_threshold_`` (``alpha + beta`` for the
+        adaptive threshold, a ``FixedThreshold``'s value; kept by
         :func:`~sklearn_boostmis.save_weights`).
     batch_size : int, default=1024
         Rows per forward (and AUS backward) pass.
@@ -332,24 +306,19 @@ class InformativeQuerySampler(BaseEstimator):
     def __call__(self, classifier, X_pool, n_instances=1):
         """Pick exactly ``n_instances`` rows of ``X_pool`` (modAL contract).
 
-        With ``selectors="both"``, the AUS and BUS rankings (each of length
-        ``n_instances``) are interleaved ``a0, b0, a1, b1, ...``, repeats
-        dropped, cut at ``n_instances`` (method page, :ref:`method-combining`).
+        With ``selectors="both"``, the two rankings are interleaved ``a0, b0,
+        a1, b1, ...``, repeats dropped (method page, :ref:`method-combining`).
 
         Parameters
         ----------
         classifier : estimator
-            A fitted BoostMISClassifier, a Pipeline ending in one, a search
-            (e.g. GridSearchCV) fitted with ``refit=True`` over either, or a
-            modAL learner wrapping any of these (see
+            A fitted BoostMISClassifier, or a wrapper of one (see
             :func:`~sklearn_boostmis.query.unwrap_classifier`).
         X_pool : array-like of shape (n_samples, n_features), or images
             Unlabeled rows to choose from (at least one).
         n_instances : int, default=1
-            Number of rows to pick, from 1 to ``len(X_pool)``. A larger value
-            raises a ValueError rather than returning fewer rows (modAL's
-            contract is exactly ``n_instances``): in a loop whose pool
-            shrinks, ask for ``min(n_instances, len(X_pool))``.
+            Number of rows to pick, from 1 to ``len(X_pool)``: more raises a
+            ValueError, as modAL's contract is exactly ``n_instances``.
 
         Returns
         -------
@@ -406,8 +375,7 @@ class InformativeQuerySampler(BaseEstimator):
     # -- the work ------------------------------------------------------------
     @contextmanager
     def _validated(self):
-        """Validate the parameters here, once: the functions called inside
-        skip their own checks."""
+        """Validate the parameters once; the functions inside skip theirs."""
         if not get_config()["skip_parameter_validation"]:
             self._validate_params()
         with config_context(skip_parameter_validation=True):
@@ -443,9 +411,7 @@ class InformativeQuerySampler(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         generator = torch.Generator(device=rows.device).manual_seed(int(seed))
         n_pool = len(rows)
-        # perturb the representations of the scoring pass instead of embedding
-        # the candidates again; after a short fit every row is a candidate:
-        # avoid copying the pool then
+        # perturb the scoring pass's representations; no copy if all are candidates
         rows = rows if len(candidates) == n_pool else rows[candidates]
         rank, scores = aus_ranking(
             teacher,
@@ -467,13 +433,16 @@ class InformativeQuerySampler(BaseEstimator):
             self.knn_backend_ = resolve_knn_backend(
                 self.knn_backend, len(rows), rows.device, self.approximate_from
             )
+        seed = None  # drawn for the approximate index only: the stream stays as it was
+        if self.knn_backend_ == "ivf":
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rho = knn_density(
             rows.flatten(start_dim=1),
             n_neighbors=self.n_neighbors,
             method=self.density,
             backend=self.knn_backend,
             approximate_from=self.approximate_from,
-            random_state=self._ivf_seed(),
+            random_state=seed,
         )
         rank, scores = bus_ranking(
             proba[candidates],
@@ -483,13 +452,6 @@ class InformativeQuerySampler(BaseEstimator):
             balance=self.balance,
         )
         return _on_pool(candidates, rank, scores, len(proba))
-
-    def _ivf_seed(self):
-        """A seed of the approximate index (none is drawn for an exact search,
-        so that a RandomState's stream is what it was)."""
-        if self.knn_backend_ != "ivf":
-            return None
-        return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
     @staticmethod
     def _check_count(n, name, n_pool, *, at_most_pool):
@@ -519,6 +481,4 @@ def _positions(indices, ranking, missing):
 
 
 def _num_rows(X):
-    if hasattr(X, "shape"):
-        return int(X.shape[0])
-    return len(X)
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
