@@ -1,8 +1,5 @@
-"""The BoostMIS closed loop: train, query AUS + BUS, annotate, repeat.
-
-:class:`AnnotationLoop` runs the cycle (``_loop``); ``_store`` keeps its
-crash-safe log, state and model, and ``_answers`` reads the oracle's answers.
-"""
+"""The BoostMIS closed loop (``_loop``), its crash-safe files (``_store``) and
+the oracle's answers (``_answers``)."""
 
 from ._loop import AnnotationLoop
 from ._store import update_digest

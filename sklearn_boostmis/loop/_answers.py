@@ -42,10 +42,8 @@ def ask(oracle, positions, cycle, row_labels=None, *, resumable=False):
 
 
 def _in_asked_order(answers, positions, row_labels, cycle):
-    """The oracle's answers in the order of ``positions``: a pandas object is
-    matched by its index as AnnotationLoop's ``oracle`` parameter says; an
-    index that matches nothing, or a default index that is also the asked
-    rows in another order and reads differently, is refused, not guessed."""
+    """The answers in the order of ``positions``; a pandas object is matched by
+    its index (user guide, "The closed loop"), refused when it is ambiguous."""
     if not hasattr(answers, "reindex"):  # not pandas: in the order asked
         return answers
     keys = [label_key(k) for k in answers.index]

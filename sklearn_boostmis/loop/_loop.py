@@ -80,13 +80,12 @@ def _validation_rows(X, X_val, y_val):
 class AnnotationLoop(BaseEstimator):
     """BoostMIS active annotation loop around a BoostMISClassifier.
 
-    Each cycle (method page, :ref:`method-closed-loop`) fits the classifier on the
-    labeled and unlabeled rows, selects the union of the AUS and BUS top-K
-    among the unlabeled rows, asks the oracle for their labels and adds the
-    answers to the labeled set. From the second cycle on, the classifier is
-    warm-started (weights and EMA teacher continue, optimizer and LR schedule
-    restart) and, with ``threshold="adaptive"`` or an ``AdaptiveThreshold``,
-    its eps_t receives ``N_A`` (the size of the last union) and ``K = budget``.
+    Each cycle (method page, :ref:`method-closed-loop`) fits the classifier,
+    asks the oracle to label the union of the AUS and BUS top-K among the
+    unlabeled rows and adds the answers; from the second cycle on the
+    classifier is warm-started, an adaptive threshold receiving ``N_A`` (the
+    size of the last union) and ``K = budget``. The user guide,
+    :ref:`user-guide-loop`, describes its use.
 
     Parameters
     ----------
@@ -104,21 +103,13 @@ class AnnotationLoop(BaseEstimator):
         receives an int array of row positions in ``X`` (only unlabeled rows,
         all the cycle's queries in one call) and returns one label per
         position, each a class of the initial labeled rows (or of the
-        classifier's ``classes``, which may declare classes that no row is
-        labeled with yet), or None (also NaN, ``pandas.NA`` or an empty
-        string) for a row the annotator cannot label: that row stays
-        unlabeled (it still trains as an unlabeled row) and is never asked
-        again. A string that spells a class, such as ``"1"`` for the class
-        1, is that class (as the annotation log, which stores text, reads it
-        back). A pandas Series is matched
-        to the rows by its index: the asked positions or X's index labels of
-        those rows, in any order; a default index (0..n-1) means the order
-        asked, and is refused when it could also be the asked rows (they are
-        0..n-1) and the two readings disagree. An answer outside the classes
-        (a class not declared yet, a typo) stops ``fit`` with a ``ValueError``
-        after the round's answers have been recorded: the accepted ones in
-        ``y_`` and ``skipped_indices_``, the refused ones in
-        ``unknown_answers_``, and all of them in the log with a
+        classifier's ``classes``), or None (also NaN, ``pandas.NA`` or an
+        empty string) for a row the annotator cannot label: that row stays
+        unlabeled and is never asked again (text and pandas answers: see
+        :ref:`user-guide-loop`). An answer outside the classes stops ``fit``
+        with a ``ValueError`` after the round's answers have been recorded:
+        the accepted ones in ``y_`` and ``skipped_indices_``, the refused ones
+        in ``unknown_answers_``, and all of them in the log with a
         ``state_dir``.
     n_cycles : int, default=5
         Number of annotation rounds (fit, query, annotate).
@@ -131,30 +122,19 @@ class AnnotationLoop(BaseEstimator):
         every answer. The last round is the ``n_cycles``-th, or an earlier
         one after which no unlabeled row is left to ask.
     state_dir : str, path-like or None, default=None
-        Folder for crash-safe progress. ``annotations.csv`` (``index,label,
-        cycle``) is appended and fsync'd right after each oracle answer, before
-        anything else: it is the source of truth. ``state.json`` (cycle,
-        ``N_A``, history, the pending query) and ``model.pkl`` (the fitted
-        classifier, a pickle: only point this at a folder you created) are
-        replaced atomically. ``fit`` on a folder that holds a previous run
-        resumes it: logged labels are re-applied, logged rows are never asked
-        again, and the loop continues at the next cycle (or, when a crash cut
-        the log in the middle of a round, asks that round's unlogged rows).
-        A logged answer outside the classes stops the resume with the same
-        ``ValueError`` as when it was given, until the classifier declares
-        its class (or the log line is corrected); a saved model that lacks a
-        class declared since is fitted afresh rather than warm-started.
+        Folder for crash-safe progress: the answer log ``annotations.csv``
+        (``index,label,cycle``, fsync'd after each oracle answer: the source
+        of truth), ``state.json`` and ``model.pkl`` (a pickle: only point this
+        at a folder you created). ``fit`` on a folder that holds a previous
+        run resumes it, never asking a logged row again; the user guide,
+        :ref:`user-guide-loop`, details the files and the resume.
     on_cycle_end : callable or None, default=None
-        ``on_cycle_end(loop, cycle, estimator)``, called once a cycle is
-        done: after its round's answers are recorded (in the fitted
-        attributes, and in the log with a ``state_dir``), and after the final
-        fit. ``loop.history_[-1]`` is the cycle's entry and ``estimator``
-        its fitted classifier (for a round, the one that chose the rows). The
-        return value is ignored. An exception stops ``fit`` as it is, the
-        answers kept; the cycle's state is written only after the call
-        returns, so that a resumed ``fit`` calls it again for that cycle
-        (with its saved model) before going on. A resumed ``fit`` calls it
-        for the cycles it runs, not for those done before.
+        ``on_cycle_end(loop, cycle, estimator)``, called once a cycle is done
+        (its answers recorded, ``loop.history_[-1]`` its entry, ``estimator``
+        its fitted classifier, for a round the one that chose the rows) and
+        after the final fit; the return value is ignored. If it raises,
+        ``fit`` stops with the answers kept; a resumed ``fit`` calls it for
+        the cycles it runs, again for that one first.
 
     Attributes
     ----------
@@ -302,8 +282,7 @@ class AnnotationLoop(BaseEstimator):
             self._annotate(X, pending, lookup, run.skipped, store)
             self.history_.append(pending.completed_entry(run.skipped))
             self.n_annotated_, pending = len(pending.indices), None
-            # The state follows on_cycle_end: a resume calls it again if it
-            # did not return.
+            # the state follows on_cycle_end: a resume calls it again if it raised
             self._end_cycle(cycle, est)
             cycle += 1
             store.save_state(cycle, self.n_annotated_, self.history_)
