@@ -1,7 +1,5 @@
-"""Adversarial Unstability Selector (AUS): virtual adversarial KL scores.
-
-Implements AUS (method page, :ref:`method-aus`).
-"""
+"""Adversarial Unstability Selector (AUS): virtual adversarial KL scores
+(method page, :ref:`method-aus`)."""
 
 import warnings
 from numbers import Integral, Real
@@ -95,12 +93,10 @@ def adversarial_instability(
         Norm of the adversarial perturbation ``r_adv``, in absolute feature
         units.
     n_power : int, default=1
-        Number of power iterations (``ip`` on the method page). ``0`` scores
-        a random direction.
+        Number of power iterations (``ip``); ``0`` scores a random direction.
     symmetric : bool, default=False
         If True, ``score = max(KL at +r_adv, KL at -r_adv)``, which removes
-        the arbitrary sign of ``r_adv`` (an option of the method page). It is
-        never smaller than the one-sided score with the same random start.
+        the arbitrary sign of ``r_adv`` (never below the one-sided score).
     batch_size : int, default=1024
         Number of samples scored per forward/backward pass.
     generator : torch.Generator, optional
@@ -108,11 +104,9 @@ def adversarial_instability(
         The noise is drawn batch by batch, so scores are reproducible for a
         given generator state *and* ``batch_size``.
     embedded : bool, default=False
-        If True, ``X`` already holds the representations
-        ``Z = module.embed(inputs)`` (as
-        :meth:`~sklearn_boostmis.BoostMISClassifier.teacher_outputs` returns them):
-        only ``module.head`` runs, which saves a forward pass of the backbone.
-        Needs a module with ``embed``/``head``.
+        If True, ``X`` holds the representations ``Z = module.embed(inputs)``
+        (as :meth:`~sklearn_boostmis.BoostMISClassifier.teacher_outputs` returns
+        them): only ``module.head`` runs. Needs a module with ``embed``/``head``.
 
     Returns
     -------

@@ -1,9 +1,5 @@
-"""Balanced Uncertainty Selector (BUS): density-aware entropy, class-balanced.
-
-Implements BUS (method page, :ref:`method-bus`): the entropy ``H(u)``, the
-density ``rho(u)`` (without ever materialising an n x n similarity matrix),
-the score ``s(u) = H(u) rho(u)^beta_d`` and the class-balanced top-k.
-"""
+"""Balanced Uncertainty Selector (BUS): density-aware entropy, class-balanced
+(method page, :ref:`method-bus`); the density never builds an n x n matrix."""
 
 import math
 from numbers import Integral
@@ -116,21 +112,17 @@ def resolve_knn_backend(backend, n_reference, device, approximate_from):
 
     Parameters
     ----------
-    backend : {"auto", "torch", "faiss", "ivf"}
+    backend, approximate_from : str, int
         As in :func:`knn_density`.
     n_reference : int
         Number of rows searched (the pool, or the reference set).
     device : torch.device or str
         Device of the representations.
-    approximate_from : int
-        Pool size from which ``"auto"`` searches approximately.
 
     Returns
     -------
     backend : {"torch", "faiss", "ivf"}
-        ``"auto"`` resolved: ``"ivf"`` from ``approximate_from`` reference
-        rows on; below, ``"faiss"`` on the CPU with faiss installed, else
-        ``"torch"``.
+        ``"auto"`` resolved as described in :func:`knn_density`.
 
     Raises
     ------
@@ -266,9 +258,8 @@ def _nearest_centroid(X, centroids, chunk_size):
 
 
 def _spherical_kmeans(X, n_lists, generator, chunk_size, n_iter=6):
-    """Unit centroids of ``X`` (unit rows): Lloyd's iterations under cosine,
-    started from rows drawn with ``generator``; an empty list keeps its
-    centroid."""
+    """Unit centroids of ``X`` (unit rows) by Lloyd's iterations under cosine
+    from rows drawn with ``generator``; an empty list keeps its centroid."""
     first = torch.randperm(len(X), generator=generator)[:n_lists]
     centroids = X[first.to(X.device)]
     for _ in range(n_iter):
@@ -383,10 +374,9 @@ def knn_density(
         - ``"knn_degree"``: degree of the row in the symmetrised kNN graph,
           ``|{j != i : j in kNN(i) or i in kNN(j)}|``, divided by k: from 1
           up to ``(n - 1) / k`` for the hubs of dense regions.
-        - ``"settles"``: mean cosine similarity to all other rows,
-          ``(sum_j z_j . z_i - z_i . z_i) / (n - 1)`` on normalised rows, in
-          O(n D) time and memory; ``n_neighbors``, ``chunk_size`` and
-          ``backend`` are unused.
+        - ``"settles"``: mean cosine similarity to all other rows, in O(n D)
+          time and memory; ``n_neighbors``, ``chunk_size`` and ``backend``
+          are unused.
     chunk_size : int, default=4096
         Number of query rows per similarity block of the torch search, whose
         blocks also take at most 16,384 reference rows: peak memory is
@@ -420,9 +410,8 @@ def knn_density(
         Lists searched per list by ``"ivf"``: more is slower and closer to
         exact (all lists: exact).
     random_state : int, RandomState instance or None, default=None
-        Seeds the ``"ivf"`` lists (their training rows and k-means start):
-        an int gives the same densities on every call. Unused by the exact
-        backends.
+        Seeds the ``"ivf"`` lists: an int gives the same densities on every
+        call. Unused by the exact backends.
 
     Returns
     -------

@@ -72,9 +72,8 @@ def low_confidence_candidates(proba, threshold, n_needed):
 def union_candidates(rank_a, rank_b, k):
     """Union of the top-``k`` of two rankings (the annotation candidates).
 
-    Implements the union (method page, :ref:`method-combining`): candidates =
-    AUS top-K union BUS top-K, of size ``N_A`` in ``[K, 2K]`` (``N_A`` feeds
-    the adaptive threshold).
+    Implements the union (method page, :ref:`method-combining`) of the AUS
+    and BUS top-K, whose size ``N_A`` feeds the adaptive threshold.
 
     Parameters
     ----------

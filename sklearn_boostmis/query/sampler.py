@@ -31,25 +31,19 @@ from .combine import (
 
 __all__ = ["InformativeQuerySampler", "QueryUnion", "unwrap_classifier"]
 
-_SELECTORS = ("both", "aus", "bus")
-
 
 def unwrap_classifier(classifier, X):
     """Find the fitted classifier to query and the input it expects.
-
-    Unwraps, repeatedly, until an object with a ``teacher_outputs`` method: a
-    Pipeline's last step (``X`` transformed by the others), a search's
-    ``best_estimator_``, a meta-estimator's ``estimator_`` or a modAL
-    learner's ``.estimator``.
 
     Parameters
     ----------
     classifier : estimator
         A fitted :class:`~sklearn_boostmis.BoostMISClassifier` (or any object
         with its ``teacher_outputs``, ``teacher_`` and ``settled_threshold_``),
-        a Pipeline ending in one, a search fitted with ``refit=True`` over
-        either, a fitted AnnotationLoop, or a modAL learner wrapping any of
-        these.
+        or wrappers of one, unwrapped repeatedly: a Pipeline (its other steps
+        transform ``X``), a search fitted with ``refit=True``, a fitted
+        meta-estimator such as AnnotationLoop (its ``estimator_``) or a modAL
+        learner.
     X : array-like of shape (n_samples, n_features) or images
         The pool, in the representation the outer object receives; images
         ``(n_samples, [channels,] height, width)`` for an image classifier.
@@ -88,7 +82,13 @@ def unwrap_classifier(classifier, X):
         elif hasattr(clf, "estimator"):
             # a modAL learner fits its `estimator` in place; a meta-estimator
             # such as an unfitted AnnotationLoop holds its unfitted template
-            _check_fitted_inside(clf)
+            try:
+                check_is_fitted(clf.estimator)
+            except NotFittedError:
+                raise NotFittedError(
+                    f"This {type(clf).__name__} instance is not fitted yet: fit "
+                    "it before querying with it."
+                ) from None
             clf = clf.estimator
         else:
             break
@@ -112,16 +112,6 @@ def _no_refit_error(search):
         "best_estimator_ to query with: fit it with refit=True, or pass a "
         "classifier fitted with its best_params_."
     )
-
-
-def _check_fitted_inside(wrapper):
-    try:
-        check_is_fitted(wrapper.estimator)
-    except NotFittedError:
-        raise NotFittedError(
-            f"This {type(wrapper).__name__} instance is not fitted yet: fit it "
-            "before querying with it."
-        ) from None
 
 
 class QueryUnion(NamedTuple):
@@ -173,9 +163,8 @@ class InformativeQuerySampler(BaseEstimator):
     n_neighbors : int, default=10
         k of the BUS kNN density.
     density : {"knn_mean_cosine", "knn_degree", "settles"}, default="knn_mean_cosine"
-        BUS density (see :func:`~sklearn_boostmis.query.knn_density`), computed
-        on ``Z = teacher.embed(X)`` over the whole pool (the input itself for
-        modules without ``embed``).
+        BUS density (see :func:`~sklearn_boostmis.query.knn_density`) of
+        ``Z = teacher.embed(X)`` (or ``X``) among the whole pool.
     beta_d : float, default=1.0
         Density exponent of BUS.
     knn_backend : {"auto", "torch", "faiss", "ivf"}, default="auto"
@@ -236,7 +225,7 @@ class InformativeQuerySampler(BaseEstimator):
         "knn_backend": [StrOptions({"auto", "torch", "faiss", "ivf"})],
         "approximate_from": [Interval(Integral, 1, None, closed="left")],
         "balance": ["boolean"],
-        "selectors": [StrOptions(set(_SELECTORS))],
+        "selectors": [StrOptions({"both", "aus", "bus"})],
         "candidate_threshold": [None, Interval(Real, 0, 1, closed="both")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
@@ -337,8 +326,7 @@ class InformativeQuerySampler(BaseEstimator):
             aus, bus, aus_scores, bus_scores = self.rankings(classifier, X_pool, n)
             idx = interleave_rankings(aus, bus, n).numpy()
         aus_leads = _positions(idx, aus, n) <= _positions(idx, bus, n)
-        scores = np.where(aus_leads, aus_scores[idx], bus_scores[idx])
-        return idx, scores
+        return idx, np.where(aus_leads, aus_scores[idx], bus_scores[idx])
 
     def select_union(self, classifier, X_pool, quota):
         """AUS top-K union BUS top-K: one BoostMIS annotation round.
