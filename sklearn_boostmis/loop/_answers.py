@@ -12,13 +12,9 @@ def label_key(value):
 
 
 def ask(oracle, positions, cycle, row_labels=None, *, resumable=False):
-    """The oracle's answers for ``positions`` (rows of X), in that order.
-
-    ``row_labels`` is X's index, by which a pandas answer may name the rows;
-    ``resumable`` (a ``state_dir``) only changes the advice of the errors: a
-    RuntimeError (chained) if the oracle raises, a ValueError if its answers
-    cannot be matched one to one with the rows asked.
-    """
+    """The oracle's answers for ``positions`` (rows of X), in that order;
+    ``row_labels`` is X's index, ``resumable`` (a ``state_dir``) changes the
+    advice of the errors (RuntimeError if the oracle raises, else ValueError)."""
     try:
         answers = oracle(positions.copy())
     except Exception as exc:
@@ -115,9 +111,8 @@ def sort_answers(answers, lookup):
 
 
 def unknown_answers_error(found, lookup, recorded):
-    """The error for answers outside the classes: ``found`` says where they
-    are, ``recorded`` where they were kept. The oracle's answers and a resume
-    that reads them from the log give the same advice."""
+    """The error for answers outside the classes (from the oracle or the log):
+    ``found`` says where they are, ``recorded`` where they were kept."""
     classes = [label_key(c) for c in lookup.values()]
     return ValueError(
         f"{found} that are not among the classes {classes!r} (None skips a row; "

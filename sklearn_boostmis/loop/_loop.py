@@ -158,9 +158,8 @@ class AnnotationLoop(BaseEstimator):
         saw), ``threshold`` (the fit's last eps_t), ``val_accuracy`` and
         ``val_f1_macro`` (None without validation data), ``n_queried`` (N_A,
         0 for the final fit), ``n_skipped`` (rows of the round answered with
-        None), ``picks`` (``{"aus", "bus", "both"}`` counts:
-        rows picked by AUS only, BUS only, both; None for the final fit),
-        ``collapsed_classes`` (the fit's ``collapsed_classes_``).
+        None), ``picks`` (counts of rows picked by ``"aus"`` only, ``"bus"``
+        only, ``"both"``; None for the final fit), ``collapsed_classes``.
     start_cycle_ : int
         The cycle this ``fit`` started at (> 0 when it resumed).
 

@@ -41,11 +41,9 @@ def _fingerprint(X, y):
 
 @dataclass
 class PendingRound:
-    """A round selected, not yet fully in the log: saved in ``state.json``
-    before the oracle is asked, so that a resume asks the same rows (those
-    the log lacks). ``from_aus``/``from_bus`` say which selector picked each
-    of ``indices``; ``entry`` is the fit's history entry, completed once the
-    round is answered."""
+    """A round selected, saved in ``state.json`` before the oracle is asked so
+    that a resume asks the same rows (those the log lacks); ``entry`` is the
+    fit's history entry, completed once the round is answered."""
 
     cycle: int
     indices: list
@@ -66,12 +64,11 @@ class PendingRound:
 
 @dataclass
 class RunState:
-    """Where a run stands, from the log, the state and the model: the rows the
-    oracle labeled (``annotated``, in log order, and their
-    ``annotation_cycles``), the mask of those answered with None (``skipped``),
-    the saved model of ``model_cycle`` (``estimator``, None without a usable
-    one), and whether the round of cycle ``next_cycle - 1`` was closed from
-    the log, the run having stopped before its state (``closed_from_log``)."""
+    """Where a run stands, from the log, the state and the model: the rows
+    labeled (``annotated``, in log order, and their ``annotation_cycles``), the
+    mask of skipped rows, the model of ``model_cycle`` (``estimator``, None
+    without a usable one), and whether the round of cycle ``next_cycle - 1``
+    was closed from the log, the run having stopped before its state."""
 
     next_cycle: int = 0
     n_annotated: int = 0
