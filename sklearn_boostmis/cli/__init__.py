@@ -91,6 +91,13 @@ def _add_n_jobs(parser):
     )
 
 
+def _add_option(parser, flag, default, text, kind=_positive_int):
+    """Add the option ``flag`` (type ``kind``); its help shows the default."""
+    parser.add_argument(
+        flag, type=kind, default=default, help=f"{text} (default: %(default)s)"
+    )
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="boostmis",
@@ -109,34 +116,25 @@ def _build_parser():
         "digits beside a random-query and a supervised-only baseline; print a "
         "table and write learning_curve.png and results.json.",
     )
-    demo.add_argument(
-        "--out", default="boostmis_demo", help="output folder (default: %(default)s)"
-    )
-    demo.add_argument(
-        "--seed", type=_seed, default=0, help="random seed (default: %(default)s)"
-    )
+    _add_option(demo, "--out", "boostmis_demo", "output folder", kind=None)
+    _add_option(demo, "--seed", 0, "random seed", kind=_seed)
     demo.add_argument(
         "--quick", action="store_true", help="tiny configuration (seconds)"
     )
     _add_n_jobs(demo)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--seed", type=_seed, default=0, help="random seed (default: %(default)s)"
+    _add_option(common, "--seed", 0, "random seed", kind=_seed)
+    _add_option(
+        common, "--max-epochs", 100, "passes over the unlabeled rows per fit, at most"
     )
-    common.add_argument(
-        "--max-epochs",
-        type=_positive_int,
-        default=100,
-        help="passes over the unlabeled rows per fit, at most (default: %(default)s)",
-    )
-    common.add_argument(
+    _add_option(
+        common,
         "--max-steps",
-        type=_max_steps,
-        default=MAX_STEPS,
-        help="bound on each fit's optimiser steps, so that a fit's time stops "
-        "growing with the pool (whole passes, at least one); 'none': "
-        "--max-epochs passes (default: %(default)s)",
+        MAX_STEPS,
+        "bound on each fit's optimiser steps, so that a fit's time stops growing "
+        "with the pool (whole passes, at least one); 'none': --max-epochs passes",
+        kind=_max_steps,
     )
     common.add_argument(
         "--class-weight",
@@ -154,8 +152,7 @@ def _build_parser():
         "losses with pseudo-labels aligned to the labeled prior ('align') or "
         "prior-calibrated ('adjust'), and per-class thresholds normalised by "
         "the prior ('classwise', which is 'align' with them); 'none' is the "
-        "paper's method "
-        "(default: %(default)s)",
+        "paper's method (default: %(default)s)",
     )
     _add_n_jobs(common)
     common.add_argument(
@@ -169,14 +166,14 @@ def _build_parser():
         parents=[common],
         help="closed loop on a MESCC folder (simulated oracle)",
         description="Run, or resume, the BoostMIS closed loop on a MESCC feature "
-        "folder "
-        "with a simulated oracle (the train targets). OUT receives report.json, "
-        "report.md, learning_curve.png, annotations.csv, model.safetensors with "
-        "scaler.npz (load both with sklearn_boostmis.cli.load_run_model), and the "
-        "loop's state (state.json, config.json, model.pkl: a pickle, only resume "
-        "folders you created). Running again with the same OUT resumes; a "
-        "finished run says it is complete and trains nothing, a larger --cycles "
-        "adds cycles, other data or settings are refused.",
+        "folder with a simulated oracle (the train targets). OUT receives "
+        "report.json, report.md, learning_curve.png, annotations.csv, "
+        "model.safetensors with scaler.npz (load both with "
+        "sklearn_boostmis.cli.load_run_model), and the loop's state (state.json, "
+        "config.json, model.pkl: a pickle, only resume folders you created). Running "
+        "again with the same OUT resumes; a finished run says it is complete and "
+        "trains nothing, a larger --cycles adds cycles, other data or settings are "
+        "refused.",
     )
     run.add_argument(
         "data_dir",
@@ -186,27 +183,12 @@ def _build_parser():
     run.add_argument(
         "--task", choices=("two", "six"), required=True, help="grading task"
     )
-    run.add_argument(
-        "--cycles",
-        type=_positive_int,
-        default=5,
-        help="annotation cycles (default: %(default)s)",
+    _add_option(run, "--cycles", 5, "annotation cycles")
+    _add_option(run, "--budget", 50, "K, rows per selector and cycle")
+    _add_option(
+        run, "--initial-labels", 100, "initial labels drawn stratified from train"
     )
-    run.add_argument(
-        "--budget",
-        type=_positive_int,
-        default=50,
-        help="K, rows per selector and cycle (default: %(default)s)",
-    )
-    run.add_argument(
-        "--initial-labels",
-        type=_positive_int,
-        default=100,
-        help="initial labels drawn stratified from train (default: %(default)s)",
-    )
-    run.add_argument(
-        "--out", default="boostmis_run", help="output folder (default: %(default)s)"
-    )
+    _add_option(run, "--out", "boostmis_run", "output folder", kind=None)
 
     query = sub.add_parser(
         "query",
