@@ -54,11 +54,10 @@ _RESUME_KEYS = (
     "eval_data",
 )
 # runs from before an option existed trained with what it now calls "none"
-_RESUME_DEFAULTS = {
-    "class_weight": "none",
-    "prior_correction": "none",
-    "max_steps": "none",
-}
+_RESUME_DEFAULTS = dict.fromkeys(
+    ("class_weight", "prior_correction", "max_steps"), "none"
+)
+_SCALER_STATS = ("mean", "var", "scale", "n_samples_seen")  # scaler.npz's arrays
 
 
 def _run_estimator(config, device, n_jobs=None):
@@ -68,14 +67,16 @@ def _run_estimator(config, device, n_jobs=None):
 
 def _save_scaler_atomic(scaler, path):
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        mean=scaler.mean_,
-        var=scaler.var_,
-        scale=scaler.scale_,
-        n_samples_seen=scaler.n_samples_seen_,
-    )
+    np.savez(buf, **{key: getattr(scaler, f"{key}_") for key in _SCALER_STATS})
     atomic_write(path, buf.getvalue())
+
+
+def _read_config(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
 
 
 def load_run_model(run_dir, device=None):
@@ -113,17 +114,12 @@ def load_run_model(run_dir, device=None):
             raise FileNotFoundError(
                 f"{path} not found: is {run_dir} the folder of a finished boostmis run?"
             )
+    scaler = StandardScaler()
     with np.load(paths[1], allow_pickle=False) as stats:
-        scaler = StandardScaler()
-        scaler.mean_, scaler.scale_ = stats["mean"], stats["scale"]
-        scaler.var_ = stats["var"]
-        scaler.n_samples_seen_ = stats["n_samples_seen"]
-        scaler.n_features_in_ = len(scaler.mean_)
-    try:
-        with open(paths[2]) as f:
-            config = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{paths[2]}: unreadable run configuration ({exc})") from None
+        for key in _SCALER_STATS:
+            setattr(scaler, f"{key}_", stats[key])
+    scaler.n_features_in_ = len(scaler.mean_)
+    config = _read_config(paths[2])
     classifier = load_weights(_run_estimator(config, device or "auto"), paths[0])
     if not _previous_report(run_dir).get("complete", True):
         warnings.warn(
@@ -168,11 +164,7 @@ def _check_resume_config(out, config):
     path = os.path.join(out, CONFIG_NAME)
     if not os.path.exists(path):
         return False
-    try:
-        with open(path) as f:
-            old = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: unreadable run configuration ({exc})") from None
+    old = _read_config(path)
     for key in _RESUME_KEYS:
         if key not in old and key not in _RESUME_DEFAULTS:
             continue  # written before the key existed
@@ -209,12 +201,6 @@ def _previous_report(out):
         return {}  # recomputed where the model is still at hand
 
 
-def _previous_entries(out):
-    """Per-cycle entries (not the final fit) of an earlier report in ``out``."""
-    report = _previous_report(out)
-    return {e["cycle"]: e for e in report.get("cycles", []) if not e.get("final")}
-
-
 def _too_many_cycles(out, n_cycles):
     """The error for a ``--cycles`` below the ``n_cycles`` that ``out`` holds."""
     return ValueError(
@@ -224,19 +210,14 @@ def _too_many_cycles(out, n_cycles):
 
 
 def _finished_report(out, cycles, n_train):
-    """The report of ``out`` when its run needs nothing more for ``--cycles``.
-
-    Finished: ``report.json`` says the run is complete, ``model.safetensors``
-    and ``scaler.npz`` are there, and the run did ``cycles`` cycles (or fewer,
-    because every train row got labeled). None otherwise: the run resumes (a
-    larger ``cycles`` adds cycles, missing weights are fitted again). A
-    finished run of more cycles than ``cycles`` is a ``ValueError``.
-    """
+    """The report of ``out`` when its run is complete, its weights are there and
+    it did ``cycles`` cycles (or labeled every row); None: the run resumes. A
+    finished run of more cycles than ``cycles`` is a ``ValueError``."""
     report = _previous_report(out)
     weights = [os.path.join(out, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
     if not (report.get("complete") and report.get("cycles")):
         return None
-    if not all(os.path.isfile(path) for path in weights):
+    if not all(map(os.path.isfile, weights)):
         return None
     final = report["cycles"][-1]
     if final["cycle"] > cycles:
@@ -254,18 +235,19 @@ def _mark_unfinished(out):
         write_json(os.path.join(out, REPORT_JSON), {**report, "complete": False})
 
 
-def _restore_outputs(out, report, y_test):
-    """Write the report.md and learning_curve.png of a finished run where they
-    are missing (from its report.json); returns the names written."""
-    missing = [
-        name
-        for name in (REPORT_MD, CURVE_PNG)
-        if not os.path.isfile(os.path.join(out, name))
-    ]
-    if REPORT_MD in missing:
+def _write_outputs(out, report, y_test, names=(REPORT_MD, CURVE_PNG)):
+    """Write the report.md and learning_curve.png of ``report`` (those ``names``)."""
+    if REPORT_MD in names:
         atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
-    if CURVE_PNG in missing:
+    if CURVE_PNG in names:
         _write_curve(report, y_test, os.path.join(out, CURVE_PNG))
+
+
+def _restore_outputs(out, report, y_test):
+    """Write the outputs of a finished run that are missing; return their names."""
+    names = (REPORT_MD, CURVE_PNG)
+    missing = [name for name in names if not os.path.isfile(os.path.join(out, name))]
+    _write_outputs(out, report, y_test, missing)
     return missing
 
 
@@ -323,10 +305,14 @@ def _say_if_pool_exhausted(entry, n_train, target, cycles):
         )
 
 
+def _row_label(entry):
+    return "final" if entry.get("final") else str(entry["cycle"])
+
+
 def _report_md(report):
-    cfg = report["config"]
+    cfg, entries = report["config"], report["cycles"]
     names = cfg["target_names"]
-    n_run = sum(1 for e in report["cycles"] if not e.get("final"))
+    n_run = sum(1 for e in entries if not e.get("final"))
     cycles = f"{n_run} cycle(s)"
     if n_run < cfg["cycles"]:
         cycles += f" of the {cfg['cycles']} asked for (every train row got labeled)"
@@ -350,18 +336,32 @@ def _report_md(report):
         "|" + "---|" * (8 + len(names)),
     ]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    for e in report["cycles"]:
-        label = "final" if e.get("final") else str(e["cycle"])
+    for e in entries:
         recall = " | ".join(fmt(e["per_class_recall"][n]) for n in names)
         lines.append(
-            f"| {label} | {e['n_labeled']} | {e['n_queried']} | {fmt(e['threshold'])} "
-            f"| {fmt(e['accuracy'])} | {fmt(e['macro_precision'])} | "
-            f"{fmt(e['macro_recall'])} | {fmt(e['macro_f1'])} | {recall} |"
+            f"| {_row_label(e)} | {e['n_labeled']} | {e['n_queried']} | "
+            f"{fmt(e['threshold'])} | {fmt(e['accuracy'])} | "
+            f"{fmt(e['macro_precision'])} | {fmt(e['macro_recall'])} | "
+            f"{fmt(e['macro_f1'])} | {recall} |"
         )
-    lines += _share_table(report["cycles"], names)
+    head = " | ".join(names) + " |"
+    lines += [
+        "",
+        "Share of the test predictions in each class / the class prior of the "
+        "fit's labels (smoothed, `(n_c + 1) / (n_L + C)`): a share far above "
+        "its prior is a sign of collapse onto that class.",
+        "",
+        "| cycle | " + head,
+        "|" + "---|" * (1 + len(names)),
+    ]
+    for e in entries:
+        shares = (
+            f"{e['prediction_share'][n]:.3f} / {e['class_prior'][n]:.3f}" for n in names
+        )
+        lines.append(f"| {_row_label(e)} | " + " | ".join(shares) + " |")
     collapsed = [
-        ("final" if e.get("final") else str(e["cycle"]), e["collapsed_classes"])
-        for e in report["cycles"]
+        f"cycle {_row_label(e)}: " + ", ".join(names[c] for c in e["collapsed_classes"])
+        for e in entries
         if e.get("collapsed_classes")
     ]
     if collapsed:
@@ -370,44 +370,19 @@ def _report_md(report):
             "**Pseudo-label collapse** (`PseudoLabelCollapseWarning`: the class got "
             "under a tenth of its labeled share of the pseudo-labels and of the "
             "predictions on the unlabeled rows; compare with the labels only): "
-            + "; ".join(
-                f"cycle {label}: " + ", ".join(names[c] for c in classes)
-                for label, classes in collapsed
-            )
+            + "; ".join(collapsed)
             + ".",
         ]
-    last = report["cycles"][-1]
     lines += [
         "",
         "Normalised confusion matrix of the last row (rows: true, columns: predicted):",
         "",
-        "| true \\ pred | " + " | ".join(names) + " |",
+        "| true \\ pred | " + head,
         "|" + "---|" * (1 + len(names)),
     ]
-    for name, row in zip(names, last["confusion_matrix"], strict=True):
+    for name, row in zip(names, entries[-1]["confusion_matrix"], strict=True):
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _share_table(entries, names):
-    """Lines of the report's table of prediction shares beside the class prior."""
-
-    def cell(e, name):
-        return f"{e['prediction_share'][name]:.3f} / {e['class_prior'][name]:.3f}"
-
-    lines = [
-        "",
-        "Share of the test predictions in each class / the class prior of the "
-        "fit's labels (smoothed, `(n_c + 1) / (n_L + C)`): a share far above "
-        "its prior is a sign of collapse onto that class.",
-        "",
-        "| cycle | " + " | ".join(names) + " |",
-        "|" + "---|" * (1 + len(names)),
-    ]
-    for e in entries:
-        label = "final" if e.get("final") else str(e["cycle"])
-        lines.append(f"| {label} | " + " | ".join(cell(e, n) for n in names) + " |")
-    return lines
 
 
 class _CycleReport:
@@ -420,7 +395,8 @@ class _CycleReport:
         self.X_test, self.cycles = X_test, cycles
         self.names = report["config"]["target_names"]
         self.n_train = report["config"]["n_train"]
-        self.entries = _previous_entries(out)
+        previous = _previous_report(out).get("cycles", [])  # less its final fit
+        self.entries = {e["cycle"]: e for e in previous if not e.get("final")}
         self.said = 0  # the cycles before this one have their line
         self.clock = time.perf_counter()  # the start of the cycle's line
 
@@ -554,8 +530,7 @@ def cmd_run(args):
     _save_scaler_atomic(scaler, os.path.join(out, SCALER_NAME))
     final = cycles.record(n_cycles, loop.history_[-1], est, final=True)
     write_json(config_path, config)
-    atomic_write(os.path.join(out, REPORT_MD), _report_md(report))
-    _write_curve(report, data.y_test, os.path.join(out, CURVE_PNG))
+    _write_outputs(out, report, data.y_test)
     say(
         f"final fit on {final['n_labeled']} labels: test accuracy "
         f"{final['accuracy']:.3f}, macro-F1 {final['macro_f1']:.3f} "
