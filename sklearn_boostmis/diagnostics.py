@@ -1,13 +1,9 @@
 """Warnings about a semi-supervised fit that went wrong.
 
-With very few labels, or strong class imbalance, the consistency loss can feed
-the model's own predictions back to it until a class is (almost) never
-pseudo-labeled: confirmation bias. The fitted model then predicts that class
-rarely or never; on imbalanced data it can score below the same network
-trained on the labels only.
-:func:`warn_on_collapse` notices it at the end of ``fit`` (from the
-pseudo-labels and the predictions on the unlabeled rows) and says so, instead
-of leaving the user with a silently worse model.
+With few labels or strong class imbalance, the consistency loss can feed the
+model's own predictions back to it until a class is (almost) never
+pseudo-labeled (confirmation bias). :func:`warn_on_collapse` says so at the end
+of ``fit``; see the user guide, section "Imbalanced classes".
 """
 
 import warnings
@@ -21,13 +17,9 @@ class PseudoLabelCollapseWarning(UserWarning):
     Raised by :meth:`BoostMISClassifier.fit
     <sklearn_boostmis.BoostMISClassifier.fit>` when a class's share among the
     accepted pseudo-labels, and among the predictions on the unlabeled rows,
-    are both below a tenth of its share among the labeled rows. That assumes
-    labeled and unlabeled rows hold the classes in similar shares: late in an
-    annotation loop, whose queries take a rare class's rows out of the pool,
-    it can name a class that is merely gone from the pool.
-    Filter it like any warning::
-
-        warnings.filterwarnings("ignore", category=PseudoLabelCollapseWarning)
+    are both below a tenth of its share among the labeled rows. Late in an
+    annotation loop it can name a class that is merely gone from the pool; see
+    the user guide, section "Imbalanced classes", also for how to filter it.
     """
 
 
@@ -50,9 +42,7 @@ def starved_classes(
     n_classes : int
     fraction : float, default=0.1
         A class is starved when ``share among pseudo < fraction * share among
-        labeled``; the default sits between the ratios of healthy fits and
-        those of fits that collapsed onto a majority class (in runs like
-        ``benchmarks/ssl_quality.py``'s).
+        labeled``.
     min_expected : float, default=5
         Only classes expected to get at least this many pseudo-labels (their
         label share times the number of pseudo-labels) are judged: with fewer,

@@ -8,11 +8,9 @@ from skorch.callbacks import Callback
 class FitProgress(Callback):
     """Print ``step s / S, elapsed, about r left`` during a fit, now and then.
 
-    skorch's ``PrintLog`` speaks once per pass and its ``ProgressBar`` redraws
-    a bar per pass; a fit of many short passes (or one long one) in a log file
-    needs neither. This callback counts the fit's training steps and prints
-    one line at most every ``interval`` seconds, the remaining time
-    extrapolated from the mean step time so far.
+    Unlike skorch's per-pass ``PrintLog`` and ``ProgressBar``, it counts the
+    fit's training steps and prints one line at most every ``interval``
+    seconds, the remaining time extrapolated from the mean step time so far.
 
     Parameters
     ----------
