@@ -67,9 +67,7 @@ def make_estimator(settings, device, n_jobs=None):
 
 
 def option_value(text):
-    """The estimator's value of a choice such as ``--class-weight`` or
-    ``--prior-correction`` (or a run's config): ``"none"`` is None, other
-    words pass."""
+    """A choice such as ``--class-weight`` as the estimator's value: "none" is None."""
     return None if text == "none" else text
 
 

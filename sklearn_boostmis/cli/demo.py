@@ -58,19 +58,13 @@ def cmd_demo(args):
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import train_test_split
 
-    from .. import (
-        AnnotationLoop,
-        BoostMISClassifier,
-        InformativeQuerySampler,
-    )
+    from .. import AnnotationLoop, BoostMISClassifier, InformativeQuerySampler
 
     check_writable(args.out, folder=True)
     t0 = time.perf_counter()
-    cfg = (
-        dict(cycles=2, budget=5, max_epochs=4, per_class=2)
-        if args.quick
-        else dict(cycles=4, budget=10, max_epochs=40, per_class=2)
-    )
+    cfg = dict(cycles=4, budget=10, max_epochs=40, per_class=2)
+    if args.quick:
+        cfg.update(cycles=2, budget=5, max_epochs=4)
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(
         X, y, test_size=0.3, stratify=y, random_state=args.seed
@@ -92,11 +86,9 @@ def cmd_demo(args):
         max_epochs=cfg["max_epochs"], random_state=args.seed, n_jobs=args.n_jobs
     )
 
-    def oracle(idx):
-        return y_tr[idx]
-
     def run_loop(sampler, name):
         start = time.perf_counter()
+        oracle = lambda idx: y_tr[idx]  # noqa: E731
         loop = AnnotationLoop(
             base, sampler, oracle, n_cycles=cfg["cycles"], budget=cfg["budget"]
         ).fit(X_tr, y0, X_te, y_te)

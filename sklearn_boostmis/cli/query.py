@@ -115,22 +115,10 @@ def _integral_code(text):
 
 
 def _ranked_candidates(sampler, classifier, X_pool, k):
-    """The AUS top-``k`` union the BUS top-``k``, in the order to ask them.
-
-    The order interleaves the two selectors' own rankings, AUS first (``a0,
-    b0, a1, b1, ...``; a row both picked stands at its first place), as
-    :meth:`InformativeQuerySampler.__call__` does: any head of it holds the
-    best picks of both. BUS's ranking takes the predicted classes in turn
-    (class-balanced), so its scores need not decrease along it.
-
-    Returns
-    -------
-    union : QueryUnion
-        Pool positions in that order and which selector picked each (the
-        rows of :meth:`InformativeQuerySampler.select_union`).
-    aus_scores, bus_scores : ndarray of float
-        Each selector's score of the rows, NaN where it did not pick the row.
-    """
+    """The AUS top-``k`` union the BUS top-``k`` as a ``QueryUnion``, their
+    rankings interleaved AUS first (as :meth:`InformativeQuerySampler.__call__`
+    orders them), and each selector's scores of its rows (NaN: not its pick;
+    BUS takes the predicted classes in turn, so its scores need not decrease)."""
     from ..query import QueryUnion, interleave_rankings
 
     aus, bus, score_aus, score_bus = sampler.rankings(classifier, X_pool, k)
@@ -190,17 +178,8 @@ def cmd_query(args):
         picked, union.picked_by(), aus_scores, bus_scores, predicted, strict=True
     )
     for rank, (pos, selector, aus, bus, pred) in enumerate(rows, start=1):
-        writer.writerow(
-            [
-                int(pool[pos]),
-                rank,
-                selector,
-                _score_text(aus),
-                _score_text(bus),
-                int(pred),
-                names[pred],
-            ]
-        )
+        row = [int(pool[pos]), rank, selector, _score_text(aus), _score_text(bus)]
+        writer.writerow([*row, int(pred), names[pred]])
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)
     atomic_write(args.out, buf.getvalue())

@@ -227,14 +227,6 @@ def _finished_report(out, cycles, n_train):
     return None
 
 
-def _mark_unfinished(out):
-    """Flag a finished run's report as unfinished before cycles are added to
-    it, so that an interrupted extension is not taken for a finished run."""
-    report = _previous_report(out)
-    if report.get("complete"):
-        write_json(os.path.join(out, REPORT_JSON), {**report, "complete": False})
-
-
 def _write_outputs(out, report, y_test, names=(REPORT_MD, CURVE_PNG)):
     """Write the report.md and learning_curve.png of ``report`` (those ``names``)."""
     if REPORT_MD in names:
@@ -497,7 +489,9 @@ def cmd_run(args):
     if finished is not None:
         _say_finished(out, finished, _restore_outputs(out, finished, data.y_test))
         return 0
-    _mark_unfinished(out)
+    previous = _previous_report(out)
+    if previous.get("complete"):  # cycles are added: unfinished until they are done
+        write_json(os.path.join(out, REPORT_JSON), {**previous, "complete": False})
     scaler = fit_scaler(data.X_train)
     X_train, X_val, X_test = standardize(
         data.X_train, data.X_val, data.X_test, scaler=scaler
