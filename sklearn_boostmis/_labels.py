@@ -73,11 +73,8 @@ def labeled_mask(y):
 
 
 def labeled_rows(X, y, name="y"):
-    """``X`` and ``y`` restricted to the rows whose label is not -1.
-
-    Raises a ``ValueError`` when ``X`` and ``y`` differ in length or no row of
-    ``y`` is labeled (there is nothing to score); ``name`` names ``y`` in it.
-    """
+    """``X``, ``y`` and the mask of the rows whose label is not -1; a ``ValueError``
+    when their lengths differ or no row is labeled (``name`` names ``y`` in it)."""
     y = label_array(y)
     check_consistent_length(X, y)
     mask = labeled_mask(y)
@@ -100,14 +97,11 @@ def labeled_sample_weight(y, sample_weight, mask):
 
 
 def check_partial_labels(y, classes=None, *, stacklevel=2):
-    """The labeled mask and the sorted classes of partially labeled ``y``.
+    """The labeled mask and the sorted classes of ``y`` (-1: an unlabeled row).
 
-    ``y`` holds -1 for an unlabeled row; ``classes`` (None: the labels found)
-    may declare classes that no row is labeled with yet. Raises a
-    ``ValueError`` for a string dtype (which cannot hold the integer -1),
-    missing labels, no labeled row, labels that are not classes, fewer than
-    two labeled classes or invalid ``classes``; warns (at ``stacklevel``, as
-    ``warnings.warn`` called here) when ``y`` holds the string ``'-1'``.
+    ``classes`` (None: the labels found) may declare classes that no row is
+    labeled with yet. Invalid ``y`` or ``classes`` are a ``ValueError``; the
+    string ``'-1'`` warns (at ``stacklevel``, as ``warnings.warn`` called here).
     """
     check_no_missing_labels(y)
     y = np.asarray(y)

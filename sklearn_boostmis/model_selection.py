@@ -1,9 +1,7 @@
 """Cross-validation splitters for partially labeled data (``y == -1`` unlabeled).
 
 scikit-learn's splitters put unlabeled rows into the test folds, where a scorer
-given by name (``scoring="f1_macro"``) counts -1 as a class that the model
-never predicts. :class:`LabeledStratifiedKFold` tests on labeled rows only and
-trains on every unlabeled row, so that any scorer measures the right thing.
+given by name counts -1 as a class that the model never predicts.
 """
 
 import numpy as np
@@ -99,12 +97,9 @@ class LabeledStratifiedKFold(BaseCrossValidator):
         labeled = labeled_mask(y)
         codes = self._class_codes(y[labeled])
         labeled_rows, unlabeled_rows = np.flatnonzero(labeled), np.flatnonzero(~labeled)
-        folds = self._stratified().split(np.zeros(len(codes)), codes)
-        for train, test in folds:
-            yield (
-                np.sort(np.r_[labeled_rows[train], unlabeled_rows]),
-                labeled_rows[test],
-            )
+        for train, test in self._stratified().split(np.zeros(len(codes)), codes):
+            train_rows = np.sort(np.r_[labeled_rows[train], unlabeled_rows])
+            yield train_rows, labeled_rows[test]
 
     def _class_codes(self, labels):
         """Codes of ``labels`` in order of first appearance (as StratifiedKFold
