@@ -49,8 +49,7 @@ def say(message):
 
 def make_estimator(settings, device, n_jobs=None):
     """The classifier of ``run`` and ``query`` from their settings (``seed``,
-    ``max_epochs``, ``max_steps``, ``class_weight``, ``prior_correction``),
-    printing the progress of long fits."""
+    ``max_epochs``, ...), printing the progress of long fits."""
     from .. import BoostMISClassifier
     from ..progress import FitProgress
 

@@ -35,11 +35,8 @@ _MARKS = {  # CurvePoint flag: how its points are marked, and the legend's words
 
 
 class CurvePoint(NamedTuple):
-    """One fit of a learning curve.
-
-    ``balanced_accuracy`` is None where the fit's predictions are not at hand
-    (the panel is then left out); the two flags mark a collapsed fit.
-    """
+    """One fit of a learning curve; ``balanced_accuracy`` None (predictions not
+    at hand) leaves its panel out, and the two flags mark a collapsed fit."""
 
     n_labeled: int
     accuracy: float
@@ -50,22 +47,9 @@ class CurvePoint(NamedTuple):
 
 
 def majority_baseline(y_true, names):
-    """The scores of predicting the majority class of ``y_true`` for every row.
-
-    Parameters
-    ----------
-    y_true : array-like of int
-        Encoded test labels, in ``[0, len(names))``.
-    names : list of str
-        The class names.
-
-    Returns
-    -------
-    baseline : dict
-        ``accuracy`` (the majority-class rate), ``balanced_accuracy`` (one over
-        the number of classes in ``y_true``) and ``macro_f1``, computed as the
-        curves' points are.
-    """
+    """The ``accuracy``, ``balanced_accuracy`` and ``macro_f1`` (as a dict,
+    computed as the curves' points are) of predicting the majority class of
+    ``y_true`` (encoded labels, in ``[0, len(names))``) for every row."""
     y_true = np.asarray(y_true)
     majority = np.bincount(y_true, minlength=len(names)).argmax()
     metrics = classification_metrics(y_true, np.full_like(y_true, majority), names)
@@ -84,21 +68,9 @@ def balanced_accuracy(per_class_recall):
 
 
 def learning_curve_figure(series, title, baseline=None):
-    """Test scores against labeled rows, one panel per metric.
-
-    Parameters
-    ----------
-    series : dict of str to list of CurvePoint
-        One curve per name.
-    title : str
-    baseline : dict, default=None
-        The majority predictor's score per panel (:func:`majority_baseline`),
-        drawn as a dashed line.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
+    """A matplotlib Figure of test scores against labeled rows, one panel per
+    metric: a curve per name of ``series`` (lists of :class:`CurvePoint`), and
+    ``baseline`` (:func:`majority_baseline`) as a dashed line."""
     from matplotlib.figure import Figure
 
     panels = [

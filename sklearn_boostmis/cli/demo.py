@@ -31,16 +31,13 @@ class _RandomQuerySampler:
         n_pool = X_pool.shape[0]
         size = self.sizes[self._calls] if self._calls < len(self.sizes) else 2 * quota
         self._calls += 1
-        idx = self._rng.choice(n_pool, min(size, n_pool), replace=False).astype(
-            np.int64
-        )
+        idx = self._rng.choice(n_pool, min(size, n_pool), replace=False)
         none = np.zeros(idx.size, dtype=bool)
-        return QueryUnion(indices=idx, from_aus=none, from_bus=none)
+        return QueryUnion(indices=idx.astype(np.int64), from_aus=none, from_bus=none)
 
 
 def _loop_curve(loop):
-    """A loop's fits, scored on the test split; those with a collapse warning
-    marked."""
+    """A loop's fits, scored on the test split; collapse-warned ones marked."""
     return [
         CurvePoint(
             h["n_labeled"],
@@ -109,13 +106,8 @@ def cmd_demo(args):
         y_c[done] = y_tr[done]
         clf = clone(base).set_params(lambda_u=0.0).fit(X_tr, y_c)
         pred = clf.predict(X_te)
-        supervised.append(
-            (
-                int((y_c != -1).sum()),
-                float(accuracy_score(y_te, pred)),
-                float(f1_score(y_te, pred, average="macro")),
-            )
-        )
+        acc, f1 = accuracy_score(y_te, pred), f1_score(y_te, pred, average="macro")
+        supervised.append((int((y_c != -1).sum()), float(acc), float(f1)))
     say(
         f"supervised-only baseline: {len(supervised)} fits in "
         f"{time.perf_counter() - start:.1f}s"

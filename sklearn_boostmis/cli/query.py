@@ -180,8 +180,7 @@ def cmd_query(args):
     for rank, (pos, selector, aus, bus, pred) in enumerate(rows, start=1):
         row = [int(pool[pos]), rank, selector, _score_text(aus), _score_text(bus)]
         writer.writerow([*row, int(pred), names[pred]])
-    parent = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write(args.out, buf.getvalue())
     say(f"wrote {len(picked)} candidates to {args.out}, in rank order (1 = ask first)")
     return 0

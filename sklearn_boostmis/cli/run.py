@@ -215,9 +215,8 @@ def _finished_report(out, cycles, n_train):
     finished run of more cycles than ``cycles`` is a ``ValueError``."""
     report = _previous_report(out)
     weights = [os.path.join(out, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
-    if not (report.get("complete") and report.get("cycles")):
-        return None
-    if not all(map(os.path.isfile, weights)):
+    complete = report.get("complete") and report.get("cycles")
+    if not (complete and all(map(os.path.isfile, weights))):
         return None
     final = report["cycles"][-1]
     if final["cycle"] > cycles:
@@ -288,8 +287,7 @@ def _write_curve(report, y_test, path):
 
 
 def _say_if_pool_exhausted(entry, n_train, target, cycles):
-    """Say so when cycle ``target`` (its report ``entry``) labeled the last
-    train rows, so that the later cycles have nothing to query."""
+    """Say so when cycle ``target`` (report ``entry``) labeled the last train rows."""
     if target < cycles and entry["n_labeled"] + entry["n_queried"] >= n_train:
         say(
             f"every train row is labeled after cycle {target}: no rows left to "
@@ -378,9 +376,8 @@ def _report_md(report):
 
 
 class _CycleReport:
-    """The ``on_cycle_end`` of a run: each annotation cycle's test scores go
-    to report.json, with its progress line; cycles done by an earlier run are
-    said as such."""
+    """A run's ``on_cycle_end``: each cycle's test scores go to report.json, with
+    its progress line; cycles done by an earlier run are said as such."""
 
     def __init__(self, out, report, data, X_test, cycles):
         self.out, self.report, self.data = out, report, data
