@@ -1,40 +1,29 @@
-"""Image augmentations as batched torch operations.
-
-The paper's image views, as stated on the method page
-(:ref:`method-augmentations`).
+"""Image augmentations as batched torch operations (method page,
+:ref:`method-augmentations`).
 
 Weak view: random horizontal flip and random translation by pad-and-crop.
 Strong view: RandAugment-style random operations with random magnitudes, then
-Cutout. Operations are batched on the tensor's device with per-sample
-parameters; there is no Python loop over samples. On the CPU each operation of
-a round runs on the rows that drew it; on a GPU every operation runs on the
-whole batch and ``torch.where`` selects, so the device never waits for the host
-to find the rows. Both give the same images. Affine operations take one
-``affine_grid``/``grid_sample`` call per round.
+Cutout. Operations run on the tensor's device with per-sample parameters, with
+no Python loop over samples (see ``StrongImageAugment._apply_round``).
 
 Images are float tensors ``(N, C, H, W)`` in any value range and of any float
-dtype; the views keep the dtype (float16 and bfloat16 are augmented in float32).
+dtype, which the views keep (float16 and bfloat16 are augmented in float32).
 ``fit`` learns the per-channel minimum, maximum and mean of the training images;
 the strong operations work on images mapped to [0, 1] with that range and map
 back, so solarize, posterize or equalize mean the same on raw pixels and on
 standardised ones, and every output stays within the fitted range. A fitted
 augmentation takes images with the fitted number of channels, of any size.
+Random numbers come only from the generator given to ``fit`` (kept as
+``generator_``): the same seed gives the same views.
 
-Random numbers come only from the generator given to ``fit`` (the engine's
-seeded :class:`torch.Generator`, kept as ``generator_``): the same seed gives
-the same views.
-
-Approximations of the PIL operations of FixMatch's RandAugment, documented:
-
-- *equalize* quantises each channel to 256 levels and applies the classic
-  ``(cdf - cdf_min) / (n - cdf_min)`` lookup table per sample and channel
-  (PIL's rounding of the lookup differs slightly);
-- *contrast* blends with the mean of the whole sample (PIL: of its grayscale
-  version); *sharpness* blends with a 3x3 smoothed image and keeps the border
-  pixels (as PIL does);
-- affine operations (rotate, shear, translate) use nearest-neighbour sampling
-  (PIL's default) and fill uncovered pixels with ``fill``;
-- Cutout fills with the fitted per-channel mean (FixMatch: mid-gray).
+Approximations of the PIL operations of FixMatch's RandAugment: *equalize*
+applies the classic ``(cdf - cdf_min) / (n - cdf_min)`` table on 256 levels per
+sample and channel (PIL rounds the table slightly differently); *contrast*
+blends with the mean of the whole sample (PIL: of its grayscale version);
+*sharpness* blends with a 3x3 smoothed image and keeps the border pixels (as
+PIL does); affine operations (rotate, shear, translate) use nearest-neighbour
+sampling (PIL's default) and fill uncovered pixels with ``fill``; Cutout fills
+with the fitted per-channel mean (FixMatch: mid-gray).
 """
 
 import math
@@ -62,8 +51,6 @@ STRONG_OPS = (
     "translate",
 )
 _AFFINE_OPS = ("rotate", "shear", "translate")
-
-
 _OP_IDS = {name: i for i, name in enumerate(STRONG_OPS)}
 #: Non-affine operations as ``(images, magnitudes, enhance factors) -> images``.
 _POINTWISE_OPS = {
@@ -175,14 +162,10 @@ class WeakImageAugment(_ImageAugmentation):
         if self.flip and self.flip_p > 0:
             flip = self._rand(len(x), device=x.device) < self.flip_p
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        pads = [_pad_size(self.translate, side) for side in x.shape[-2:]]
+        pads = [min(round(self.translate * side), side - 1) for side in x.shape[-2:]]
         if any(pads):
             x = random_translate(x, *pads, self.generator_)
         return x
-
-
-def _pad_size(fraction, side):
-    return min(int(round(fraction * side)), side - 1)
 
 
 def random_translate(x, pad_h, pad_w, generator=None):
@@ -215,20 +198,16 @@ class StrongImageAugment(_ImageAugmentation):
     """Strong view: RandAugment-style random operations, then Cutout.
 
     For each image, ``n_ops`` operations are drawn uniformly (with replacement)
-    from :data:`STRONG_OPS` (autocontrast, brightness, contrast, equalize,
-    identity, posterize, rotate, sharpness, shear, solarize, translate), each
-    with its own magnitude ``m ~ U(0, magnitude)`` and, where it applies, a
-    random sign. Maximal strengths follow FixMatch's RandAugment: brightness,
-    contrast and sharpness factors ``1 +- 0.9 m``; rotation ``+- 30 m``
-    degrees; shear ``+- 0.3 m``; translation ``+- 0.3 m`` of the side;
-    posterize to ``8 - 4 m`` bits; solarize above ``1 - m``. Then a square of
-    side ``u * cutout * min(H, W)`` (``u ~ U(0, 1]``, at least one pixel) at a
-    random centre, clipped at the borders, is set to the fitted per-channel
-    mean. Optionally (``flip_and_crop``) the weak flip and pad-and-crop come
-    first, as in FixMatch's strong transform.
-
-    The batch is processed at once (see the module docstring for how, and for
-    the approximations of the PIL operations).
+    from :data:`STRONG_OPS`, each with its own magnitude ``m ~ U(0, magnitude)``
+    and, where it applies, a random sign. Maximal strengths follow FixMatch's
+    RandAugment: brightness, contrast and sharpness factors ``1 +- 0.9 m``;
+    rotation ``+- 30 m`` degrees; shear ``+- 0.3 m``; translation ``+- 0.3 m``
+    of the side; posterize to ``8 - 4 m`` bits; solarize above ``1 - m``. Then
+    a square of side ``u * cutout * min(H, W)`` (``u ~ U(0, 1]``, at least one
+    pixel) at a random centre, clipped at the borders, is set to the fitted
+    per-channel mean. Optionally (``flip_and_crop``) the weak flip and
+    pad-and-crop come first, as in FixMatch's strong transform. The module
+    docstring lists the approximations of the PIL operations.
 
     Parameters
     ----------
@@ -284,8 +263,7 @@ class StrongImageAugment(_ImageAugmentation):
         self._check(x)
         if self.weak_ is not None:
             x = self.weak_(x)
-        # half precision is augmented in float32 (equalize counts pixels, the
-        # random parameters are float32) and cast back at the end
+        # half precision in float32: equalize counts pixels, parameters are float32
         z = x.to(torch.promote_types(x.dtype, torch.float32))
         low, high = self._state("min_", z), self._state("max_", z)
         span = torch.where(high > low, high - low, torch.ones_like(high))
@@ -296,9 +274,7 @@ class StrongImageAugment(_ImageAugmentation):
                 0, len(STRONG_OPS), (n,), generator=self.generator_, device=x.device
             )
             mag = self._rand(n, device=x.device) * self.magnitude
-            sign = torch.where(self._rand(n, device=x.device) < 0.5, -1.0, 1.0).to(
-                x.device
-            )
+            sign = torch.where(self._rand(n, device=x.device) < 0.5, -1.0, 1.0)
             axis = self._rand(n, device=x.device) < 0.5  # shear/translate along x
             z = self._apply_round(z, op, mag, sign, axis)
         if self.cutout > 0:
@@ -306,18 +282,15 @@ class StrongImageAugment(_ImageAugmentation):
             z = self._cutout(z, fill)
         return (z.clamp(0, 1) * span + low).to(x.dtype)
 
-    # -- one round of random operations --------------------------------------
     def _apply_round(self, z, op, mag, sign, axis):
+        """One round of random operations; the two paths give the same images."""
         if z.device.type == "cpu":
             return self._round_on_selected_rows(z, op, mag, sign, axis)
         return self._round_with_masks(z, op, mag, sign, axis)
 
     def _round_on_selected_rows(self, z, op, mag, sign, axis):
-        """Each operation on the rows that drew it (about 1/11 of the batch).
-
-        Finding the rows reads the op ids on the host: free on the CPU, a
-        device synchronisation per operation on a GPU.
-        """
+        """Each operation on the rows that drew it: reads the op ids on the host,
+        free on the CPU but a device synchronisation per operation on a GPU."""
         out = z.clone()
         factor = _enhance_factor(mag, sign)
         for name, operation in _POINTWISE_OPS.items():
@@ -333,19 +306,15 @@ class StrongImageAugment(_ImageAugmentation):
         return out.clamp(0, 1)
 
     def _round_with_masks(self, z, op, mag, sign, axis):
-        """Every operation on the whole batch, selected with ``torch.where``.
-
-        More arithmetic than :meth:`_round_on_selected_rows`, but no host read:
-        the GPU never waits for the CPU. Same values.
-        """
+        """Every operation on the whole batch, selected with ``torch.where``: more
+        arithmetic, but no host read, so the GPU never waits for the CPU."""
         out = z
         factor = _enhance_factor(mag, sign)
         for name, operation in _POINTWISE_OPS.items():
             selected = (op == _OP_IDS[name]).view(-1, 1, 1, 1)
             out = torch.where(selected, operation(z, mag, factor), out)
-        warped = affine(
-            z, affine_matrices(op, mag, sign, axis, z.shape[-2:]), self.fill
-        )
+        theta = affine_matrices(op, mag, sign, axis, z.shape[-2:])
+        warped = affine(z, theta, self.fill)
         return torch.where(_is_affine(op).view(-1, 1, 1, 1), warped, out).clamp(0, 1)
 
     def _cutout(self, z, fill):
@@ -391,10 +360,7 @@ def autocontrast(z):
 
 
 def equalize(z, bins=256):
-    """Histogram equalisation per sample and channel on ``bins`` levels.
-
-    Approximates PIL's ``ImageOps.equalize`` (see the module docstring).
-    """
+    """Histogram equalisation per sample and channel on ``bins`` levels (PIL-like)."""
     n, c, height, width = z.shape
     # reshape, not view: a channels-last batch has no (n * c, h * w) view
     levels = (z * (bins - 1)).round().long().clamp(0, bins - 1).reshape(n * c, -1)
@@ -433,17 +399,10 @@ def smooth(z):
 
 
 def affine_matrices(op, mag, sign, axis, size):
-    """Per-sample ``affine_grid`` matrices for rotate, shear and translate.
-
-    Samples whose operation is not affine get the identity. Angles and shears
-    are in pixel units (corrected for non-square images).
-    """
-    height, width = size
-    n = len(op)
-    theta = torch.zeros(n, 2, 3, device=op.device)
-    theta[:, 0, 0] = 1
-    theta[:, 1, 1] = 1
-    aspect = height / width
+    """Per-sample ``affine_grid`` matrices for rotate, shear and translate (the
+    identity for other operations); angles and shears in pixel units."""
+    theta = torch.eye(2, 3, device=op.device).repeat(len(op), 1, 1)
+    aspect = size[0] / size[1]
     # rotate
     angle = sign * mag * math.radians(30)
     cos, sin = torch.cos(angle), torch.sin(angle)
