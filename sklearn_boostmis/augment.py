@@ -1,13 +1,12 @@
 """Feature-vector augmentations (method page, :ref:`method-augmentations`).
 
-Image operations do not exist for feature vectors, so the weak and strong views
-are made with noise scaled per feature and feature dropout. This is a documented
-deviation from the paper; any callable ``x -> x`` can be passed instead.
-
-An augmentation object is *fitted* once per ``fit`` on the training rows (it
-learns the per-feature standard deviation sigma_j) and given the engine's
-seeded :class:`torch.Generator`, so augmentations are batched torch operations on
-the model's device and bit-for-bit repeatable on the CPU.
+Image operations do not exist for feature vectors, so the views are made with
+noise scaled per feature and feature dropout, a documented departure from the
+paper; any callable ``x -> x`` can be passed instead. An augmentation is fitted
+once per ``fit`` on the training rows (it learns the per-feature standard
+deviation sigma_j) and given the engine's seeded :class:`torch.Generator`: its
+batched torch operations run on the model's device, bit-for-bit repeatable on
+the CPU.
 """
 
 import copy
@@ -51,8 +50,7 @@ class GaussianFeatureNoise(_FeatureAugmentation):
     Parameters
     ----------
     noise : float, default=0.01
-        Noise standard deviation relative to each feature's standard deviation,
-        >= 0.
+        Noise standard deviation relative to sigma_j (the feature's), >= 0.
 
     Examples
     --------
@@ -79,19 +77,15 @@ class FeatureDropoutNoise(_FeatureAugmentation):
     Dropped features are set to 0 and the kept ones are *not* rescaled: the
     view must stay in the data's units, unlike dropout inside a network.
 
-    The defaults make a view much stronger than the weak one;
-    ``FeatureDropoutNoise(0.3, 0.1)`` is a milder view, closer to the weak
-    one. No strength is best on every data set: see the benchmarks
-    (``benchmarks/RESULTS.md``, also on splits not used to choose the
-    defaults).
+    ``FeatureDropoutNoise(0.3, 0.1)`` is a milder view than the defaults; no
+    strength is best on every data set (``benchmarks/RESULTS.md``).
 
     Parameters
     ----------
     dropout : float, default=0.5
         Probability of zeroing each feature of each sample, in [0, 1].
     noise : float, default=0.5
-        Noise standard deviation relative to each feature's standard deviation,
-        >= 0.
+        Noise standard deviation relative to sigma_j (the feature's), >= 0.
     """
 
     _parameter_constraints: dict = {
@@ -126,8 +120,7 @@ class MarginalResamplingNoise(_FeatureAugmentation):
     p : float, default=0.3
         Probability of resampling each feature of each sample, in [0, 1].
     noise : float, default=0.0
-        Noise standard deviation relative to each feature's standard deviation,
-        >= 0.
+        Noise standard deviation relative to sigma_j (the feature's), >= 0.
 
     Examples
     --------
@@ -177,11 +170,9 @@ def make_augmentation(augment, default):
             f"augmentations must be 'auto', None or a callable, got "
             f"{type(augment).__name__}"
         )
-    if hasattr(augment, "fit"):
-        return (
-            clone(augment) if hasattr(augment, "get_params") else copy.deepcopy(augment)
-        )
-    return augment
+    if not hasattr(augment, "fit"):
+        return augment
+    return clone(augment) if hasattr(augment, "get_params") else copy.deepcopy(augment)
 
 
 def default_augmentations(ndim):
