@@ -15,9 +15,7 @@ SMALL_IMAGE_MAX_SIDE = 64
 
 
 def _pair(size):
-    if isinstance(size, int):
-        return int(size), int(size)
-    height, width = size
+    height, width = (size, size) if isinstance(size, int) else size
     return int(height), int(width)
 
 
@@ -65,13 +63,10 @@ class SmallCNN(_PooledCNN):
 
     Parameters
     ----------
-    n_channels : int
-        Number of input channels.
-    n_classes : int
-        Number of classes (size of the logits).
+    n_channels, n_classes : int
+        Number of input channels and of classes (size of the logits).
     image_size : int or (int, int)
-        Height and width of the images (only used to choose the poolings: any
-        size works).
+        Height and width of the images (only chooses the poolings).
     width : int, default=32
         Channels of the first stage.
     convs_per_stage : int, default=2
@@ -107,8 +102,7 @@ class SmallCNN(_PooledCNN):
         dropout=0.0,
     ):
         super().__init__()
-        height, width_px = _pair(image_size)
-        side = min(height, width_px)
+        side = min(_pair(image_size))
         self.n_poolings_ = max(0, int(math.floor(math.log2(max(side, 1) / 4))))
         layers = []
         n_in, n_out = int(n_channels), int(width)
@@ -165,10 +159,8 @@ class ResNetStyleCNN(_PooledCNN):
 
     Parameters
     ----------
-    n_channels : int
-        Number of input channels.
-    n_classes : int
-        Number of classes (size of the logits).
+    n_channels, n_classes : int
+        Number of input channels and of classes (size of the logits).
     image_size : int or (int, int)
         Height and width of the images (chooses the stem).
     width : int, default=32
@@ -264,9 +256,8 @@ def make_image_module(input_shape, n_classes):
         "n_classes": int(n_classes),
         "image_size": (height, width),
     }
-    if max(height, width) <= SMALL_IMAGE_MAX_SIDE:
-        return SmallCNN, kwargs
-    return ResNetStyleCNN, kwargs
+    small = max(height, width) <= SMALL_IMAGE_MAX_SIDE
+    return (SmallCNN if small else ResNetStyleCNN), kwargs
 
 
 __all__ = ["BasicBlock", "ResNetStyleCNN", "SmallCNN", "make_image_module"]
