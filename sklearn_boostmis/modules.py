@@ -101,11 +101,8 @@ def supports_embedding(module):
 
 @contextmanager
 def eval_mode(module):
-    """Evaluation mode inside the block; every submodule's own mode restored after.
-
-    ``module.train(previous)`` would not do: a frozen submodule may be in
-    evaluation mode inside a module in training mode.
-    """
+    """Evaluation mode inside the block; every submodule's own mode restored after
+    (a frozen submodule may be in evaluation mode inside one in training mode)."""
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
@@ -122,13 +119,12 @@ def no_weight_decay_names(module):
     page, :ref:`method-training`).
     """
     norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-    names = set()
-    for module_name, sub in module.named_modules():
-        for param_name, _ in sub.named_parameters(recurse=False):
-            full = f"{module_name}.{param_name}" if module_name else param_name
-            if isinstance(sub, norm_types) or param_name == "bias":
-                names.add(full)
-    return names
+    return {
+        f"{module_name}.{param_name}" if module_name else param_name
+        for module_name, sub in module.named_modules()
+        for param_name, _ in sub.named_parameters(recurse=False)
+        if isinstance(sub, norm_types) or param_name == "bias"
+    }
 
 
 def resolve_device(device):
