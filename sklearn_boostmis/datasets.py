@@ -1,12 +1,8 @@
-"""The MESCC feature release: a checked loader and a SYNTHETIC look-alike.
+"""The MESCC feature release (method page, :ref:`method-mescc`): a checked loader
+and a SYNTHETIC look-alike.
 
-The MESCC release (method page, :ref:`method-mescc`) is a folder with
-``<split>-features.npy`` (N x 2048 ResNet-50 features) and
-``<split>-targets.npy`` for the splits train / val / test. Targets are either
-six Bilsky grades 0..5 (b0, b1a, b1b, b1c, b2, b3) or two grades 0/1
-(low = b0, b1a, b1b; high = b1c, b2, b3).
-
-:func:`load_mescc` reads and checks such a folder.
+:func:`load_mescc` reads and checks a release folder (``<split>-features.npy``
+and ``<split>-targets.npy`` for train / val / test).
 :func:`~sklearn_boostmis.datasets.make_mescc_like` generates SYNTHETIC data with
 the release's split sizes and class counts (the real data is not public), and
 :func:`write_mescc_like` writes it as the six ``.npy`` files, for tests, demos
@@ -179,17 +175,19 @@ def grade_names(task):
     return list(SIX_GRADE_NAMES if task == "six" else TWO_GRADE_NAMES)
 
 
-def _describe(task, synthetic, counts):
-    lines = [
+def _bunch(data, task, synthetic):
+    """The split arrays ``data`` with ``target_names``, ``task`` and ``DESCR``."""
+    descr = [
         "SYNTHETIC stand-in for the MESCC feature release (not real images or "
         "features: class-dependent Gaussian clusters through a ReLU)."
         if synthetic
         else "MESCC feature release (ResNet-50 features of MRI slices).",
         f"Task: {task}-grading; classes " + ", ".join(grade_names(task)) + ".",
+        *(f"{split}: {len(data[f'y_{split}'])} samples" for split in SPLITS),
     ]
-    for split, n in counts.items():
-        lines.append(f"{split}: {n} samples")
-    return "\n".join(lines)
+    return Bunch(
+        **data, target_names=grade_names(task), task=task, DESCR="\n".join(descr)
+    )
 
 
 def _warn_on_two_grade_splits(path, data):
@@ -251,7 +249,7 @@ def load_mescc(path, task="two"):
         raise MESCCFormatError(f"{os.fspath(path)} is a file, not a MESCC data folder")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"MESCC data folder not found: {os.fspath(path)}")
-    data, counts, n_features, first = {}, {}, None, None
+    data, n_features, first = {}, None, None
     for split in SPLITS:
         f_file, t_file = split_paths(path, split)
         X, y = load_features(f_file), _load_targets(t_file)
@@ -266,7 +264,6 @@ def load_mescc(path, task="two"):
                 f"{f_file}: {X.shape[1]} features but {first} has {n_features}"
             )
         data[f"X_{split}"], data[f"y_{split}"] = X, y
-        counts[split] = X.shape[0]
     six_grade = any(data[f"y_{s}"].max() > 1 for s in SPLITS)
     if six_grade:
         _warn_on_two_grade_splits(path, data)
@@ -278,12 +275,7 @@ def load_mescc(path, task="two"):
     if task == "two" and six_grade:
         for split in SPLITS:
             data[f"y_{split}"] = six_to_two(data[f"y_{split}"])
-    return Bunch(
-        **data,
-        target_names=grade_names(task),
-        task=task,
-        DESCR=_describe(task, False, counts),
-    )
+    return _bunch(data, task, synthetic=False)
 
 
 def _scaled(count, scale):
@@ -337,7 +329,7 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
     base = rng.normal(0.3, 0.5, n_features)
     steps = rng.normal(size=(6, n_features)) * (3.0 / np.sqrt(n_features))
     centers = (base + np.cumsum(steps, axis=0)).astype(np.float32)
-    data, counts = {}, {}
+    data = {}
     for split in SPLITS:
         n_per_class = [_scaled(c, scale) for c in MESCC_CLASS_COUNTS[split]]
         y = np.repeat(np.arange(6, dtype=np.int64), n_per_class)
@@ -346,13 +338,7 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
         X = np.maximum(centers[y] + noise, 0.0).astype(np.float32)
         data[f"X_{split}"] = X
         data[f"y_{split}"] = six_to_two(y) if task == "two" else y
-        counts[split] = y.size
-    return Bunch(
-        **data,
-        target_names=grade_names(task),
-        task=task,
-        DESCR=_describe(task, True, counts),
-    )
+    return _bunch(data, task, synthetic=True)
 
 
 def write_mescc_like(directory, **kwargs):
