@@ -62,24 +62,22 @@ class SemiSupervisedDataset(Dataset):
         self.device = torch.device(device)
         self.data_on_device = bool(data_on_device)
         store = self.device if self.data_on_device else torch.device("cpu")
-        self.X_labeled = torch.as_tensor(X_labeled, dtype=torch.float32, device=store)
-        self.y_labeled = torch.as_tensor(y_labeled, dtype=torch.long, device=store)
-        self.X_unlabeled = torch.as_tensor(
-            X_unlabeled, dtype=torch.float32, device=store
-        )
+
+        def stored(array, dtype=torch.float32):
+            return torch.as_tensor(array, dtype=dtype, device=store)
+
+        self.X_labeled = stored(X_labeled)
+        self.y_labeled = stored(y_labeled, torch.long)
+        self.X_unlabeled = stored(X_unlabeled)
         if len(self.X_labeled) == 0:
             raise ValueError("SemiSupervisedDataset needs at least one labeled row")
         if len(self.X_labeled) != len(self.y_labeled):
             raise ValueError("X_labeled and y_labeled have different lengths")
         if self.y_labeled.min() < 0:
             raise ValueError("encoded labels must be >= 0; -1 marks unlabeled rows")
-        self.w_labeled = None
-        if w_labeled is not None:
-            self.w_labeled = torch.as_tensor(
-                w_labeled, dtype=torch.float32, device=store
-            )
-            if self.w_labeled.shape != self.y_labeled.shape:
-                raise ValueError("w_labeled and y_labeled have different lengths")
+        self.w_labeled = None if w_labeled is None else stored(w_labeled)
+        if self.w_labeled is not None and self.w_labeled.shape != self.y_labeled.shape:
+            raise ValueError("w_labeled and y_labeled have different lengths")
 
     @property
     def n_labeled(self):
@@ -93,11 +91,8 @@ class SemiSupervisedDataset(Dataset):
         return self.n_unlabeled or self.n_labeled
 
     def take(self, idx, *arrays):
-        """``array[idx]`` on the compute device, one per array (the dataset's).
-
-        Host-stored rows are gathered into pinned memory when the compute
-        device is a GPU, so that the copy does not block the host.
-        """
+        """``array[idx]`` on the compute device for each array; host-stored rows
+        go through pinned memory on a GPU, so the copy does not block the host."""
         # not `rows.device == self.device`: "cuda" != "cuda:0" in torch
         if self.data_on_device:
             return tuple(rows[idx] for rows in arrays)
@@ -124,8 +119,7 @@ def _chunks(n, size, min_size=2):
     """Boundaries of batches of ``size`` over ``n`` rows; a last batch smaller than
     ``min_size`` is merged into the one before it (BatchNorm cannot train on one
     row, and each of ``min_size // 2`` processes needs two)."""
-    starts = list(range(0, n, size))
-    bounds = [(s, min(s + size, n)) for s in starts]
+    bounds = [(s, min(s + size, n)) for s in range(0, n, size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_size:
         bounds[-2] = (bounds[-2][0], n)
         bounds.pop()

@@ -113,12 +113,10 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
     through the backbone in eval mode.
 
     The network expects pixel values in [0, 1]: float images are used as
-    given, uint8 images are divided by 255 (as torchvision's ``ToTensor``), and
-    other integer images (e.g. 16-bit MRI) are refused, since their range is
-    not known: convert them to float in [0, 1] first (divide by the image's
-    maximum or by the scanner's range). Float images with values more than
-    0.5 outside [0, 1] raise a warning (standardised images, for example,
-    would be normalised twice).
+    given, uint8 images are divided by 255 (as torchvision's ``ToTensor``),
+    other integer images (e.g. 16-bit MRI), whose range is not known, are
+    refused. Float images more than 0.5 outside [0, 1] (standardised ones,
+    which would be normalised twice) raise a warning.
 
     Parameters
     ----------
@@ -185,11 +183,9 @@ class ResNet50Features(TransformerMixin, BaseEstimator):
                 stacklevel=3,  # past fit's _fit_context wrapper, at the caller
             )
         else:
-            path = (
-                _torchvision_checkpoint()
-                if self.weights == "torchvision"
-                else self.weights
-            )
+            path = self.weights
+            if path == "torchvision":
+                path = _torchvision_checkpoint()
             if not os.path.exists(path):
                 raise FileNotFoundError(f"ResNet-50 weights not found: {path}")
             backbone.load_state_dict(load_state_dict(path))
