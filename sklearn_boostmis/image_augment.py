@@ -1,10 +1,6 @@
-"""Image augmentations as batched torch operations (method page,
-:ref:`method-augmentations`).
-
-Weak view: random horizontal flip and random translation by pad-and-crop.
-Strong view: RandAugment-style random operations with random magnitudes, then
-Cutout. Operations run on the tensor's device with per-sample parameters, with
-no Python loop over samples (see ``StrongImageAugment._apply_round``).
+"""The weak and strong image views as batched torch operations (method page,
+:ref:`method-augmentations`, which also lists how they approximate the PIL
+operations of FixMatch's RandAugment).
 
 Images are float tensors ``(N, C, H, W)`` in any value range and of any float
 dtype, which the views keep (float16 and bfloat16 are augmented in float32).
@@ -13,17 +9,9 @@ the strong operations work on images mapped to [0, 1] with that range and map
 back, so solarize, posterize or equalize mean the same on raw pixels and on
 standardised ones, and every output stays within the fitted range. A fitted
 augmentation takes images with the fitted number of channels, of any size.
-Random numbers come only from the generator given to ``fit`` (kept as
-``generator_``): the same seed gives the same views.
-
-Approximations of the PIL operations of FixMatch's RandAugment: *equalize*
-applies the classic ``(cdf - cdf_min) / (n - cdf_min)`` table on 256 levels per
-sample and channel (PIL rounds the table slightly differently); *contrast*
-blends with the mean of the whole sample (PIL: of its grayscale version);
-*sharpness* blends with a 3x3 smoothed image and keeps the border pixels (as
-PIL does); affine operations (rotate, shear, translate) use nearest-neighbour
-sampling (PIL's default) and fill uncovered pixels with ``fill``; Cutout fills
-with the fitted per-channel mean (FixMatch: mid-gray).
+Operations run on the tensor's device with per-sample parameters, with no Python
+loop over samples; random numbers come only from the generator given to ``fit``
+(kept as ``generator_``), so the same seed gives the same views.
 """
 
 import math
@@ -162,7 +150,7 @@ class WeakImageAugment(_ImageAugmentation):
         if self.flip and self.flip_p > 0:
             flip = self._rand(len(x), device=x.device) < self.flip_p
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        pads = [min(round(self.translate * side), side - 1) for side in x.shape[-2:]]
+        pads = [min(int(round(self.translate * s)), s - 1) for s in x.shape[-2:]]
         if any(pads):
             x = random_translate(x, *pads, self.generator_)
         return x
@@ -206,8 +194,8 @@ class StrongImageAugment(_ImageAugmentation):
     a square of side ``u * cutout * min(H, W)`` (``u ~ U(0, 1]``, at least one
     pixel) at a random centre, clipped at the borders, is set to the fitted
     per-channel mean. Optionally (``flip_and_crop``) the weak flip and
-    pad-and-crop come first, as in FixMatch's strong transform. The module
-    docstring lists the approximations of the PIL operations.
+    pad-and-crop come first, as in FixMatch's strong transform (the method page
+    lists the approximations of the PIL operations).
 
     Parameters
     ----------
@@ -367,10 +355,9 @@ def equalize(z, bins=256):
     hist = torch.zeros(n * c, bins, device=z.device, dtype=z.dtype)
     hist.scatter_add_(1, levels, torch.ones_like(levels, dtype=z.dtype))
     cdf = hist.cumsum(dim=1)
-    total = cdf[:, -1:]
     # count of the lowest occupied level
     cdf_min = hist.gather(1, levels.min(dim=1, keepdim=True).values)
-    denom = total - cdf_min
+    denom = cdf[:, -1:] - cdf_min
     lut = (cdf - cdf_min) / torch.where(denom > 0, denom, torch.ones_like(denom))
     out = lut.clamp(0, 1).gather(1, levels)
     out = torch.where(denom > 0, out, z.reshape(n * c, -1))
