@@ -99,11 +99,8 @@ class FeatureDropoutNoise(_FeatureAugmentation):
 
     def __call__(self, x):
         check_is_fitted(self, "noise_std_")
-        keep = (
-            torch.rand(x.shape, generator=self.generator_, device=x.device)
-            >= self.dropout
-        )
-        return x * keep + self._noise(x)
+        draw = torch.rand(x.shape, generator=self.generator_, device=x.device)
+        return x * (draw >= self.dropout) + self._noise(x)
 
 
 class MarginalResamplingNoise(_FeatureAugmentation):

@@ -94,9 +94,7 @@ class MLPClassifierModule(nn.Module):
 
 def supports_embedding(module):
     """Whether ``module`` exposes the ``embed``/``head`` protocol."""
-    return callable(getattr(module, "embed", None)) and callable(
-        getattr(module, "head", None)
-    )
+    return all(callable(getattr(module, name, None)) for name in ("embed", "head"))
 
 
 @contextmanager
@@ -113,11 +111,8 @@ def eval_mode(module):
 
 
 def no_weight_decay_names(module):
-    """Names of parameters exempt from weight decay: biases and normalisation layers.
-
-    The authors' configuration applies weight decay to weights only (method
-    page, :ref:`method-training`).
-    """
+    """Names of parameters exempt from weight decay, as in the authors' configuration
+    (:ref:`method-training`): biases and normalisation layers."""
     norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     return {
         f"{module_name}.{param_name}" if module_name else param_name
