@@ -68,8 +68,7 @@ def torch_seeded(seed, device="cpu"):
     ``torch.manual_seed`` also reseeds every CUDA device while
     ``torch.random.fork_rng`` restores only the devices it is given: seeding
     just the forked generators leaves every other stream as it was. Blocks in
-    different threads of one process run one at a time, so that each draws
-    the stream its seed gives.
+    different threads run one at a time (see ``_SEEDED_BLOCK``).
     """
     cuda = cuda_indices(device)
     with _SEEDED_BLOCK, torch.random.fork_rng(devices=cuda):

@@ -199,15 +199,14 @@ class ResNetStyleCNN(_PooledCNN):
         side = min(_pair(image_size))
         width = int(width)
         if side > SMALL_IMAGE_MAX_SIDE:
-            stem = [
+            layers = [
                 nn.Conv2d(int(n_channels), width, 7, stride=2, padding=3, bias=False),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, padding=1),
             ]
         else:
-            stem = _conv_bn_relu(int(n_channels), width)
-        layers = [*stem]
+            layers = _conv_bn_relu(int(n_channels), width)
         n_in = width
         for stage, n_blocks in enumerate(blocks):
             n_out = width * 2**stage

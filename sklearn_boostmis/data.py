@@ -1,15 +1,13 @@
-"""Labeled and unlabeled batches for one training step.
-
-The losses of a step are on the method page (:ref:`method-losses`).
+"""Labeled and unlabeled batches for one training step (losses on the method
+page, :ref:`method-losses`).
 
 An epoch is one pass over the unlabeled rows in batches of ``mu * B``, each
 drawn with a labeled batch of ``B`` rows from a stream of reshuffled passes over
-the labeled rows. With no unlabeled rows an epoch is one pass over the labeled
-rows. By default the arrays are moved to the model's device once, so a step only
-indexes device tensors: no per-sample collation and no host-to-device copy per
-batch. Arrays too large for the device stay in host memory
-(``data_on_device=False``): each batch is gathered on the host, into pinned
-memory when the device is a GPU, and copied with ``non_blocking=True``.
+the labeled rows (with no unlabeled rows, one pass over the labeled rows). By
+default the arrays are moved to the model's device once, so a step only indexes
+device tensors: no per-sample collation and no host-to-device copy per batch.
+With ``data_on_device=False`` they stay in host memory and each batch is copied
+(:meth:`SemiSupervisedDataset.take`).
 """
 
 import torch
@@ -131,16 +129,13 @@ class SemiSupervisedBatches:
 
     ``x_unlabeled`` and ``idx`` are None when there are no unlabeled rows. A
     dataset with sample weights (``w_labeled``) adds a fifth element, the
-    weights of the step's labeled rows.
-    All randomness comes from ``generator``.
+    weights of the step's labeled rows. All randomness comes from ``generator``.
 
-    With ``num_shards`` processes (data-parallel training), every process draws
-    the same permutations from an identically seeded ``generator``; a step
-    covers ``num_shards * mu * B`` unlabeled and ``num_shards * B`` labeled
-    rows, and process ``shard_index`` takes every ``num_shards``-th of them. So
-    in one epoch each unlabeled row is visited by exactly one process, every
-    process runs the same number of steps, and ``batch_size`` is per process
-    (as in PyTorch's DistributedDataParallel).
+    With ``num_shards`` processes (data-parallel training; see the user guide),
+    every process draws the same permutations from an identically seeded
+    ``generator`` and process ``shard_index`` takes every ``num_shards``-th row
+    of a step of ``num_shards * mu * B`` unlabeled and ``num_shards * B``
+    labeled rows (``batch_size`` is per process).
     """
 
     def __init__(self, dataset, batch_size, mu, generator, num_shards=1, shard_index=0):
@@ -211,8 +206,7 @@ class SemiSupervisedBatches:
         if not ds.n_unlabeled:
             order = self._permutation(ds.n_labeled)
             for start, stop in self._steps(ds.n_labeled, self._labeled_only_size):
-                idx = self._shard(order[start:stop])
-                labeled = self._labeled(idx)
+                labeled = self._labeled(self._shard(order[start:stop]))
                 yield *labeled[:2], None, None, *labeled[2:]
             return
         order = self._permutation(ds.n_unlabeled)
@@ -227,7 +221,5 @@ class SemiSupervisedBatches:
         """Rows, labels and (with sample weights) weights of labeled positions,
         gathered in one call; a step holds the weights last."""
         ds = self.dataset
-        arrays = [ds.X_labeled, ds.y_labeled]
-        if ds.w_labeled is not None:
-            arrays.append(ds.w_labeled)
-        return ds.take(idx, *arrays)
+        weights = [] if ds.w_labeled is None else [ds.w_labeled]
+        return ds.take(idx, ds.X_labeled, ds.y_labeled, *weights)

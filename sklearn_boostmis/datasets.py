@@ -31,8 +31,7 @@ SPLITS = ("train", "val", "test")
 SIX_GRADE_NAMES = ("b0", "b1a", "b1b", "b1c", "b2", "b3")
 TWO_GRADE_NAMES = ("low", "high")
 
-# The release's split/class table (method page, "The MESCC data format"):
-# rows train / val / test, columns b0..b3.
+# The release's class counts b0..b3 per split (method page, :ref:`method-mescc`).
 MESCC_CLASS_COUNTS = {
     "train": (3752, 409, 483, 224, 136, 203),
     "val": (756, 73, 88, 50, 23, 21),
@@ -72,10 +71,8 @@ def _check_task(task):
 
 def split_paths(path, split):
     """The (features, targets) file paths of one split."""
-    return (
-        os.path.join(os.fspath(path), f"{split}-features.npy"),
-        os.path.join(os.fspath(path), f"{split}-targets.npy"),
-    )
+    stem = os.path.join(os.fspath(path), split)
+    return f"{stem}-features.npy", f"{stem}-targets.npy"
 
 
 def _unreadable_reason(file, exc):
@@ -114,9 +111,8 @@ def _load_array(file):
         array = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         reason = _unreadable_reason(file, exc)
-        raise MESCCFormatError(
-            f"{file}: not a valid .npy array file ({reason})"
-        ) from exc
+        msg = f"{file}: not a valid .npy array file ({reason})"
+        raise MESCCFormatError(msg) from exc
     if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
         array.close()
         raise MESCCFormatError(f"{file}: expected a single .npy array, got an archive")
@@ -191,8 +187,7 @@ def _bunch(data, task, synthetic):
 
 
 def _warn_on_two_grade_splits(path, data):
-    """Warn about a sizeable split with labels 0/1 only beside six-grade ones:
-    probably two-grade, and its 1s (high) would be read as b1a (low)."""
+    """Warn about a sizeable 0/1-only split beside six-grade ones (see load_mescc)."""
     for split in SPLITS:
         y = data[f"y_{split}"]
         if len(y) >= 20 and y.max() <= 1 and (y == 1).any():
