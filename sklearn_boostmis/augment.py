@@ -1,12 +1,10 @@
-"""Feature-vector augmentations (method page, :ref:`method-augmentations`).
-
-Image operations do not exist for feature vectors, so the views are made with
-noise scaled per feature and feature dropout, a documented departure from the
-paper; any callable ``x -> x`` can be passed instead. An augmentation is fitted
-once per ``fit`` on the training rows (it learns the per-feature standard
-deviation sigma_j) and given the engine's seeded :class:`torch.Generator`: its
-batched torch operations run on the model's device, bit-for-bit repeatable on
-the CPU.
+"""Feature-vector augmentations (method page, :ref:`method-augmentations`): noise
+scaled per feature and feature dropout, since image operations do not exist for
+feature vectors (a documented departure from the paper; any callable ``x -> x``
+can be passed instead). An augmentation is fitted once per ``fit`` on the
+training rows (it learns the per-feature standard deviation sigma_j) and given
+the engine's seeded :class:`torch.Generator`: its batched torch operations run
+on the model's device, bit-for-bit repeatable on the CPU.
 """
 
 import copy

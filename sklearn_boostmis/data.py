@@ -155,12 +155,8 @@ class SemiSupervisedBatches:
                 f"{self.num_shards} processes need at least as many "
                 f"{'unlabeled' if dataset.n_unlabeled else 'labeled'} rows; got {rows}"
             )
-        self._labeled_order = torch.empty(0, dtype=torch.long, device=self._device)
+        self._labeled_order = torch.empty(0, dtype=torch.long, device=dataset.device)
         self._cursor = 0
-
-    @property
-    def _device(self):
-        return self.dataset.device
 
     def _steps(self, n, per_process):
         """Global step boundaries over ``n`` rows, ``per_process`` rows each."""
@@ -186,7 +182,7 @@ class SemiSupervisedBatches:
         return max(self.batch_size, 2)
 
     def _permutation(self, n):
-        return torch.randperm(n, generator=self.generator, device=self._device)
+        return torch.randperm(n, generator=self.generator, device=self.dataset.device)
 
     def _next_labeled(self, size):
         """``size`` labeled positions from successive reshuffled passes."""

@@ -1,10 +1,7 @@
-"""The MESCC feature release (method page, :ref:`method-mescc`): a checked loader
-and a SYNTHETIC look-alike.
-
-:func:`load_mescc` reads and checks a release folder (``<split>-features.npy``
-and ``<split>-targets.npy`` for train / val / test).
+"""The MESCC feature release (method page, :ref:`method-mescc`): :func:`load_mescc`
+reads and checks a release folder;
 :func:`~sklearn_boostmis.datasets.make_mescc_like` generates SYNTHETIC data with
-the release's split sizes and class counts (the real data is not public), and
+the release's split sizes and class counts (the real data is not public) and
 :func:`write_mescc_like` writes it as the six ``.npy`` files, for tests, demos
 and speed benchmarks.
 """
@@ -273,10 +270,6 @@ def load_mescc(path, task="two"):
     return _bunch(data, task, synthetic=False)
 
 
-def _scaled(count, scale):
-    return max(1, int(np.floor(count * scale + 0.5)))
-
-
 @validate_params(
     {
         "n_features": [Interval(Integral, 1, None, closed="left")],
@@ -326,7 +319,8 @@ def make_mescc_like(n_features=2048, scale=1.0, random_state=0, task="six"):
     centers = (base + np.cumsum(steps, axis=0)).astype(np.float32)
     data = {}
     for split in SPLITS:
-        n_per_class = [_scaled(c, scale) for c in MESCC_CLASS_COUNTS[split]]
+        counts = MESCC_CLASS_COUNTS[split]
+        n_per_class = [max(1, int(np.floor(c * scale + 0.5))) for c in counts]
         y = np.repeat(np.arange(6, dtype=np.int64), n_per_class)
         y = y[rng.permutation(y.size)]
         noise = rng.standard_normal((y.size, n_features), dtype=np.float32)

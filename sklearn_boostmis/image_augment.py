@@ -309,14 +309,12 @@ class StrongImageAugment(_ImageAugmentation):
         n, _, height, width = z.shape
         device = z.device
         side = min(height, width)
-        size = torch.ceil(self._rand(n, device=device) * self.cutout * side).clamp(
-            min=1
-        )
-        cy = torch.floor(self._rand(n, device=device) * height)
-        cx = torch.floor(self._rand(n, device=device) * width)
-        y0 = (cy - torch.floor(size / 2)).view(-1, 1, 1)
-        x0 = (cx - torch.floor(size / 2)).view(-1, 1, 1)
-        size = size.view(-1, 1, 1)
+        size = torch.ceil(self._rand(n, device=device) * self.cutout * side)
+        size = size.clamp(min=1).view(-1, 1, 1)
+        cy = torch.floor(self._rand(n, device=device) * height).view(-1, 1, 1)
+        cx = torch.floor(self._rand(n, device=device) * width).view(-1, 1, 1)
+        y0 = cy - torch.floor(size / 2)
+        x0 = cx - torch.floor(size / 2)
         rows = torch.arange(height, device=device).view(1, -1, 1)
         cols = torch.arange(width, device=device).view(1, 1, -1)
         inside = (rows >= y0) & (rows < y0 + size) & (cols >= x0) & (cols < x0 + size)
