@@ -120,7 +120,7 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         Class weights of the supervised loss, as in scikit-learn's
         classifiers, computed from the labeled rows (a declared class without
         any weighs 1, as do labels a dict leaves out). The consistency loss
-        stays unweighted; see the user guide, section "Imbalanced classes".
+        stays unweighted; see the user guide (:ref:`user-guide-imbalance`).
     prior_correction : {"classwise", "align", "adjust"}, PriorCorrection or \
 None, default="classwise"
         How training and ``predict_proba`` account for the smoothed class

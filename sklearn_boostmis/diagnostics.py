@@ -3,7 +3,7 @@
 With few labels or strong class imbalance, the consistency loss can feed the
 model's own predictions back to it until a class is (almost) never
 pseudo-labeled (confirmation bias). :func:`warn_on_collapse` says so at the end
-of ``fit``; see the user guide, section "Imbalanced classes".
+of ``fit``; see the user guide (:ref:`user-guide-imbalance`).
 """
 
 import warnings
@@ -19,7 +19,7 @@ class PseudoLabelCollapseWarning(UserWarning):
     accepted pseudo-labels, and among the predictions on the unlabeled rows,
     are both below a tenth of its share among the labeled rows. Late in an
     annotation loop it can name a class that is merely gone from the pool; see
-    the user guide, section "Imbalanced classes", also for how to filter it.
+    the user guide (:ref:`user-guide-imbalance`), also for how to filter it.
     """
 
 
