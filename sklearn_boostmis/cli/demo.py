@@ -83,9 +83,11 @@ def cmd_demo(args):
         max_epochs=cfg["max_epochs"], random_state=args.seed, n_jobs=args.n_jobs
     )
 
+    def oracle(idx):
+        return y_tr[idx]
+
     def run_loop(sampler, name):
         start = time.perf_counter()
-        oracle = lambda idx: y_tr[idx]  # noqa: E731
         loop = AnnotationLoop(
             base, sampler, oracle, n_cycles=cfg["cycles"], budget=cfg["budget"]
         ).fit(X_tr, y0, X_te, y_te)

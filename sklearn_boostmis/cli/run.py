@@ -209,11 +209,10 @@ def _too_many_cycles(out, n_cycles):
     )
 
 
-def _finished_report(out, cycles, n_train):
-    """The report of ``out`` when its run is complete, its weights are there and
-    it did ``cycles`` cycles (or labeled every row); None: the run resumes. A
-    finished run of more cycles than ``cycles`` is a ``ValueError``."""
-    report = _previous_report(out)
+def _finished_report(out, report, cycles, n_train):
+    """``report`` (``out``'s earlier one) when its run is complete, its weights
+    are there and it did ``cycles`` cycles (or labeled every row); None: the run
+    resumes. A finished run of more cycles than ``cycles`` is a ``ValueError``."""
     weights = [os.path.join(out, name) for name in (WEIGHTS_NAME, SCALER_NAME)]
     complete = report.get("complete") and report.get("cycles")
     if not (complete and all(map(os.path.isfile, weights))):
@@ -379,13 +378,13 @@ class _CycleReport:
     """A run's ``on_cycle_end``: each cycle's test scores go to report.json, with
     its progress line; cycles done by an earlier run are said as such."""
 
-    def __init__(self, out, report, data, X_test, cycles):
+    def __init__(self, out, report, data, X_test, cycles, previous):
         self.out, self.report, self.data = out, report, data
         self.X_test, self.cycles = X_test, cycles
         self.names = report["config"]["target_names"]
         self.n_train = report["config"]["n_train"]
-        previous = _previous_report(out).get("cycles", [])  # less its final fit
-        self.entries = {e["cycle"]: e for e in previous if not e.get("final")}
+        done = previous.get("cycles", [])  # an earlier run's, less its final fit
+        self.entries = {e["cycle"]: e for e in done if not e.get("final")}
         self.said = 0  # the cycles before this one have their line
         self.clock = time.perf_counter()  # the start of the cycle's line
 
@@ -482,11 +481,13 @@ def cmd_run(args):
     resumed = _check_resume_config(out, config)
     if not resumed:
         write_json(config_path, config)  # a resumed run's, once it has finished
-    finished = _finished_report(out, args.cycles, len(y_train)) if resumed else None
+    previous = _previous_report(out)
+    finished = None
+    if resumed:
+        finished = _finished_report(out, previous, args.cycles, len(y_train))
     if finished is not None:
         _say_finished(out, finished, _restore_outputs(out, finished, data.y_test))
         return 0
-    previous = _previous_report(out)
     if previous.get("complete"):  # cycles are added: unfinished until they are done
         write_json(os.path.join(out, REPORT_JSON), {**previous, "complete": False})
     scaler = fit_scaler(data.X_train)
@@ -497,7 +498,7 @@ def cmd_run(args):
     y0[initial] = y_train[initial]
     estimator = _run_estimator(config, args.device, args.n_jobs)
     report = {"config": config, "initial_indices": initial.tolist(), "cycles": []}
-    cycles = _CycleReport(out, report, data, X_test, args.cycles)
+    cycles = _CycleReport(out, report, data, X_test, args.cycles, previous)
     loop = AnnotationLoop(
         estimator,
         InformativeQuerySampler(random_state=args.seed),
