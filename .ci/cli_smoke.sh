@@ -100,7 +100,7 @@ with open("LABELS.csv", "w") as f:
             f.write(f"{row},{code if i % 2 else name}\n")
 EOF
 step boostmis query data --task two --labels LABELS.csv --budget 5 --max-epochs 3 \
-    --out candidates.csv
+    --class-prior 0.89 0.11 --out candidates.csv
 step python - <<'EOF'
 import csv
 

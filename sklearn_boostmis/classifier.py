@@ -35,7 +35,12 @@ from .engine import (
     load_module_states,
     module_states,
 )
-from .imbalance import PriorCorrection, make_prior_correction, smoothed_prior
+from .imbalance import (
+    PriorCorrection,
+    check_class_prior,
+    make_prior_correction,
+    smoothed_prior,
+)
 from .modules import (
     MLPClassifierModule,
     eval_mode,
@@ -130,6 +135,15 @@ None, default="classwise"
         the prior for ``"align"`` and ``"classwise"``, which adds per-class
         thresholds. None: the paper's method, which on imbalanced data tends
         to collapse onto the majority class.
+    class_prior : array-like of shape (n_classes,), default=None
+        The share of each class (in ``classes_`` order; counts are normalised)
+        among the unlabeled rows and the data ``predict`` will see, when it is
+        known better than the labeled rows tell, as the prevalence of each
+        grade in a clinic usually is (:ref:`user-guide-imbalance`).
+        ``prior_correction`` then aligns the pseudo-labels to it, adjusts the
+        consistency loss and the decision rule by it; the supervised loss keeps
+        the labeled prior. None: the smoothed prior of the labeled rows. Needs
+        a ``prior_correction``.
     classes : array-like of shape (n_classes,), default=None
         Every class the model knows (as ``partial_fit(classes=...)``); None
         takes the classes of the labeled rows. Declare a class without labeled
@@ -190,8 +204,10 @@ None, default="classwise"
     classes_ : ndarray of shape (n_classes,)
         Class labels (never -1).
     class_prior_ : ndarray of shape (n_classes,)
-        The smoothed prior of the labeled rows, ``(n_c + 1) / (n_L + C)``
-        in ``classes_`` order, which ``prior_correction`` uses.
+        The prior ``prior_correction`` aligns pseudo-labels to and
+        ``predict_proba`` decides under, in ``classes_`` order: ``class_prior``
+        normalised, or the smoothed prior of the labeled rows, ``(n_c + 1) /
+        (n_L + C)``.
     n_features_in_ : int
         Number of features (for images: of channels).
     input_shape_ : tuple of int
@@ -281,6 +297,7 @@ None, default="classwise"
             StrOptions({"align", "adjust", "classwise"}),
             PriorCorrection,
         ],
+        "class_prior": [None, "array-like"],
         "classes": [None, "array-like"],
         "callbacks": [None, list],
         "net_params": [None, dict],
@@ -317,6 +334,7 @@ None, default="classwise"
         unsup_normalizer="batch",
         class_weight=None,
         prior_correction="classwise",
+        class_prior=None,
         classes=None,
         callbacks=None,
         net_params=None,
@@ -350,6 +368,7 @@ None, default="classwise"
         self.unsup_normalizer = unsup_normalizer
         self.class_weight = class_weight
         self.prior_correction = prior_correction
+        self.class_prior = class_prior
         self.classes = classes
         self.callbacks = callbacks
         self.net_params = net_params
@@ -417,7 +436,7 @@ None, default="classwise"
                 )
             self.classes_ = classes
             encoded = np.searchsorted(self.classes_, y[labeled])
-            self.class_prior_ = smoothed_prior(encoded, len(classes)).numpy()
+            self.class_prior_ = self._class_prior(encoded, len(classes))
 
             weights = self._labeled_weights(sample_weight, X, labeled)
             net = self._train(X, y, labeled, encoded, warm, weights)
@@ -585,6 +604,16 @@ None, default="classwise"
                 params[name] = value
         return self.module, params
 
+    def _class_prior(self, encoded, n_classes):
+        if self.class_prior is None:
+            return smoothed_prior(encoded, n_classes).numpy()
+        if self.prior_correction is None:
+            raise ValueError(
+                "class_prior is used by a prior_correction; with "
+                "prior_correction=None (the paper's method) leave it None"
+            )
+        return check_class_prior(self.class_prior, n_classes).numpy()
+
     def _class_weight(self, y_labeled):
         """Per-class weights of the supervised loss, in ``classes_`` order (1 for a
         class without labeled rows, which is never a target)."""
@@ -658,6 +687,7 @@ None, default="classwise"
             unsup_normalizer=self.unsup_normalizer,
             class_weight=class_weight,
             prior_correction=self.prior_correction,
+            class_prior=None if self.class_prior is None else self.class_prior_,
             classes=list(range(len(self.classes_))),
             callbacks=copy.deepcopy(self.callbacks),
             precision=None if self.precision == "32" else self.precision,
@@ -696,7 +726,7 @@ None, default="classwise"
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``. With a ``prior_correction``, the
-            posterior its ``decision`` names (under the labeled prior, by
+            posterior its ``decision`` names (under ``class_prior_``, by
             default).
         """
         if self.prior_correction is not None:

@@ -113,6 +113,10 @@ class BoostMISNet(NeuralNetClassifier):
         Class-prior correction of the losses and pseudo-labels
         (:func:`~sklearn_boostmis.imbalance.make_prior_correction`); None is
         the paper's method.
+    class_prior : None or sequence of float, default=None
+        The prior of the unlabeled rows (encoded class order, summing to 1)
+        that ``prior_correction`` aligns pseudo-labels to; None: the smoothed
+        labeled prior.
     precision : {None, "32", "bf16", "fp16"}, default=None
         Forward passes under :func:`torch.autocast` with this dtype (losses in
         float32); ``"fp16"`` adds a :class:`torch.amp.GradScaler`.
@@ -137,6 +141,7 @@ class BoostMISNet(NeuralNetClassifier):
         unsup_normalizer="batch",
         class_weight=None,
         prior_correction=None,
+        class_prior=None,
         precision=None,
         seed=0,
         **kwargs,
@@ -153,6 +158,7 @@ class BoostMISNet(NeuralNetClassifier):
         self.unsup_normalizer = unsup_normalizer
         self.class_weight = class_weight
         self.prior_correction = prior_correction
+        self.class_prior = class_prior
         self.precision = precision
         self.seed = seed
 
@@ -281,7 +287,7 @@ class BoostMISNet(NeuralNetClassifier):
         self.prior_correction_ = make_prior_correction(self.prior_correction)
         if self.prior_correction_ is not None:
             prior = smoothed_prior(X.y_labeled, len(self.classes))
-            self.prior_correction_.start(prior, device)
+            self.prior_correction_.start(prior, device, self.class_prior)
         self.class_weight_ = None
         if self.class_weight is not None:
             self.class_weight_ = torch.as_tensor(
@@ -457,7 +463,10 @@ class BoostMISNet(NeuralNetClassifier):
             self._adjusted(logits[:n_lab]), y_lab, self.class_weight_, w_lab
         )
         unsup = masked_consistency_loss(
-            self._adjusted(logits[n_lab:]), pseudo_labels, mask, self.unsup_normalizer
+            self._adjusted(logits[n_lab:], unlabeled=True),
+            pseudo_labels,
+            mask,
+            self.unsup_normalizer,
         )
         loss = sup + self.lambda_u * unsup
         self._backward(loss)
@@ -470,10 +479,12 @@ class BoostMISNet(NeuralNetClassifier):
             "threshold": self.threshold_.last_threshold_,
         }
 
-    def _adjusted(self, logits):
-        """The logits both losses see: ``z + tau log pi`` under a prior correction."""
+    def _adjusted(self, logits, unlabeled=False):
+        """The logits a loss sees: ``z + tau log pi`` under a prior correction."""
         correction = self.prior_correction_
-        return logits if correction is None else correction.adjust_logits(logits)
+        if correction is None:
+            return logits
+        return correction.adjust_logits(logits, unlabeled)
 
     def evaluation_step(self, batch, training=False):
         """Forward pass of the EMA teacher (eval mode, no gradient)."""

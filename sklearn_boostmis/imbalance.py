@@ -1,13 +1,16 @@
 """Class-prior corrections for imbalanced data (the ``prior_correction`` parameter).
 
 A :class:`PriorCorrection` adds the smoothed labeled prior (:func:`smoothed_prior`)
-where it enters a training step and sets the decision rule of ``predict_proba``;
+to the supervised loss, and the prior of the unlabeled rows (the labeled one
+unless the estimator's ``class_prior`` gives it) where pseudo-labels are made and
+learnt, and sets the decision rule of ``predict_proba``;
 the method page states each part with its equation (:ref:`method-imbalance`). In
 data-parallel training each process keeps its own ``p_hat_``.
 """
 
 from numbers import Real
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, clone
@@ -41,6 +44,44 @@ def smoothed_prior(encoded_labels, n_classes):
     return (counts + 1.0) / (len(labels) + int(n_classes))
 
 
+def check_class_prior(class_prior, n_classes):
+    """A user's ``class_prior`` as a float32 tensor summing to 1.
+
+    Parameters
+    ----------
+    class_prior : array-like of shape (n_classes,)
+        Positive shares (or counts) of the classes, in ``classes_`` order.
+    n_classes : int
+        The number of classes the model knows.
+
+    Returns
+    -------
+    prior : torch.Tensor of shape (n_classes,), float32
+
+    Raises
+    ------
+    ValueError
+        If the shape is not ``(n_classes,)`` or a share is not finite and positive.
+
+    Examples
+    --------
+    >>> check_class_prior([89, 11], n_classes=2).tolist()
+    [0.8899999856948853, 0.10999999940395355]
+    """
+    prior = np.asarray(class_prior, dtype=np.float64)
+    if prior.shape != (int(n_classes),):
+        raise ValueError(
+            f"class_prior must have one share per class ({int(n_classes)}, in "
+            f"classes_ order), got shape {prior.shape}"
+        )
+    if not (np.isfinite(prior).all() and (prior > 0).all()):
+        raise ValueError(
+            "class_prior must be finite and positive for every class (a class "
+            f"with share 0 could never be predicted), got {prior.tolist()}"
+        )
+    return torch.as_tensor(prior / prior.sum(), dtype=torch.float32)
+
+
 class PriorCorrection(TensorStateMixin, BaseEstimator):
     """Logit-adjusted losses and prior-corrected pseudo-labels.
 
@@ -48,32 +89,39 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
     ----------
     tau : float, default=1.0
         Strength of the logit adjustment of both losses, ``CE(z + tau log pi,
-        y)``; 1 is Fisher-consistent for the balanced error. 0 keeps plain
-        cross-entropy (and the usual decision rule).
+        y)`` (``pi`` the labeled prior in the supervised loss, the unlabeled
+        rows' prior in the consistency loss); 1 is Fisher-consistent for the
+        balanced error. 0 keeps plain cross-entropy (and the usual decision
+        rule).
     pseudo_labels : {"align", "adjust"} or None, default="align"
         How the teacher's weak-view probabilities are corrected before the
         threshold and the pseudo-label are taken: ``"adjust"``, the
-        prior-calibrated ``q = softmax(z + tau log pi)``; ``"align"``, ``q``
-        aligned to the labeled prior, ``normalise(q * pi / p_hat)`` (``p_hat``
-        a moving average of the mean ``q``); None, the plain ``softmax(z)``.
+        prior-calibrated ``q = softmax(z + tau log pi_u)``; ``"align"``, ``q``
+        aligned to that prior, ``normalise(q * pi_u / p_hat)`` (``p_hat`` a
+        moving average of the mean ``q``); None, the plain ``softmax(z)``.
+        ``pi_u`` is the prior of the unlabeled rows: the labeled prior unless
+        the estimator's ``class_prior`` gives it.
     momentum : float, default=0.99
         Weight of the previous ``p_hat`` in its moving average, per step.
     classwise : bool, default=False
         Per-class thresholds, FlexMatch's rule normalised by the prior
         (``eps_t * max(floor, b_c / (2 - b_c))``, :ref:`method-imbalance`): a
         class under-represented among the pseudo-labels that passed, relative
-        to its prior, gets a lower threshold.
+        to its share of ``pi_u``, gets a lower threshold.
     floor : float, default=0.5
         Lowest fraction of eps_t a class threshold may fall to (``classwise``).
     decision : {"prior", "balanced"}, default="prior"
         What ``predict_proba`` returns, and so ``predict`` and the queries:
-        ``"prior"``, the posterior under the labeled prior, ``softmax(z + tau
+        ``"prior"``, the posterior under the estimator's ``class_prior_``
+        (the labeled prior unless ``class_prior`` is given), ``softmax(z + tau
         log pi)``; ``"balanced"``, the class-balanced posterior ``softmax(z)``.
 
     Attributes
     ----------
     prior_ : torch.Tensor of shape (n_classes,)
         The smoothed labeled prior of the current fit.
+    unlabeled_prior_ : torch.Tensor of shape (n_classes,)
+        ``pi_u``, the prior of the unlabeled rows (``prior_`` unless given).
     p_hat_ : torch.Tensor of shape (n_classes,) or None
         The moving average of the teacher's mean probability (``"align"``);
         None before the first unlabeled batch.
@@ -129,24 +177,30 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         log_prior = torch.as_tensor(prior, dtype=logits.dtype, device=logits.device)
         return logits + float(self.tau) * log_prior.log()
 
-    def start(self, prior, device="cpu"):
-        """Reset the state for a new ``fit`` with the class ``prior``."""
+    def start(self, prior, device="cpu", unlabeled_prior=None):
+        """Reset the state for a new ``fit`` with the labeled class ``prior``
+        and the prior of the unlabeled rows (None: the same ``prior``)."""
         self._validate_params()
         self.prior_ = torch.as_tensor(prior, dtype=torch.float32, device=device)
-        self.log_prior_ = self.prior_.log()
-        self.adjustment_ = float(self.tau) * self.log_prior_
+        self.unlabeled_prior_ = self.prior_
+        if unlabeled_prior is not None:
+            self.unlabeled_prior_ = torch.as_tensor(
+                unlabeled_prior, dtype=torch.float32, device=device
+            )
+        self.adjustment_ = float(self.tau) * self.prior_.log()
+        self.unlabeled_adjustment_ = float(self.tau) * self.unlabeled_prior_.log()
         self.p_hat_ = None
-        self.passed_share_ = self.prior_.clone()  # no evidence yet: b_c = 1
+        self.passed_share_ = self.unlabeled_prior_.clone()  # no evidence: b_c = 1
         return self
 
     def classwise_mask(self, max_proba, pseudo_labels, eps):
         """The mask under per-class thresholds (``classwise``); updates the
         moving share of each class among the pseudo-labels that passed."""
-        ratio = self.passed_share_ / self.prior_
+        ratio = self.passed_share_ / self.unlabeled_prior_
         b = ratio / ratio.max()
         scale = (b / (2.0 - b)).clamp_min(float(self.floor))
         mask = max_proba >= eps * scale[pseudo_labels]
-        counts = torch.bincount(pseudo_labels[mask], minlength=len(self.prior_))
+        counts = torch.bincount(pseudo_labels[mask], minlength=len(ratio))
         total = counts.sum()
         share = counts.float() / total.clamp_min(1)
         moved = torch.lerp(share, self.passed_share_, float(self.momentum))
@@ -154,9 +208,10 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         self.passed_share_ = torch.where(total > 0, moved, self.passed_share_)
         return mask
 
-    def adjust_logits(self, logits):
-        """``z + tau log pi``: what both losses see in place of ``z``."""
-        return logits + self.adjustment_
+    def adjust_logits(self, logits, unlabeled=False):
+        """``z + tau log pi``: what a loss sees in place of ``z``; ``pi`` is the
+        labeled prior, or the unlabeled rows' prior where ``unlabeled``."""
+        return logits + (self.unlabeled_adjustment_ if unlabeled else self.adjustment_)
 
     def pseudo_label_proba(self, logits_weak):
         """Corrected probabilities of a batch of the teacher's weak-view logits
@@ -164,7 +219,7 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
         logits_weak = logits_weak.float()
         if self.pseudo_labels is None:
             return F.softmax(logits_weak, dim=1)
-        proba = F.softmax(self.adjust_logits(logits_weak), dim=1)
+        proba = F.softmax(self.adjust_logits(logits_weak, unlabeled=True), dim=1)
         if self.pseudo_labels == "adjust":
             return proba
         return self._align(proba)
@@ -175,7 +230,7 @@ class PriorCorrection(TensorStateMixin, BaseEstimator):
             self.p_hat_ = mean
         else:
             self.p_hat_ = torch.lerp(mean, self.p_hat_, float(self.momentum))
-        aligned = proba * (self.prior_ / self.p_hat_.clamp_min(1e-6))
+        aligned = proba * (self.unlabeled_prior_ / self.p_hat_.clamp_min(1e-6))
         return aligned / aligned.sum(dim=1, keepdim=True)
 
 

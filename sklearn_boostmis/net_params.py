@@ -25,7 +25,7 @@ _NET_PARAMS_OWNED = {
         for name in (
             "module optimizer lr max_epochs batch_size mu lambda_u threshold "
             "ema_decay weak_augment strong_augment unsup_normalizer class_weight "
-            "classes callbacks precision verbose device accelerator"
+            "class_prior classes callbacks precision verbose device accelerator"
         ).split()
     },
     "optimizer__weight_decay": "weight_decay",

@@ -248,6 +248,7 @@ def test_resume_refuses_other_data_and_writes_nothing(
         (["--class-weight", "balanced"], "class_weight"),
         (["--prior-correction", "align"], "prior_correction"),
         (["--max-steps", "none"], "max_steps"),
+        (["--class-prior", "0.9", "0.1"], "class_prior"),
     ],
 )
 def test_resume_refuses_changed_settings(data_dir, reference_run, capsys, change, key):
@@ -308,6 +309,44 @@ def test_run_with_prior_correction_and_threads(data_dir, tmp_path, fit_params):
     assert main([*map(str, args), *extra]) == 2
 
 
+def test_run_with_a_known_class_prior(data_dir, tmp_path, fit_params):
+    out = tmp_path / "known"
+    args = ["run", data_dir, "--task", "two", "--cycles", 1, *TINY, "--out", out]
+    assert main([*map(str, args), "--class-prior", "89", "11"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["class_prior"] == [89.0, 11.0]
+    assert fit_params and all(p["class_prior"] == [89.0, 11.0] for p in fit_params)
+    final = report["cycles"][-1]
+    assert final["class_prior"] == pytest.approx({"low": 0.89, "high": 0.11})
+    np.testing.assert_allclose(
+        load_run_model(out, device="cpu")[-1].class_prior_, [0.89, 0.11]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--class-prior", "0.5", "0.3", "0.2"], "one share per grade (2: low, high)"),
+        (["--class-prior", "9", "1", "--prior-correction", "none"], "leave it out"),
+    ],
+)
+def test_bad_class_prior_is_refused_before_anything_is_written(
+    data_dir, tmp_path, capsys, extra, message
+):
+    out = tmp_path / "refused"
+    args = ["run", data_dir, "--task", "two", *TINY, "--out", out, *extra]
+    assert main(list(map(str, args))) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "nan", "inf", "many"])
+def test_class_prior_shares_must_be_positive_numbers(value, data_dir, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(data_dir), "--task", "two", "--class-prior", "1", value])
+    assert "--class-prior" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_max_steps_must_be_a_positive_integer_or_none(value, data_dir, capsys):
     with pytest.raises(SystemExit):
@@ -359,6 +398,26 @@ def test_kill_9_loses_nothing(data_dir, tmp_path, reference_run):
 
 
 # -- query -------------------------------------------------------------------------
+@pytest.mark.parametrize("shares", [["0.9", "0.1"], ["0.8", "0.1", "0.1"]])
+def test_query_takes_a_class_prior_of_one_share_per_grade(
+    data_dir, y_train, tmp_path, fit_params, capsys, shares
+):
+    y = six_to_two(y_train)
+    labeled = np.r_[np.flatnonzero(y == 0)[:6], np.flatnonzero(y == 1)[:4]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("index,label\n" + "".join(f"{i},{y[i]}\n" for i in labeled))
+    out = tmp_path / "candidates.csv"
+    args = ["query", data_dir, "--labels", labels, "--task", "two", "--budget", 2]
+    args += ["--max-epochs", 2, "--out", out, "--class-prior", *shares]
+    rc = main(list(map(str, args)))
+    if len(shares) == 2:
+        assert rc == 0 and out.exists()
+        assert [p["class_prior"] for p in fit_params] == [[0.9, 0.1]]
+    else:
+        assert rc == 2 and not out.exists() and not fit_params
+        assert "one share per grade" in capsys.readouterr().err
+
+
 def test_query_writes_candidates_and_leaves_labels_alone(data_dir, y_train, tmp_path):
     y = six_to_two(y_train)
     labeled = np.r_[np.flatnonzero(y == 0)[:6], np.flatnonzero(y == 1)[:4]]

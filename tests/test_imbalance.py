@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn_boostmis import BoostMISClassifier
 from sklearn_boostmis.imbalance import (
     PriorCorrection,
+    check_class_prior,
     make_prior_correction,
     smoothed_prior,
 )
@@ -239,3 +240,87 @@ def test_classwise_thresholds_train_and_differ_from_the_global_one(iris_data):
         BoostMISClassifier(
             prior_correction=PriorCorrection(classwise=True, floor=1.5), **FAST
         ).fit(X, y_partial)
+
+
+def test_a_given_unlabeled_prior_is_the_target_of_pseudo_labels_only():
+    labeled, unlabeled = torch.tensor([0.5, 0.5]), torch.tensor([0.8, 0.2])
+    policy = PriorCorrection().start(labeled, unlabeled_prior=unlabeled)
+    logits = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(policy.adjust_logits(logits), logits + labeled.log())
+    torch.testing.assert_close(
+        policy.adjust_logits(logits, unlabeled=True), logits + unlabeled.log()
+    )
+    aligned = policy.pseudo_label_proba(logits)  # aligned to 0.8 / 0.2, not 0.5
+    torch.testing.assert_close(aligned.mean(dim=0), unlabeled, atol=0.03, rtol=0)
+
+
+def test_classwise_thresholds_are_normalised_by_the_unlabeled_prior():
+    labeled, unlabeled = torch.tensor([0.5, 0.5]), torch.tensor([0.8, 0.2])
+    policy = PriorCorrection(classwise=True, momentum=0.0)
+    policy.start(labeled, unlabeled_prior=unlabeled)
+    # pseudo-labels pass 50 / 50: against 0.8 / 0.2, class 0 is short (b_0 =
+    # (0.5 / 0.8) / (0.5 / 0.2) = 0.25) and gets eps * max(0.5, 0.25 / 1.75)
+    policy.classwise_mask(torch.ones(100), torch.tensor([0, 1] * 50), eps=0.9)
+    mask = policy.classwise_mask(torch.tensor([0.85, 0.85]), torch.tensor([0, 1]), 0.9)
+    assert mask.tolist() == [True, False]  # 0.85 >= 0.45 for class 0, < 0.9 for 1
+    # under the labeled prior 0.5 / 0.5 the same shares leave both thresholds at eps
+    policy = PriorCorrection(classwise=True, momentum=0.0).start(labeled)
+    policy.classwise_mask(torch.ones(100), torch.tensor([0, 1] * 50), eps=0.9)
+    mask = policy.classwise_mask(torch.tensor([0.85, 0.85]), torch.tensor([0, 1]), 0.9)
+    assert mask.tolist() == [False, False]
+
+
+def test_check_class_prior_normalises_and_refuses_bad_shares():
+    np.testing.assert_allclose(check_class_prior([3, 1], 2).numpy(), [0.75, 0.25])
+    for bad in ([0.5, 0.3, 0.2], [[0.5, 0.5]], [1.0, 0.0], [1.0, -1.0], [1.0, np.nan]):
+        with pytest.raises(ValueError, match="class_prior"):
+            check_class_prior(bad, 2)
+
+
+def test_class_prior_sets_the_pseudo_label_target_and_the_decision_rule(iris_data):
+    X, _, y_partial = iris_data
+    y = _imbalanced_labels(y_partial)
+    clf = BoostMISClassifier(class_prior=[2, 1, 1], random_state=0, **FAST)
+    clf.fit(X, y)
+    np.testing.assert_allclose(clf.class_prior_, [0.5, 0.25, 0.25])
+    correction = clf.net_.prior_correction_
+    labeled = smoothed_prior(np.searchsorted(clf.classes_, y[y != -1]), 3)
+    torch.testing.assert_close(correction.prior_, labeled)  # the supervised loss
+    np.testing.assert_allclose(correction.unlabeled_prior_.numpy(), clf.class_prior_)
+    logits = clf.net_.forward(X, training=False)
+    expected = F.softmax(logits + torch.tensor([0.5, 0.25, 0.25]).log(), 1)
+    np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), atol=1e-6)
+    assert clone(clf).get_params()["class_prior"] == [2, 1, 1]
+
+
+def test_class_prior_none_trains_as_the_labeled_prior_given_explicitly(iris_data):
+    X, _, y_partial = iris_data
+    y = _imbalanced_labels(y_partial)
+    default = BoostMISClassifier(random_state=0, **FAST).fit(X, y)
+    given = BoostMISClassifier(
+        class_prior=default.class_prior_, random_state=0, **FAST
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        default.predict_proba(X), given.predict_proba(X), rtol=0, atol=1e-5
+    )
+    other = BoostMISClassifier(class_prior=[0.1, 0.1, 0.8], random_state=0, **FAST)
+    assert not np.allclose(other.fit(X, y).predict_proba(X), default.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"class_prior": [0.5, 0.5]}, "one share per class"),
+        ({"class_prior": [0.5, 0.5, 0.0]}, "positive"),
+        ({"class_prior": [1, 1, 1], "prior_correction": None}, "prior_correction"),
+        ({"class_prior": "balanced"}, "class_prior"),
+    ],
+)
+def test_bad_class_priors_are_refused_and_the_fit_kept(iris_data, settings, match):
+    X, _, y_partial = iris_data
+    clf = BoostMISClassifier(random_state=0, **FAST).fit(X, y_partial)
+    net, prior = clf.net_, clf.class_prior_
+    clf.set_params(**settings)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y_partial)
+    assert clf.net_ is net and clf.class_prior_ is prior

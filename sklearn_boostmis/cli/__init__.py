@@ -70,6 +70,17 @@ def _max_steps(text):
     return "none" if text == "none" else _positive_int(text)
 
 
+def _share(text):
+    """``--class-prior``: one positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"a share must be positive, got {text}")
+    return value
+
+
 def _n_jobs(text):
     """``--n-jobs``: a non-zero int (joblib's convention: -1 = all cores)."""
     try:
@@ -153,6 +164,17 @@ def _build_parser():
         "prior-calibrated ('adjust'), and per-class thresholds normalised by "
         "the prior ('classwise', which is 'align' with them); 'none' is the "
         "paper's method (default: %(default)s)",
+    )
+    common.add_argument(
+        "--class-prior",
+        type=_share,
+        nargs="+",
+        default=None,
+        metavar="SHARE",
+        help="the known share of each grade among the unlabeled rows and future "
+        "patients, in grade order (e.g. 0.89 0.11; counts are normalised); the "
+        "prior correction then aligns pseudo-labels and predictions to it "
+        "(default: the prior of the labeled rows)",
     )
     _add_n_jobs(common)
     common.add_argument(

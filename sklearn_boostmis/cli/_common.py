@@ -60,9 +60,27 @@ def make_estimator(settings, device, n_jobs=None):
         device=device,
         class_weight=option_value(settings["class_weight"]),
         prior_correction=option_value(settings["prior_correction"]),
+        class_prior=settings.get("class_prior"),
         callbacks=[FitProgress(prefix="  training", sink=say)],
         n_jobs=n_jobs,
     )
+
+
+def check_class_prior_option(settings, names):
+    """Refuse a ``--class-prior`` the fit would refuse, before anything is written."""
+    class_prior = settings.get("class_prior")
+    if class_prior is None:
+        return
+    if len(class_prior) != len(names):
+        raise ValueError(
+            f"--class-prior needs one share per grade ({len(names)}: "
+            f"{', '.join(map(str, names))}), got {len(class_prior)}"
+        )
+    if settings["prior_correction"] == "none":
+        raise ValueError(
+            "--class-prior is used by the prior correction: leave it out with "
+            "--prior-correction none"
+        )
 
 
 def option_value(text):

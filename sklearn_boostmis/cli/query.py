@@ -10,6 +10,7 @@ from .._utils import atomic_write
 from ..datasets import grade_names, load_features, split_paths
 from ..modules import resolve_device
 from ._common import (
+    check_class_prior_option,
     check_writable,
     collapse_note,
     collapse_warnings_summarised,
@@ -149,6 +150,7 @@ def cmd_query(args):
     check_writable(args.out, folder=False)
     resolve_device(args.device)
     names = grade_names(args.task)
+    check_class_prior_option(vars(args), names)
     (X,) = standardize(load_features(split_paths(args.data_dir, "train")[0]))
     indices, labels = _read_labels(args.labels, X.shape[0], names)
     y = np.full(X.shape[0], -1, dtype=np.int64)

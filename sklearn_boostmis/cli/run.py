@@ -16,6 +16,7 @@ from ..loop import update_digest
 from ..persistence import save_weights
 from ._common import (
     CURVE_PNG,
+    check_class_prior_option,
     check_writable,
     classification_metrics,
     collapse_note,
@@ -48,15 +49,18 @@ _RESUME_KEYS = (
     "max_steps",
     "class_weight",
     "prior_correction",
+    "class_prior",
     "n_train",
     "n_features",
     "train_data",  # last two: a changed task changes the targets too
     "eval_data",
 )
 # runs from before an option existed trained with what it now calls "none"
-_RESUME_DEFAULTS = dict.fromkeys(
-    ("class_weight", "prior_correction", "max_steps"), "none"
-)
+# (None: no --class-prior)
+_RESUME_DEFAULTS = {
+    **dict.fromkeys(("class_weight", "prior_correction", "max_steps"), "none"),
+    "class_prior": None,
+}
 _SCALER_STATS = ("mean", "var", "scale", "n_samples_seen")  # scaler.npz's arrays
 
 
@@ -456,6 +460,7 @@ def cmd_run(args):
     data = load_mescc(args.data_dir, args.task)
     out = args.out
     names = list(data.target_names)
+    check_class_prior_option(vars(args), names)
     y_train = data.y_train
     config = {
         "data_dir": os.path.abspath(args.data_dir),
@@ -470,6 +475,7 @@ def cmd_run(args):
         "device": args.device,
         "class_weight": args.class_weight,
         "prior_correction": args.prior_correction,
+        "class_prior": args.class_prior,
         "n_train": int(data.X_train.shape[0]),
         "n_features": int(data.X_train.shape[1]),
         "train_data": _digest(data.X_train, data.y_train),
