@@ -50,10 +50,11 @@ def log(msg):  # progress on stderr, tables on stdout
     print(msg, file=sys.stderr, flush=True)
 
 
-def fit_eval(X, y, X_test, y_test, epochs, seed):
+def fit_eval(X, y, X_test, y_test, epochs, seed, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = BoostMISClassifier(max_epochs=epochs, random_state=seed).fit(X, y)
+        clf = BoostMISClassifier(max_epochs=epochs, random_state=seed, **params)
+        clf.fit(X, y)
     pred = clf.predict(X_test)
     return clf, (f1_score(y_test, pred, average="macro"), accuracy_score(y_test, pred))
 

@@ -3,7 +3,9 @@
 Cells ``digits six-grade`` and ``digits 9-vs-rest`` of ``imbalance.py`` (its
 ``split`` and ``draw_labels``): 20 start labels (at least one per class), 5
 cycles of 10 queries. Each cycle fits a fresh ``BoostMISClassifier(random_state=
-seed, max_epochs=30)`` (package defaults otherwise) on the labels so far; the
+seed, max_epochs=30)`` (package defaults otherwise; ``--known-prior`` gives
+it ``class_prior=`` the prevalence of the train split, section
+``active_learning_imbalance_known_prior``) on the labels so far; the
 start fit is shared. Every strategy picks 10 rows per cycle from the same fitted
 model: BoostMIS (``InformativeQuerySampler``), random, entropy, margin (as in
 ``active_learning.py``), k-center greedy "core-set" and a TypiClust pick, both
@@ -14,7 +16,7 @@ error; a tie unless beyond two), and the minority-class labels (classes other
 than the majority) acquired per cycle.
 
 Usage: ``python benchmarks/active_learning_imbalance.py [--seeds 5] [--n-jobs 2]
-[--write]``.
+[--known-prior] [--write]``.
 """
 
 import argparse
@@ -82,12 +84,14 @@ def pick(strategy, clf, X, y, seed, rng):
     return unl[np.asarray(query(strategy, clf, X[unl], BUDGET, seed, rng))]
 
 
-def run_seed(cell, seed):
+def run_seed(cell, seed, known_prior=False):
     """strategy -> (macro-F1 per fit, minority labels acquired per cycle)."""
     X, y_train, X_test, y_test = split(cell, seed)
     y0 = draw_labels(y_train, N_START, seed)
     majority = np.bincount(y_train).argmax()
-    base, m0 = fit_eval(X, y0, X_test, y_test, EPOCHS, seed)
+    # known_prior: every fit is given the train split's prevalence
+    params = dict(class_prior=np.bincount(y_train)) if known_prior else {}
+    base, m0 = fit_eval(X, y0, X_test, y_test, EPOCHS, seed, **params)
     out = {}
     for strategy in STRATEGIES:
         y, clf, f1, minority = y0.copy(), base, [m0[0]], []
@@ -97,7 +101,7 @@ def run_seed(cell, seed):
             assert len(np.unique(rows)) == BUDGET and (y[rows] == -1).all()
             y[rows] = y_train[rows]
             minority.append(int((y_train[rows] != majority).sum()))
-            clf, m = fit_eval(X, y, X_test, y_test, EPOCHS, seed)
+            clf, m = fit_eval(X, y, X_test, y_test, EPOCHS, seed, **params)
             f1.append(m[0])
         out[strategy] = (np.array(f1), np.array(minority))
         log(
@@ -144,11 +148,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--n-jobs", type=int, default=2, help="seeds in parallel")
+    parser.add_argument(
+        "--known-prior",
+        action="store_true",
+        help="class_prior= the train split's prevalence in every fit",
+    )
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
     t0 = time.perf_counter()
     jobs = [(cell, seed) for seed in range(args.seeds) for cell in CELLS]
-    results = Parallel(n_jobs=args.n_jobs)(delayed(run_seed)(*job) for job in jobs)
+    results = Parallel(n_jobs=args.n_jobs)(
+        delayed(run_seed)(*job, args.known_prior) for job in jobs
+    )
     tables = [
         cell_table(
             cell, [r for (c, _), r in zip(jobs, results, strict=True) if c == cell]
@@ -156,9 +167,11 @@ def main():
         for cell in CELLS
     ]
     cmd = "python benchmarks/active_learning_imbalance.py " + " ".join(sys.argv[1:])
+    prior = ", known class prior" if args.known_prior else ""
+    suffix = "_known_prior" if args.known_prior else ""
     body = "\n\n".join(
         [
-            f"## Active learning on imbalanced pools ({args.seeds} seeds)",
+            f"## Active learning on imbalanced pools ({args.seeds} seeds{prior})",
             f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}`"
             f"  \nSeeds: 0-{args.seeds - 1}  \nMachine: {machine_info()}  \n"
             f"Runtime: {(time.perf_counter() - t0) / 60:.1f} min",
@@ -170,7 +183,7 @@ def main():
     )
     print(body, flush=True)
     if args.write:
-        write_section("active_learning_imbalance", body)
+        write_section("active_learning_imbalance" + suffix, body)
 
 
 if __name__ == "__main__":

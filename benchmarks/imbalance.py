@@ -22,8 +22,10 @@ plain cross-entropy, ``class_weight="balanced"`` and the logit-adjusted loss;
 ``SelfTraining(MLP)``; ``LabelSpreading``; FixMatch (``threshold="fixed"``);
 BoostMIS as the paper (``prior_correction=None``) and with each prior
 correction (``"align"``, ``"adjust"``, ``"align"`` with per-class thresholds,
-``PriorCorrection(classwise=True)``), and ``"align"`` with the swap-noise
-strong view (:class:`~sklearn_boostmis.augment.MarginalResamplingNoise`).
+``PriorCorrection(classwise=True)``), ``"align"`` with the swap-noise
+strong view (:class:`~sklearn_boostmis.augment.MarginalResamplingNoise`), and
+the default given the class prior a user may know (``class_prior=`` the
+prevalence of the train split: ``"BoostMIS, known prior"``).
 A prior-corrected fit is also scored with the other decision rules
 ``argmax(z + g log pi)``, ``g`` in 0 (balanced), 0.5 and 1 (the labeled prior,
 ``decision="prior"``), as rows ``"<method> (post-hoc g)"``.
@@ -157,6 +159,9 @@ def draw_labels(y, n_labels, seed):
     return partial
 
 
+KNOWN_PRIOR = "BoostMIS, known prior"
+
+
 def methods(seed, max_steps=None):
     ssl = ssl_methods(seed)
     net = dict(random_state=seed, max_steps=max_steps)
@@ -180,6 +185,8 @@ def methods(seed, max_steps=None):
         "BoostMIS align, classwise": BoostMISClassifier(
             prior_correction=PriorCorrection(classwise=True), **net
         ),
+        # class_prior is set per split in run_cell: the train split's prevalence
+        KNOWN_PRIOR: BoostMISClassifier(**net),
         "BoostMIS align + swap noise": BoostMISClassifier(
             prior_correction="align",
             strong_augment=MarginalResamplingNoise(0.3),
@@ -240,12 +247,14 @@ def evaluate(method, model, X, y_partial, X_test, y_test):
 def run_cell(name, n_labels, seed, names, mescc_scale=1.0, max_steps=None):
     if name in BALANCED:
         dataset, n = BALANCED[name]
-        X, y_partial, _, X_test, y_test = few_label_split(dataset, n, seed)
+        X, y_partial, y, X_test, y_test = few_label_split(dataset, n, seed)
     else:
         X, y, X_test, y_test = split(name, seed, mescc_scale)
         y_partial = draw_labels(y, n_labels, seed)
     out = {}
     for method, model in methods(seed, max_steps).items():
+        if method == KNOWN_PRIOR:
+            model.set_params(class_prior=np.unique(y, return_counts=True)[1])
         if method in names:
             out.update(evaluate(method, model, X, y_partial, X_test, y_test))
     return name, n_labels, seed, out
