@@ -128,8 +128,8 @@ class BoostMISClassifier(ClassifierMixin, BaseEstimator):
         stays unweighted; see the user guide (:ref:`user-guide-imbalance`).
     prior_correction : {"classwise", "align", "adjust"}, PriorCorrection or \
 None, default="classwise"
-        How training and ``predict_proba`` account for the smoothed class
-        prior of the labeled rows (:ref:`method-imbalance`;
+        How training and ``predict_proba`` account for the class prior, the
+        smoothed prior of the labeled rows or ``class_prior`` (:ref:`method-imbalance`;
         :class:`~sklearn_boostmis.imbalance.PriorCorrection`): a string gives
         logit-adjusted losses and prior-calibrated pseudo-labels, aligned to
         the prior for ``"align"`` and ``"classwise"``, which adds per-class

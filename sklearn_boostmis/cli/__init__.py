@@ -160,10 +160,10 @@ def _build_parser():
         choices=["classwise", "align", "adjust", "none"],
         default="classwise",
         help="class-prior correction for imbalanced grades: logit-adjusted "
-        "losses with pseudo-labels aligned to the labeled prior ('align') or "
-        "prior-calibrated ('adjust'), and per-class thresholds normalised by "
-        "the prior ('classwise', which is 'align' with them); 'none' is the "
-        "paper's method (default: %(default)s)",
+        "losses with pseudo-labels aligned to the labeled prior or --class-prior "
+        "('align') or prior-calibrated ('adjust'), and per-class thresholds "
+        "normalised by the prior ('classwise', which is 'align' with them); "
+        "'none' is the paper's method (default: %(default)s)",
     )
     common.add_argument(
         "--class-prior",
