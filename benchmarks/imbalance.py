@@ -253,10 +253,11 @@ def run_cell(name, n_labels, seed, names, mescc_scale=1.0, max_steps=None):
         y_partial = draw_labels(y, n_labels, seed)
     out = {}
     for method, model in methods(seed, max_steps).items():
+        if method not in names:
+            continue
         if method == KNOWN_PRIOR:
             model.set_params(class_prior=np.unique(y, return_counts=True)[1])
-        if method in names:
-            out.update(evaluate(method, model, X, y_partial, X_test, y_test))
+        out.update(evaluate(method, model, X, y_partial, X_test, y_test))
     return name, n_labels, seed, out
 
 
