@@ -480,3 +480,25 @@ def test_a_streamed_density_picks_what_one_block_picks(fitted_iris, pool, monkey
     np.testing.assert_array_equal(got.indices, expected.indices)
     np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-6)
     assert sampler.knn_backend_ == "torch"
+
+
+def test_n_probe_reaches_the_approximate_search(fitted_iris, pool):
+    exact = InformativeQuerySampler(knn_backend="torch", random_state=0)
+    exact_bus = exact.rankings(fitted_iris, pool, 10)[3]
+
+    # a 135-row pool has 6 lists: the default 8 probes all of them (exact)
+    every = InformativeQuerySampler(approximate_from=len(pool), random_state=0)
+    np.testing.assert_allclose(every.rankings(fitted_iris, pool, 10)[3], exact_bus)
+    assert every.knn_backend_ == "ivf"
+
+    one = InformativeQuerySampler(approximate_from=len(pool), n_probe=1, random_state=0)
+    one_bus = one.rankings(fitted_iris, pool, 10)[3]
+    assert one.knn_backend_ == "ivf"
+    # one list searched finds fewer of the true neighbours: lower densities
+    assert not np.allclose(one_bus, exact_bus)
+    assert (one_bus <= exact_bus + 1e-6).all()
+
+
+def test_n_probe_must_be_positive(fitted_iris, pool):
+    with pytest.raises(ValueError, match="n_probe"):
+        InformativeQuerySampler(n_probe=0)(fitted_iris, pool, 3)

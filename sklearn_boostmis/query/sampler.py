@@ -173,6 +173,12 @@ class InformativeQuerySampler(BaseEstimator):
         ``random_state``). The engine that ran is ``knn_backend_``.
     approximate_from : int, default=50_000
         Pool size from which ``knn_backend="auto"`` searches approximately.
+    n_probe : int, default=8
+        Inverted lists searched for each list by the approximate search
+        (``"ivf"``), as ``n_probe`` of
+        :func:`~sklearn_boostmis.query.knn_density`: more is slower and finds
+        more of the exact neighbours (time grows as ``sqrt(n_probe)``).
+        Unused by the exact engines.
     balance : bool, default=True
         Class-balanced BUS quota per predicted class.
     selectors : {"both", "aus", "bus"}, default="both"
@@ -224,6 +230,7 @@ class InformativeQuerySampler(BaseEstimator):
         "beta_d": [Interval(Real, 0, None, closed="left")],
         "knn_backend": [StrOptions({"auto", "torch", "faiss", "ivf"})],
         "approximate_from": [Interval(Integral, 1, None, closed="left")],
+        "n_probe": [Interval(Integral, 1, None, closed="left")],
         "balance": ["boolean"],
         "selectors": [StrOptions({"both", "aus", "bus"})],
         "candidate_threshold": [None, Interval(Real, 0, 1, closed="both")],
@@ -242,6 +249,7 @@ class InformativeQuerySampler(BaseEstimator):
         beta_d=1.0,
         knn_backend="auto",
         approximate_from=APPROXIMATE_FROM,
+        n_probe=8,
         balance=True,
         selectors="both",
         candidate_threshold=None,
@@ -257,6 +265,7 @@ class InformativeQuerySampler(BaseEstimator):
         self.beta_d = beta_d
         self.knn_backend = knn_backend
         self.approximate_from = approximate_from
+        self.n_probe = n_probe
         self.balance = balance
         self.selectors = selectors
         self.candidate_threshold = candidate_threshold
@@ -430,6 +439,7 @@ class InformativeQuerySampler(BaseEstimator):
             method=self.density,
             backend=self.knn_backend,
             approximate_from=self.approximate_from,
+            n_probe=self.n_probe,
             random_state=seed,
         )
         rank, scores = bus_ranking(
