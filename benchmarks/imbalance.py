@@ -314,7 +314,9 @@ def summarise(results, cell_list, seeds, names, reference):
             other = np.array([r[method]["macro_f1"] for r in runs])
             text = paired_difference(ref, other)
             cell.append(f"{method}: {text}")
-            verdicts.setdefault((name, n), []).append(text.split("(")[-1].rstrip(")"))
+            if " (post-hoc" not in method:  # decision rules of a fit, not methods
+                verdict = text.split("(")[-1].rstrip(")")
+                verdicts.setdefault((name, n), []).append(verdict)
         paired_rows.append([name, n, len(runs), "; ".join(cell)])
     return metric_rows, paired_rows, verdicts
 
