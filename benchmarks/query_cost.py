@@ -16,16 +16,19 @@ peak RSS (``/proc/self/clear_refs``), runs the query, and reads the peak
 during the query; *pool GiB* the pool's own size. Backends side by side:
 ``"faiss"`` (exact, ``IndexFlatIP``) up to ``--exact-up-to`` rows and ``"ivf"``
 (approximate inverted lists, what ``knn_backend="auto"`` runs from 50,000
-rows) at every size. *density s* is the kNN density call alone. Neighbour
-recall@10 of a run: on 1,000 rows drawn at random, the share of each row's 10
-exact nearest neighbours (brute force over the whole pool's embedding) that
-the run found, and the mean absolute error of its density on those rows.
+rows) at every size, once per ``--n-probe`` value (the sampler's
+``n_probe``, lists searched for each list; default 8). *density s* is the kNN
+density call alone. Neighbour recall@10 of a run: on 1,000 rows drawn at
+random, the share of each row's 10 exact nearest neighbours (brute force over
+the whole pool's embedding) that the run found, and the mean absolute error
+of its density on those rows.
 *picks shared with exact*: of the 100 rows picked, how many the exact run
 picked too (where both ran).
 
 Usage: ``python benchmarks/query_cost.py [--sizes 10000 100000 1000000]
-[--threads 2] [--exact-up-to 100000] [--write]``; the 1e6 cell needs about
-16 GiB of free memory. Threads: torch and faiss both use ``--threads``.
+[--threads 2] [--exact-up-to 100000] [--n-probe 8 32] [--write]``; the 1e6
+cell needs about 16 GiB of free memory. Threads: torch and faiss both use
+``--threads``.
 """
 
 import argparse
@@ -128,7 +131,7 @@ def _recall(seen, n_sample=N_RECALL):
     return hits.double().mean().item() / K, err.mean().item()
 
 
-def _measure(model, n, d, backend, threads, queue):
+def _measure(model, n, d, backend, n_probe, threads, queue):
     clf = pickle.loads(model)
     torch.set_num_threads(threads)
     try:
@@ -143,7 +146,7 @@ def _measure(model, n, d, backend, threads, queue):
     seen = {}
     _record_neighbours(seen, n)
     query = InformativeQuerySampler(
-        candidate_threshold=1.0, knn_backend=backend, random_state=0
+        candidate_threshold=1.0, knn_backend=backend, n_probe=n_probe, random_state=0
     )
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -172,7 +175,7 @@ def _measure(model, n, d, backend, threads, queue):
     )
 
 
-def run_cell(clf, n, d, backend, threads, limit):
+def run_cell(clf, n, d, backend, n_probe, threads, limit):
     # spawn, not fork: a forked child of a process whose torch already ran
     # with several OpenMP threads can hang
     ctx = mp.get_context("spawn")
@@ -180,7 +183,9 @@ def run_cell(clf, n, d, backend, threads, limit):
     # plain bytes: torch's own pickling of tensors to a child goes through
     # shared memory, which is refused here
     model = pickle.dumps(clf)
-    proc = ctx.Process(target=_measure, args=(model, n, d, backend, threads, queue))
+    proc = ctx.Process(
+        target=_measure, args=(model, n, d, backend, n_probe, threads, queue)
+    )
     proc.start()
     result = None
     deadline = time.monotonic() + limit
@@ -201,17 +206,22 @@ def run_cell(clf, n, d, backend, threads, limit):
     return result, status
 
 
-def table(sizes, d, threads, exact_up_to, limit):
+def table(sizes, d, threads, exact_up_to, limit, n_probes=(8,)):
     clf = fit_classifier(d, threads)
     rows, exact_picks, cells = [], {}, []
     for n in sizes:
-        backends = (["faiss"] if n <= exact_up_to else []) + ["ivf"]
-        for backend in backends:
-            log(f"n={n:,} backend={backend} ...")
-            res, status = run_cell(clf, n, d, backend, threads, limit)
+        runs = ([("faiss", None)] if n <= exact_up_to else []) + [
+            ("ivf", p) for p in n_probes
+        ]
+        for backend, n_probe in runs:
+            probes = "-" if n_probe is None else str(n_probe)
+            log(f"n={n:,} backend={backend} n_probe={probes} ...")
+            res, status = run_cell(clf, n, d, backend, n_probe or 8, threads, limit)
             pool_gib = n * d * 4 / 2**30
             if res is None:
-                rows.append([f"{n:,}", f"{pool_gib:.2f}", backend, status] + ["-"] * 7)
+                rows.append(
+                    [f"{n:,}", f"{pool_gib:.2f}", backend, probes, status] + ["-"] * 7
+                )
                 log(f"  {status}")
                 continue
             if backend == "faiss":
@@ -227,6 +237,7 @@ def table(sizes, d, threads, exact_up_to, limit):
                     f"{n:,}",
                     f"{pool_gib:.2f}",
                     res["backend"],
+                    probes,
                     f"{res['seconds']:.1f}",
                     f"{res['density_s']:.1f}",
                     f"{peak_gib:.2f}",
@@ -237,12 +248,13 @@ def table(sizes, d, threads, exact_up_to, limit):
                     shared,
                 ]
             )
-            cells.append((n, backend, res))
+            cells.append((n, backend, n_probe, res))
             log(f"  {rows[-1]}")
     header = [
         "pool rows",
         "pool GiB",
         "kNN backend",
+        "n_probe",
         "query s",
         "density s",
         "peak RSS GiB",
@@ -256,18 +268,23 @@ def table(sizes, d, threads, exact_up_to, limit):
 
 
 def verdict(cells, d):
-    big = [(n, res) for n, b, res in cells if b == "ivf" and n >= 1_000_000]
+    big = [(n, p, res) for n, b, p, res in cells if b == "ivf" and n >= 1_000_000]
     if not big:
         return "The 1,000,000-row cell was not run."
-    n, res = big[-1]
-    pool = n * d * 4
-    time_ok, mem_ok = res["seconds"] <= TARGET_S, res["peak"] < 2 * pool
+    lines = []
+    for n, n_probe, res in big:
+        pool = n * d * 4
+        time_ok, mem_ok = res["seconds"] <= TARGET_S, res["peak"] < 2 * pool
+        lines.append(
+            f"- n_probe {n_probe}: time {res['seconds']:.0f} s "
+            f"({'met' if time_ok else 'NOT met'}), peak RSS "
+            f"{res['peak'] / 2**30:.2f} GiB = {res['peak'] / pool:.2f} x the pool "
+            f"({'met' if mem_ok else 'NOT met'}), recall@10 {res['recall']:.3f}."
+        )
     return (
         f"Target (1,000,000 x {d} float32 scored and {N_PICK} rows picked in at "
         f"most {TARGET_S // 60} min on 2 cores, peak memory below twice the "
-        f"pool): time {res['seconds']:.0f} s ({'met' if time_ok else 'NOT met'}), "
-        f"peak RSS {res['peak'] / 2**30:.2f} GiB = {res['peak'] / pool:.2f} x the "
-        f"pool ({'met' if mem_ok else 'NOT met'})."
+        "pool):\n\n" + "\n".join(lines)
     )
 
 
@@ -278,12 +295,21 @@ def plot(cells, path):
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for backend, style in (("faiss", "o--"), ("ivf", "s-")):
-        pts = [(n, r) for n, b, r in cells if b == backend]
+    probes = sorted({p for _, b, p, _ in cells if b == "ivf"})
+    styles = ("s-", "^-", "v-", "d-", "x-", "+-")
+    runs = [("faiss", None, "o--")] + [
+        ("ivf", p, styles[i % len(styles)]) for i, p in enumerate(probes)
+    ]
+    for backend, n_probe, style in runs:
+        pts = [(n, r) for n, b, p, r in cells if b == backend and p == n_probe]
         if not pts:
             continue
         ns = [n for n, _ in pts]
-        label = "exact (faiss)" if backend == "faiss" else "approximate (ivf)"
+        label = (
+            "exact (faiss)"
+            if backend == "faiss"
+            else f"approximate (ivf, n_probe {n_probe})"
+        )
         ax1.plot(ns, [r["seconds"] for _, r in pts], style, label=label)
         ax2.plot(ns, [r["peak"] / (n * 2048 * 4) for n, r in pts], style, label=label)
     ax1.axhline(TARGET_S, color="grey", lw=0.8, ls=":")
@@ -329,6 +355,13 @@ def main():
         help="largest pool also queried with the exact backend",
     )
     parser.add_argument(
+        "--n-probe",
+        type=int,
+        nargs="+",
+        default=[8],
+        help="the sampler's n_probe of the approximate runs, one run each",
+    )
+    parser.add_argument(
         "--limit", type=int, default=1800, help="seconds allowed per cell"
     )
     parser.add_argument(
@@ -339,7 +372,12 @@ def main():
     args = parser.parse_args()
     start, rev = time.perf_counter(), common.git_revision()
     text, cells = table(
-        sorted(args.sizes), args.features, args.threads, args.exact_up_to, args.limit
+        sorted(args.sizes),
+        args.features,
+        args.threads,
+        args.exact_up_to,
+        args.limit,
+        args.n_probe,
     )
     summary = verdict(cells, args.features)
     minutes = (time.perf_counter() - start) / 60
@@ -361,7 +399,8 @@ def main():
         "on a shared machine: timings are noisy."
     )
     setup = (
-        "`InformativeQuerySampler(candidate_threshold=1.0, knn_backend=B)(clf, "
+        "`InformativeQuerySampler(candidate_threshold=1.0, knn_backend=B, "
+        "n_probe=P)(clf, "
         f"X_pool, n_instances={N_PICK})` on float32 Gaussian-mixture pools x "
         f"{args.features}; every row a candidate (the worst case). One spawned "
         "process per cell; peak RSS is the whole process during the query, "
