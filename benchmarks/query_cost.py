@@ -23,7 +23,8 @@ random, the share of each row's 10 exact nearest neighbours (brute force over
 the whole pool's embedding) that the run found, and the mean absolute error
 of its density on those rows.
 *picks shared with exact*: of the 100 rows picked, how many the exact run
-picked too (where both ran).
+picked too (where both ran); at a size without an exact run, how many the run
+with the largest ``n_probe`` picked too.
 
 Usage: ``python benchmarks/query_cost.py [--sizes 10000 100000 1000000]
 [--threads 2] [--exact-up-to 100000] [--n-probe 8 32] [--write]``; the 1e6
@@ -213,6 +214,7 @@ def table(sizes, d, threads, exact_up_to, limit, n_probes=(8,)):
         runs = ([("faiss", None)] if n <= exact_up_to else []) + [
             ("ivf", p) for p in n_probes
         ]
+        approximate = {}  # n_probe -> (row position, picks) at this size
         for backend, n_probe in runs:
             probes = "-" if n_probe is None else str(n_probe)
             log(f"n={n:,} backend={backend} n_probe={probes} ...")
@@ -249,7 +251,16 @@ def table(sizes, d, threads, exact_up_to, limit, n_probes=(8,)):
                 ]
             )
             cells.append((n, backend, n_probe, res))
+            if backend == "ivf":
+                approximate[n_probe] = (len(rows) - 1, res["picks"])
             log(f"  {rows[-1]}")
+        if n not in exact_picks and len(approximate) > 1:
+            # no exact run: picks shared with the closest-to-exact search
+            top = max(approximate)
+            for n_probe, (row, picks) in approximate.items():
+                if n_probe != top:
+                    common_picks = len(np.intersect1d(picks, approximate[top][1]))
+                    rows[row][-1] = f"{common_picks} (with n_probe {top})"
     header = [
         "pool rows",
         "pool GiB",
