@@ -2,21 +2,28 @@
 
 Cells ``digits six-grade`` and ``digits 9-vs-rest`` of ``imbalance.py`` (its
 ``split`` and ``draw_labels``): 20 start labels (at least one per class), 5
-cycles of 10 queries. Each cycle fits a fresh ``BoostMISClassifier(random_state=
-seed, max_epochs=30)`` (package defaults otherwise; ``--known-prior`` gives
-it ``class_prior=`` the prevalence of the train split, section
-``active_learning_imbalance_known_prior``) on the labels so far; the
-start fit is shared. Every strategy picks 10 rows per cycle from the same fitted
+cycles of 10 queries. With ``--mescc`` the cells are ``MESCC-like two`` and
+``MESCC-like six`` at full size (5,207 x 2,048; section suffix ``_mescc``): 40
+start labels, 5 cycles of 20, every fit bounded to ``max_steps=1000`` (with
+fewer labels or steps the network predicts the majority grade only). Each cycle
+fits a fresh ``BoostMISClassifier(random_state=seed, max_epochs=30)`` (package
+defaults otherwise; ``--known-prior`` gives it ``class_prior=`` the prevalence
+of the train split, section suffix ``_known_prior``; ``--start-prior`` the
+add-one smoothed prior of the start labels, fixed while the queries add labels,
+suffix ``_start_prior``) on the labels so far; the
+start fit is shared. Every strategy picks its rows each cycle from the same fitted
 model: BoostMIS (``InformativeQuerySampler``), random, entropy, margin (as in
 ``active_learning.py``), k-center greedy "core-set" and a TypiClust pick, both
 on the teacher's embeddings of the training rows (the inputs when the module
-has none). Reported: AULC of held-out macro-F1 over the 6 fits (mean +- std),
+has none); ``--strategies`` runs a subset. Reported: AULC of held-out macro-F1
+over the 6 fits (mean +- std),
 the BoostMIS query minus each strategy paired over the seeds (mean +- standard
 error; a tie unless beyond two), and the minority-class labels (classes other
 than the majority) acquired per cycle.
 
 Usage: ``python benchmarks/active_learning_imbalance.py [--seeds 5] [--n-jobs 2]
-[--known-prior] [--write]``.
+[--known-prior | --start-prior] [--mescc] [--strategies BoostMIS random ...]
+[--write]``.
 """
 
 import argparse
@@ -34,8 +41,17 @@ from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
 CELLS = ("digits six-grade", "digits 9-vs-rest")
+MESCC_CELLS = ("MESCC-like two", "MESCC-like six")
 STRATEGIES = ("BoostMIS", "random", "entropy", "margin", "core-set", "TypiClust")
-N_START, BUDGET, CYCLES, EPOCHS = 20, 10, 5, 30
+CYCLES, EPOCHS = 5, 30
+# start labels, queries per cycle, fit parameters; MESCC-like data (5,207 x
+# 2,048) stay at the majority grade below about 40 labels and 1,000 steps
+DIGITS = (20, 10, {})
+MESCC = (40, 20, {"max_steps": 1000})
+
+
+def setting(cell):
+    return MESCC if cell in MESCC_CELLS else DIGITS
 
 
 def embeddings(clf, X):
@@ -73,32 +89,37 @@ def typiclust(emb, labeled, n, seed, k_nn=20):
     return np.array(picks)
 
 
-def pick(strategy, clf, X, y, seed, rng):
-    """Training-row indices of the ``BUDGET`` rows the strategy asks for."""
+def pick(strategy, clf, X, y, seed, rng, n):
+    """Training-row indices of the ``n`` rows the strategy asks for."""
     unl, labeled = np.flatnonzero(y == -1), np.flatnonzero(y != -1)
     if strategy in ("core-set", "TypiClust"):
         emb = embeddings(clf, X)
         if strategy == "core-set":
-            return core_set(emb, labeled, BUDGET)
-        return typiclust(emb, labeled, BUDGET, seed)
-    return unl[np.asarray(query(strategy, clf, X[unl], BUDGET, seed, rng))]
+            return core_set(emb, labeled, n)
+        return typiclust(emb, labeled, n, seed)
+    return unl[np.asarray(query(strategy, clf, X[unl], n, seed, rng))]
 
 
-def run_seed(cell, seed, known_prior=False):
+def run_seed(cell, seed, known_prior=False, strategies=STRATEGIES, start_prior=False):
     """strategy -> (macro-F1 per fit, minority labels acquired per cycle)."""
+    n_start, budget, params = setting(cell)
     X, y_train, X_test, y_test = split(cell, seed)
-    y0 = draw_labels(y_train, N_START, seed)
+    y0 = draw_labels(y_train, n_start, seed)
     majority = np.bincount(y_train).argmax()
     # known_prior: every fit is given the train split's prevalence
-    params = dict(class_prior=np.bincount(y_train)) if known_prior else {}
+    if known_prior:
+        params = {**params, "class_prior": np.bincount(y_train)}
+    elif start_prior:  # what the default starts from, not moved by the queries
+        start = np.bincount(y0[y0 != -1], minlength=len(np.unique(y_train)))
+        params = {**params, "class_prior": start + 1}
     base, m0 = fit_eval(X, y0, X_test, y_test, EPOCHS, seed, **params)
     out = {}
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         y, clf, f1, minority = y0.copy(), base, [m0[0]], []
         rng = np.random.RandomState(1000 + seed)
         for _ in range(CYCLES):
-            rows = pick(strategy, clf, X, y, seed, rng)
-            assert len(np.unique(rows)) == BUDGET and (y[rows] == -1).all()
+            rows = pick(strategy, clf, X, y, seed, rng, budget)
+            assert len(np.unique(rows)) == budget and (y[rows] == -1).all()
             y[rows] = y_train[rows]
             minority.append(int((y_train[rows] != majority).sum()))
             clf, m = fit_eval(X, y, X_test, y_test, EPOCHS, seed, **params)
@@ -111,12 +132,13 @@ def run_seed(cell, seed, known_prior=False):
     return out
 
 
-def cell_table(cell, per_seed):
-    labels = N_START + BUDGET * np.arange(CYCLES + 1)
-    areas = {s: np.array([aulc(labels, r[s][0]) for r in per_seed]) for s in STRATEGIES}
-    minority = {s: np.array([r[s][1] for r in per_seed]) for s in STRATEGIES}
+def cell_table(cell, per_seed, strategies=STRATEGIES):
+    n_start, budget, params = setting(cell)
+    labels = n_start + budget * np.arange(CYCLES + 1)
+    areas = {s: np.array([aulc(labels, r[s][0]) for r in per_seed]) for s in strategies}
+    minority = {s: np.array([r[s][1] for r in per_seed]) for s in strategies}
     rows = []
-    for s in STRATEGIES:
+    for s in strategies:
         diff = "" if s == "BoostMIS" else paired_difference(areas["BoostMIS"], areas[s])
         per_cycle = " / ".join(f"{v:.1f}" for v in minority[s].mean(axis=0))
         rows.append(
@@ -136,11 +158,12 @@ def cell_table(cell, per_seed):
         "minority labels in all",
     ]
     ratio = minority["BoostMIS"].sum() / max(minority["random"].sum(), 1)
+    steps = f", max_steps={params['max_steps']}" if "max_steps" in params else ""
     return (
-        f"### {cell}: {N_START} start labels, {CYCLES} cycles of {BUDGET}, "
+        f"### {cell}: {n_start} start labels, {CYCLES} cycles of {budget}{steps}, "
         f"{len(per_seed)} seeds\n\n{markdown_table(header, rows)}\n\n"
         f"Minority labels acquired, BoostMIS / random: {ratio:.2f}x "
-        f"(out of {BUDGET * CYCLES} queries)."
+        f"(out of {budget * CYCLES} queries)."
     )
 
 
@@ -153,31 +176,62 @@ def main():
         action="store_true",
         help="class_prior= the train split's prevalence in every fit",
     )
+    parser.add_argument(
+        "--start-prior",
+        action="store_true",
+        help="class_prior= the smoothed prior of the start labels in every fit",
+    )
+    parser.add_argument(
+        "--mescc",
+        action="store_true",
+        help="the MESCC-like cells (full size) instead of the digits cells",
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        default=list(STRATEGIES),
+        help="strategies to run (BoostMIS always runs)",
+    )
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
+    if args.known_prior and args.start_prior:
+        parser.error("--known-prior and --start-prior exclude each other")
+    strategies = ["BoostMIS"] + [s for s in args.strategies if s != "BoostMIS"]
+    cells = MESCC_CELLS if args.mescc else CELLS
     t0 = time.perf_counter()
-    jobs = [(cell, seed) for seed in range(args.seeds) for cell in CELLS]
+    jobs = [(cell, seed) for seed in range(args.seeds) for cell in cells]
     results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_seed)(*job, args.known_prior) for job in jobs
+        delayed(run_seed)(*job, args.known_prior, strategies, args.start_prior)
+        for job in jobs
     )
     tables = [
         cell_table(
-            cell, [r for (c, _), r in zip(jobs, results, strict=True) if c == cell]
+            cell,
+            [r for (c, _), r in zip(jobs, results, strict=True) if c == cell],
+            strategies,
         )
-        for cell in CELLS
+        for cell in cells
     ]
     cmd = "python benchmarks/active_learning_imbalance.py " + " ".join(sys.argv[1:])
     prior = ", known class prior" if args.known_prior else ""
-    suffix = "_known_prior" if args.known_prior else ""
+    prior = ", start labels' prior" if args.start_prior else prior
+    data = " (MESCC-like)" if args.mescc else ""
+    suffix = (
+        ("_mescc" if args.mescc else "")
+        + ("_known_prior" if args.known_prior else "")
+        + ("_start_prior" if args.start_prior else "")
+    )
     body = "\n\n".join(
         [
-            f"## Active learning on imbalanced pools ({args.seeds} seeds{prior})",
+            f"## Active learning on imbalanced pools{data} ({args.seeds} seeds{prior})",
             f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}`"
             f"  \nSeeds: 0-{args.seeds - 1}  \nMachine: {machine_info()}  \n"
             f"Runtime: {(time.perf_counter() - t0) / 60:.1f} min",
             "AULC = trapezoid area under held-out macro-F1 vs labels / label range, "
-            "over the 6 fits; minority labels: acquired labels of the classes other "
-            "than the majority, mean over the seeds. See the module docstring.",
+            f"over the {CYCLES + 1} fits; minority labels: acquired labels of the "
+            "classes other than the majority, mean over the seeds. See the module "
+            "docstring.",
             *tables,
         ]
     )

@@ -22,7 +22,10 @@ bare PyTorch loop), ``images.py`` (only if the file exists), ``threads.py``
 ``imbalance.py`` (imbalanced cells, every method, macro-averaged metrics; about
 70 CPU-minutes per seed for the full cells, not part of the estimate below),
 ``cycle_time.py`` (one ``boostmis run`` cycle at MESCC size, today's defaults
-against the settings before steps and the prior correction), ``gpu_check.py``
+against the settings before steps and the prior correction),
+``run_vs_labels_only.py`` (``boostmis run`` on MESCC-like data against the
+labels-only network at every fit; about 25 CPU-minutes, not part of the
+estimate below), ``gpu_check.py``
 (only when CUDA is available).
 
 ``--quick`` is passed to every script that has it (cheaper epochs, smaller
@@ -130,6 +133,13 @@ SCRIPTS = [
         ["--seeds", "3", "--labels", "50", "--datasets", "digits 9-vs-rest"],
     ),
     ("cycle_time.py", "cycle_time_two", "One boostmis run cycle at MESCC size", [], []),
+    (
+        "run_vs_labels_only.py",
+        "run_vs_labels_only",
+        "boostmis run against the labels-only network, cycle by cycle",
+        [],
+        ["--seeds", "1", "--cycles", "1"],
+    ),
     ("gpu_check.py", "gpu_check", "GPU check", [], []),
 ]
 HEADER_START, HEADER_END = "<!-- header:start -->", "<!-- header:end -->"
