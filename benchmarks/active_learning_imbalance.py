@@ -5,19 +5,20 @@ Cells ``digits six-grade`` and ``digits 9-vs-rest`` of ``imbalance.py`` (its
 cycles of 10 queries. With ``--mescc`` the cells are ``MESCC-like two`` and
 ``MESCC-like six`` at full size (5,207 x 2,048; section suffix ``_mescc``): 40
 start labels, 5 cycles of 20, every fit bounded to ``max_steps=1000`` (with
-fewer labels or steps the network predicts the majority grade only). Each cycle
-fits a fresh ``BoostMISClassifier(random_state=seed, max_epochs=30)`` (package
-defaults otherwise; ``--known-prior`` gives it ``class_prior=`` the prevalence
-of the train split, section suffix ``_known_prior``; ``--start-prior`` the
-add-one smoothed prior of the start labels, fixed while the queries add labels,
-suffix ``_start_prior``) on the labels so far; the
-start fit is shared. Every strategy picks its rows each cycle from the same fitted
-model: BoostMIS (``InformativeQuerySampler``), random, entropy, margin (as in
-``active_learning.py``), k-center greedy "core-set" and a TypiClust pick, both
-on the teacher's embeddings of the training rows (the inputs when the module
-has none); ``--strategies`` runs a subset. Reported: AULC of held-out macro-F1
-over the 6 fits (mean +- std),
-the BoostMIS query minus each strategy paired over the seeds (mean +- standard
+fewer labels or steps the network predicts the majority grade only).
+
+Each cycle fits a fresh ``BoostMISClassifier(random_state=seed,
+max_epochs=30)`` on the labels so far, package defaults otherwise;
+``--known-prior`` gives every fit ``class_prior=`` the prevalence of the train
+split (section suffix ``_known_prior``), ``--start-prior`` the add-one smoothed
+prior of the start labels, which the queried labels then do not move (suffix
+``_start_prior``). The start fit is shared. Every strategy picks its rows each
+cycle from the same fitted model: BoostMIS (``InformativeQuerySampler``),
+random, entropy, margin (as in ``active_learning.py``), k-center greedy
+"core-set" and a TypiClust pick, both on the teacher's embeddings of the
+training rows (the inputs when the module has none); ``--strategies`` runs a
+subset. Reported: AULC of held-out macro-F1 over the 6 fits (mean +- std), the
+BoostMIS query minus each strategy paired over the seeds (mean +- standard
 error; a tie unless beyond two), and the minority-class labels (classes other
 than the majority) acquired per cycle.
 
