@@ -378,7 +378,12 @@ def main():
     parser.add_argument(
         "--write",
         action="store_true",
-        help="update RESULTS.md and benchmarks/query_cost.png",
+        help="update RESULTS.md and benchmarks/<section>.png",
+    )
+    parser.add_argument(
+        "--section",
+        default="query_cost",
+        help="RESULTS.md section (and figure name) that --write replaces",
     )
     args = parser.parse_args()
     start, rev = time.perf_counter(), common.git_revision()
@@ -394,7 +399,7 @@ def main():
     minutes = (time.perf_counter() - start) / 60
     print(text + "\n\n" + summary, flush=True)
     out = Path(__file__).parent if args.write else Path(tempfile.mkdtemp())
-    png = out / "query_cost.png"
+    png = out / f"{args.section}.png"
     plot(cells, png)
     log(f"figure: {png}")
     if not args.write:
@@ -421,8 +426,10 @@ def main():
     )
     figure = f"![query cost]({os.path.relpath(png, common.RESULTS.parent)})"
     title = "## Query cost at scale: time, peak memory, neighbour recall"
+    if len(args.n_probe) > 1:
+        title += f" (n_probe {', '.join(map(str, args.n_probe))})"
     body = "\n\n".join([title, run, setup, text, summary, figure])
-    common.write_section("query_cost", body)
+    common.write_section(args.section, body)
 
 
 if __name__ == "__main__":
