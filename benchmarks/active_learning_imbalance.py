@@ -24,13 +24,17 @@ than the majority) acquired per cycle.
 
 Usage: ``python benchmarks/active_learning_imbalance.py [--seeds 5] [--n-jobs 2]
 [--known-prior | --start-prior] [--mescc] [--strategies BoostMIS random ...]
-[--write]``.
+[--from-log STDERR] [--write]``; ``--from-log`` tabulates the seeds that an
+earlier run with the same options finished, from its progress lines.
 """
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import machine_info, markdown_table, paired_difference, write_section
@@ -133,6 +137,27 @@ def run_seed(cell, seed, known_prior=False, strategies=STRATEGIES, start_prior=F
     return out
 
 
+LOG_LINE = re.compile(
+    r"^(?P<cell>.+) seed (?P<seed>\d+) (?P<strategy>\S+): F1 (?P<f1>[0-9. ]+); "
+    r"minority (?P<minority>\[[0-9, ]*\])$"
+)
+
+
+def read_log(path, cells, strategies):
+    """``{(cell, seed): {strategy: (F1 per fit, minority per cycle)}}`` from the
+    progress lines of an earlier run, for the (cell, seed) pairs it finished."""
+    found = {}
+    with open(path) as f:
+        for line in f:
+            m = LOG_LINE.match(line.rstrip("\n"))
+            if m and m["cell"] in cells and m["strategy"] in strategies:
+                f1 = np.array(m["f1"].split(), dtype=float)
+                minority = np.array(json.loads(m["minority"]), dtype=int)
+                key = (m["cell"], int(m["seed"]))
+                found.setdefault(key, {})[m["strategy"]] = (f1, minority)
+    return {k: v for k, v in found.items() if set(strategies) <= set(v)}
+
+
 def cell_table(cell, per_seed, strategies=STRATEGIES):
     n_start, budget, params = setting(cell)
     labels = n_start + budget * np.arange(CYCLES + 1)
@@ -194,6 +219,13 @@ def main():
         default=list(STRATEGIES),
         help="strategies to run (BoostMIS always runs)",
     )
+    parser.add_argument(
+        "--from-log",
+        type=Path,
+        default=None,
+        help="tabulate the seeds an earlier run with these options finished, from "
+        "its progress lines (stderr), instead of running",
+    )
     parser.add_argument("--write", action="store_true", help="update RESULTS.md")
     args = parser.parse_args()
     if args.known_prior and args.start_prior:
@@ -202,10 +234,15 @@ def main():
     cells = MESCC_CELLS if args.mescc else CELLS
     t0 = time.perf_counter()
     jobs = [(cell, seed) for seed in range(args.seeds) for cell in cells]
-    results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_seed)(*job, args.known_prior, strategies, args.start_prior)
-        for job in jobs
-    )
+    if args.from_log:
+        finished = read_log(args.from_log, cells, strategies)
+        jobs = [job for job in jobs if job in finished]
+        results = [finished[job] for job in jobs]
+    else:
+        results = Parallel(n_jobs=args.n_jobs)(
+            delayed(run_seed)(*job, args.known_prior, strategies, args.start_prior)
+            for job in jobs
+        )
     tables = [
         cell_table(
             cell,
@@ -214,7 +251,11 @@ def main():
         )
         for cell in cells
     ]
-    cmd = "python benchmarks/active_learning_imbalance.py " + " ".join(sys.argv[1:])
+    argv = sys.argv[1:]
+    if args.from_log:  # the command that made the log
+        at = argv.index("--from-log")
+        argv = argv[:at] + argv[at + 2 :]
+    cmd = "python benchmarks/active_learning_imbalance.py " + " ".join(argv)
     prior = ", known class prior" if args.known_prior else ""
     prior = ", start labels' prior" if args.start_prior else prior
     data = " (MESCC-like)" if args.mescc else ""
@@ -223,12 +264,19 @@ def main():
         + ("_known_prior" if args.known_prior else "")
         + ("_start_prior" if args.start_prior else "")
     )
+    seeds = sorted({seed for _, seed in jobs})
+    runtime = (
+        "Tabulated from the progress lines (stderr) of this command, F1 rounded "
+        f"to 3 decimals: the seeds it finished, of 0-{args.seeds - 1}"
+        if args.from_log
+        else f"Runtime: {(time.perf_counter() - t0) / 60:.1f} min"
+    )
     body = "\n\n".join(
         [
-            f"## Active learning on imbalanced pools{data} ({args.seeds} seeds{prior})",
+            f"## Active learning on imbalanced pools{data} ({len(seeds)} seeds{prior})",
             f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}`"
-            f"  \nSeeds: 0-{args.seeds - 1}  \nMachine: {machine_info()}  \n"
-            f"Runtime: {(time.perf_counter() - t0) / 60:.1f} min",
+            f"  \nSeeds: {', '.join(map(str, seeds))}  \nMachine: {machine_info()}  \n"
+            f"{runtime}",
             "AULC = trapezoid area under held-out macro-F1 vs labels / label range, "
             f"over the {CYCLES + 1} fits; minority labels: acquired labels of the "
             "classes other than the majority, mean over the seeds. See the module "
