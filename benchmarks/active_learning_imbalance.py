@@ -250,6 +250,7 @@ def main():
             strategies,
         )
         for cell in cells
+        if any(c == cell for c, _ in jobs)  # --from-log: a cell with no seed done
     ]
     argv = sys.argv[1:]
     if args.from_log:  # the command that made the log
