@@ -108,14 +108,16 @@ def run_one(data, task, seed, args):
 def table(task, runs):
     fits = np.array([[r[1] for r in rows] for rows in runs])  # seeds x fits
     base = np.array([[r[2] for r in rows] for rows in runs])
-    n_labeled = [r[0] for r in runs[0]]
+    counts = np.array([[r[0] for r in rows] for rows in runs])
     out = []
-    for j, n in enumerate(n_labeled):
-        name = "final" if j == len(n_labeled) - 1 else f"cycle {j + 1}"
+    for j in range(counts.shape[1]):
+        name = "final" if j == counts.shape[1] - 1 else f"cycle {j + 1}"
+        low, high = counts[:, j].min(), counts[:, j].max()
+        labels = f"{low}" if low == high else f"{low}-{high}"
         out.append(
             [
                 task,
-                f"{name} ({n} labels)",
+                f"{name} ({labels} labels)",
                 f"{fits[:, j].mean():.3f}",
                 f"{base[:, j].mean():.3f}",
                 paired_difference(fits[:, j], base[:, j]),
