@@ -197,6 +197,12 @@ def methods(seed, max_steps=None):
 
 # weights g of the post-hoc rules argmax(z + g log pi), z the balanced logits
 POSTHOC = (0.0, 0.5, 1.0)
+POSTHOC_TAG = " (post-hoc"  # rows "<method> (post-hoc g)": a rule of one fit
+
+
+def fitted_method(row):
+    """The method whose fit a result row scores (a post-hoc row: its method)."""
+    return row.split(POSTHOC_TAG)[0]
 
 
 def scores(y_test, pred, collapsed):
@@ -240,7 +246,7 @@ def evaluate(method, model, X, y_partial, X_test, y_test):
         for g in POSTHOC:
             if g != own:
                 pred = model.classes_[np.argmax(balanced + g * log_prior, axis=1)]
-                out[f"{method} (post-hoc {g:g})"] = scores(y_test, pred, collapsed)
+                out[f"{method}{POSTHOC_TAG} {g:g})"] = scores(y_test, pred, collapsed)
     return out
 
 
@@ -314,7 +320,7 @@ def summarise(results, cell_list, seeds, names, reference):
             other = np.array([r[method]["macro_f1"] for r in runs])
             text = paired_difference(ref, other)
             cell.append(f"{method}: {text}")
-            if " (post-hoc" not in method:  # decision rules of a fit, not methods
+            if fitted_method(method) == method:  # not a post-hoc rule of a fit
                 verdict = text.split("(")[-1].rstrip(")")
                 verdicts.setdefault((name, n), []).append(verdict)
         paired_rows.append([name, n, len(runs), "; ".join(cell)])
@@ -405,7 +411,7 @@ def main():
                 f.write(json.dumps(rec) + "\n")
         print(f"done {name} n_L={n} seed={s}", flush=True)
     reported = [m for m in dict.fromkeys(k for r in results.values() for k in r)]
-    reported = [m for m in reported if m.split(" (post-hoc")[0] in names]
+    reported = [m for m in reported if fitted_method(m) in names]
     metric_rows, paired_rows, verdicts = summarise(
         results, cell_list, seeds, reported, args.reference
     )
