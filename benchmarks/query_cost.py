@@ -146,8 +146,9 @@ def _measure(model, n, d, backend, n_probe, threads, queue):
         X[start : start + CHUNK] = pool_rows(start, min(start + CHUNK, n), d)[0]
     seen = {}
     _record_neighbours(seen, n)
+    probes = {} if n_probe is None else {"n_probe": n_probe}  # exact: unused
     query = InformativeQuerySampler(
-        candidate_threshold=1.0, knn_backend=backend, n_probe=n_probe, random_state=0
+        candidate_threshold=1.0, knn_backend=backend, random_state=0, **probes
     )
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -218,7 +219,7 @@ def table(sizes, d, threads, exact_up_to, limit, n_probes=(8,)):
         for backend, n_probe in runs:
             probes = "-" if n_probe is None else str(n_probe)
             log(f"n={n:,} backend={backend} n_probe={probes} ...")
-            res, status = run_cell(clf, n, d, backend, n_probe or 8, threads, limit)
+            res, status = run_cell(clf, n, d, backend, n_probe, threads, limit)
             pool_gib = n * d * 4 / 2**30
             if res is None:
                 rows.append(
